@@ -1,0 +1,751 @@
+//! Decodes the positioned YAML tree into the workflow model, reporting every shape error (unknown fields,
+//! wrong types, bad durations, bad expressions) with its line and column instead of stopping at the first.
+
+use std::time::Duration;
+
+use crate::diagnostic::{Diagnostics, Span, Spanned};
+use crate::expr::Expr;
+use crate::model::*;
+use crate::template::{parse_string, Template};
+use crate::types::{DataType, InputType};
+use crate::value::Value;
+use crate::yaml::{Node, NodeKind, ScalarValue};
+
+/// Reads the fields of one YAML mapping; whatever is not taken is reported as unknown by `finish`.
+struct Fields<'a> {
+    what: &'a str,
+    node: &'a Node,
+    pairs: &'a [(Node, Node)],
+    taken: Vec<bool>,
+}
+
+impl<'a> Fields<'a> {
+    fn new(node: &'a Node, what: &'a str, d: &mut Diagnostics) -> Option<Self> {
+        match node.as_mapping() {
+            Some(pairs) => Some(Fields {
+                what,
+                node,
+                pairs,
+                taken: vec![false; pairs.len()],
+            }),
+            None => {
+                d.error(
+                    node.span,
+                    format!("{what} must be a mapping, found {}", node.describe()),
+                );
+                None
+            }
+        }
+    }
+
+    fn get(&mut self, key: &str) -> Option<&'a Node> {
+        let pos = self
+            .pairs
+            .iter()
+            .position(|(k, _)| k.as_str() == Some(key))?;
+        self.taken[pos] = true;
+        Some(&self.pairs[pos].1)
+    }
+
+    fn required(&mut self, key: &str, d: &mut Diagnostics) -> Option<&'a Node> {
+        let node = self.get(key);
+        if node.is_none() {
+            d.error(
+                self.node.span,
+                format!("{} is missing the required field `{key}`", self.what),
+            );
+        }
+        node
+    }
+
+    fn finish(self, allowed: &[&str], d: &mut Diagnostics) {
+        for (i, (k, _)) in self.pairs.iter().enumerate() {
+            if self.taken[i] {
+                continue;
+            }
+            let name = k.as_str().unwrap_or("?");
+            let hint = suggestion(name, allowed)
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_else(|| format!("; expected one of: {}", allowed.join(", ")));
+            d.error(
+                k.span,
+                format!("unknown field `{name}` in {}{hint}", self.what),
+            );
+        }
+    }
+}
+
+/// The closest allowed name, if it is close enough to be a likely typo.
+pub(crate) fn suggestion<'s>(name: &str, allowed: &[&'s str]) -> Option<&'s str> {
+    allowed
+        .iter()
+        .map(|a| (edit_distance(name, a), *a))
+        .filter(|(dist, a)| *dist <= 2.max(a.len() / 4))
+        .min_by_key(|(dist, _)| *dist)
+        .map(|(_, a)| a)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+pub(crate) struct Decoder<'s> {
+    pub source: &'s str,
+    pub d: Diagnostics,
+}
+
+impl Decoder<'_> {
+    fn string(&mut self, node: &Node, what: &str) -> Option<Spanned<String>> {
+        match node.scalar_value() {
+            Some(ScalarValue::Str(s)) => Some(Spanned::new(s.to_string(), node.span)),
+            _ => {
+                self.d.error(
+                    node.span,
+                    format!("{what} must be a string, found {}", node.describe()),
+                );
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, node: &Node, what: &str) -> Option<bool> {
+        match node.scalar_value() {
+            Some(ScalarValue::Bool(b)) => Some(b),
+            _ => {
+                self.d.error(
+                    node.span,
+                    format!("{what} must be true or false, found {}", node.describe()),
+                );
+                None
+            }
+        }
+    }
+
+    fn number(&mut self, node: &Node, what: &str) -> Option<f64> {
+        match node.scalar_value() {
+            Some(ScalarValue::Int(i)) => Some(i as f64),
+            Some(ScalarValue::Float(f)) if f.is_finite() => Some(f),
+            _ => {
+                self.d.error(
+                    node.span,
+                    format!("{what} must be a number, found {}", node.describe()),
+                );
+                None
+            }
+        }
+    }
+
+    fn positive_int(&mut self, node: &Node, what: &str) -> Option<u64> {
+        match node.scalar_value() {
+            Some(ScalarValue::Int(i)) if i >= 1 => Some(i as u64),
+            _ => {
+                self.d.error(
+                    node.span,
+                    format!(
+                        "{what} must be a whole number of at least 1, found {}",
+                        describe_scalar(node)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, node: &Node, what: &str) -> Option<Duration> {
+        let text = match node.scalar_value() {
+            Some(ScalarValue::Str(s)) => s.to_string(),
+            _ => {
+                self.d.error(
+                    node.span,
+                    format!(
+                        "{what} must be a duration such as 30s, 10m or 1h30m, found {}",
+                        describe_scalar(node)
+                    ),
+                );
+                return None;
+            }
+        };
+        match humantime::parse_duration(&text) {
+            Ok(d) if !d.is_zero() => Some(d),
+            Ok(_) => {
+                self.d
+                    .error(node.span, format!("{what} must be longer than zero"));
+                None
+            }
+            Err(e) => {
+                self.d.error(
+                    node.span,
+                    format!(
+                        "{what}: `{text}` is not a duration ({e}); write e.g. 30s, 10m or 1h30m"
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// Column of byte `offset` inside a one-line scalar, for pointing into an expression.
+    fn span_inside(&self, node: &Node, offset: usize) -> Span {
+        let NodeKind::Scalar { text, .. } = &node.kind else {
+            return node.span;
+        };
+        if text.contains('\n') {
+            return node.span;
+        }
+        let line = self
+            .source
+            .lines()
+            .nth(node.span.line.saturating_sub(1))
+            .unwrap_or("");
+        let col0 = line
+            .char_indices()
+            .nth(node.span.column.saturating_sub(1))
+            .map(|(i, _)| i)
+            .unwrap_or(0);
+        let opener = line[col0..].chars().next();
+        let skip = match opener {
+            Some('\'') | Some('"') => 1,
+            Some('|') | Some('>') => return node.span,
+            _ => 0,
+        };
+        let prefix = &text[..offset.min(text.len())];
+        Span::new(
+            node.span.line,
+            node.span.column + skip + prefix.chars().count(),
+        )
+    }
+
+    pub fn template(&mut self, node: &Node) -> Option<Template> {
+        match &node.kind {
+            NodeKind::Scalar { text, .. } => {
+                if let Some(ScalarValue::Str(_)) = node.scalar_value() {
+                    match parse_string(text, node.span) {
+                        Ok(Some(t)) => return Some(t),
+                        Ok(None) => {}
+                        Err(e) => {
+                            let span = self.span_inside(node, e.offset);
+                            self.d.error(span, format!("bad expression: {}", e.message));
+                            return None;
+                        }
+                    }
+                }
+                Some(Template::Literal(literal(node)))
+            }
+            NodeKind::Sequence(items) => {
+                let mut out = Vec::new();
+                for i in items {
+                    out.push(self.template(i)?);
+                }
+                Some(Template::List(out))
+            }
+            NodeKind::Mapping(pairs) => {
+                let mut out = Vec::new();
+                for (k, v) in pairs {
+                    let key = self.string(k, "a mapping key")?;
+                    out.push((key.value, self.template(v)?));
+                }
+                Some(Template::Map(out))
+            }
+        }
+    }
+
+    /// An expression written either as `${{ expr }}` or bare (`when: params.x > 0`).
+    fn expression(&mut self, node: &Node, what: &str) -> Option<Spanned<Expr>> {
+        let text = match node.scalar_value() {
+            Some(ScalarValue::Str(s)) => s.to_string(),
+            Some(ScalarValue::Bool(b)) => {
+                return Some(Spanned::new(Expr::Literal(Value::Bool(b)), node.span))
+            }
+            _ => {
+                self.d.error(
+                    node.span,
+                    format!("{what} must be an expression such as \"${{{{ params.x > 0 }}}}\", found {}", node.describe()),
+                );
+                return None;
+            }
+        };
+        let trimmed = text.trim();
+        let (body, offset) = match trimmed
+            .strip_prefix("${{")
+            .and_then(|r| r.strip_suffix("}}"))
+        {
+            Some(inner) => (inner, text.find("${{").unwrap_or(0) + 3),
+            None if trimmed.contains("${{") => {
+                self.d.error(
+                    node.span,
+                    format!("{what} must be a single expression `${{{{ ... }}}}` with no text around it"),
+                );
+                return None;
+            }
+            None => (text.as_str(), 0),
+        };
+        match Expr::parse(body) {
+            Ok(e) => Some(Spanned::new(e, node.span)),
+            Err(e) => {
+                let span = self.span_inside(node, offset + e.offset);
+                self.d
+                    .error(span, format!("bad expression in {what}: {}", e.message));
+                None
+            }
+        }
+    }
+
+    pub fn workflow(&mut self, root: &Node) -> Option<WorkflowParts> {
+        let mut f = Fields::new(root, "the workflow", &mut self.d)?;
+        if let Some(v) = f.required("apiVersion", &mut self.d) {
+            if let Some(s) = self.string(v, "apiVersion") {
+                if s.value != API_VERSION {
+                    self.d.error(
+                        v.span,
+                        format!(
+                            "unsupported apiVersion `{}`: this engine reads `{API_VERSION}`",
+                            s.value
+                        ),
+                    );
+                }
+            }
+        }
+        let name = f
+            .required("name", &mut self.d)
+            .and_then(|n| self.string(n, "name"));
+        let description = f
+            .get("description")
+            .and_then(|n| self.string(n, "description"))
+            .map(|s| s.value);
+        let inputs = f.get("inputs").map(|n| self.inputs(n)).unwrap_or_default();
+        let params = f.get("params").map(|n| self.params(n)).unwrap_or_default();
+        let steps = match f.required("steps", &mut self.d) {
+            Some(n) => self.steps(n, "the workflow"),
+            None => Vec::new(),
+        };
+        let outputs = f
+            .get("outputs")
+            .map(|n| self.outputs(n, "workflow outputs"))
+            .unwrap_or_default();
+        f.finish(
+            &[
+                "apiVersion",
+                "name",
+                "description",
+                "inputs",
+                "params",
+                "steps",
+                "outputs",
+            ],
+            &mut self.d,
+        );
+        Some(WorkflowParts {
+            name: name.unwrap_or_else(|| Spanned::new(String::new(), root.span)),
+            description,
+            inputs,
+            params,
+            steps,
+            outputs,
+        })
+    }
+
+    fn named_entries<'n>(
+        &mut self,
+        node: &'n Node,
+        what: &str,
+    ) -> Vec<(Spanned<String>, &'n Node)> {
+        let Some(pairs) = node.as_mapping() else {
+            self.d.error(
+                node.span,
+                format!(
+                    "{what} must be a mapping of names to definitions, found {}",
+                    node.describe()
+                ),
+            );
+            return Vec::new();
+        };
+        pairs
+            .iter()
+            .filter_map(|(k, v)| {
+                let name = self.string(k, &format!("a name in {what}"))?;
+                self.check_identifier(&name, what);
+                Some((name, v))
+            })
+            .collect()
+    }
+
+    fn check_identifier(&mut self, name: &Spanned<String>, what: &str) {
+        let ok = name
+            .value
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name
+                .value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !ok {
+            self.d.error(
+                name.span,
+                format!(
+                    "`{}` is not a valid name in {what}: use letters, digits, `_` and `-`, starting with a letter",
+                    name.value
+                ),
+            );
+        }
+    }
+
+    fn inputs(&mut self, node: &Node) -> Vec<InputDecl> {
+        let mut out = Vec::new();
+        for (name, def) in self.named_entries(node, "inputs") {
+            let what = format!("input `{}`", name.value);
+            let Some(mut f) = Fields::new(def, &what, &mut self.d) else {
+                continue;
+            };
+            let ty = f.required("type", &mut self.d).and_then(|t| {
+                let s = self.string(t, "type")?;
+                let parsed = InputType::parse(&s.value);
+                if parsed.is_none() {
+                    let names: Vec<&str> = InputType::ALL.iter().map(|t| t.name()).collect();
+                    self.d.error(
+                        t.span,
+                        format!(
+                            "unknown input type `{}`; expected one of: {}",
+                            s.value,
+                            names.join(", ")
+                        ),
+                    );
+                }
+                parsed
+            });
+            let required = f
+                .get("required")
+                .and_then(|n| self.boolean(n, "required"))
+                .unwrap_or(true);
+            let description = f
+                .get("description")
+                .and_then(|n| self.string(n, "description"))
+                .map(|s| s.value);
+            f.finish(&["type", "required", "description"], &mut self.d);
+            if let Some(ty) = ty {
+                out.push(InputDecl {
+                    name,
+                    ty,
+                    required,
+                    description,
+                });
+            }
+        }
+        out
+    }
+
+    fn params(&mut self, node: &Node) -> Vec<ParamDecl> {
+        let mut out = Vec::new();
+        for (name, def) in self.named_entries(node, "params") {
+            let what = format!("parameter `{}`", name.value);
+            let Some(mut f) = Fields::new(def, &what, &mut self.d) else {
+                continue;
+            };
+            let ty = f.required("type", &mut self.d).and_then(|t| {
+                let s = self.string(t, "type")?;
+                let parsed = DataType::parse_param(&s.value);
+                if parsed.is_none() {
+                    self.d.error(
+                        t.span,
+                        format!("unknown parameter type `{}`; expected one of: number, integer, string, boolean", s.value),
+                    );
+                }
+                parsed
+            });
+            let default = f.get("default").map(|n| Spanned::new(literal(n), n.span));
+            let min = f.get("min").and_then(|n| self.number(n, "min"));
+            let max = f.get("max").and_then(|n| self.number(n, "max"));
+            let choices = f.get("enum").and_then(|n| match n.as_sequence() {
+                Some(items) => Some(items.iter().map(literal).collect()),
+                None => {
+                    self.d.error(
+                        n.span,
+                        format!("enum must be a list, found {}", n.describe()),
+                    );
+                    None
+                }
+            });
+            let description = f
+                .get("description")
+                .and_then(|n| self.string(n, "description"))
+                .map(|s| s.value);
+            f.finish(
+                &["type", "default", "min", "max", "enum", "description"],
+                &mut self.d,
+            );
+            if let Some(ty) = ty {
+                out.push(ParamDecl {
+                    span: name.span,
+                    name,
+                    ty,
+                    default,
+                    min,
+                    max,
+                    choices,
+                    description,
+                });
+            }
+        }
+        out
+    }
+
+    fn outputs(&mut self, node: &Node, what: &str) -> Vec<OutputDecl> {
+        let mut out = Vec::new();
+        for (name, value) in self.named_entries(node, what) {
+            if let Some(value) = self.template(value) {
+                out.push(OutputDecl { name, value });
+            }
+        }
+        out
+    }
+
+    fn arguments(&mut self, node: &Node, what: &str) -> Vec<Argument> {
+        let mut out = Vec::new();
+        for (name, value) in self.named_entries(node, what) {
+            if let Some(value) = self.template(value) {
+                out.push(Argument { name, value });
+            }
+        }
+        out
+    }
+
+    pub fn steps(&mut self, node: &Node, owner: &str) -> Vec<Step> {
+        let Some(items) = node.as_sequence() else {
+            self.d.error(
+                node.span,
+                format!("steps of {owner} must be a list, found {}", node.describe()),
+            );
+            return Vec::new();
+        };
+        if items.is_empty() {
+            self.d.error(node.span, format!("{owner} has no steps"));
+        }
+        items.iter().filter_map(|n| self.step(n)).collect()
+    }
+
+    fn step(&mut self, node: &Node) -> Option<Step> {
+        let mut f = Fields::new(node, "a step", &mut self.d)?;
+        let id = f
+            .required("id", &mut self.d)
+            .and_then(|n| self.string(n, "id"));
+        if let Some(id) = &id {
+            self.check_identifier(id, "step ids");
+        }
+        let label = id
+            .as_ref()
+            .map(|i| format!("step `{}`", i.value))
+            .unwrap_or("a step".into());
+        let uses = f.get("uses");
+        let nested = f.get("steps");
+        let action = match (uses, nested) {
+            (Some(_), Some(n)) => {
+                self.d.error(n.span, format!("{label} has both `uses` and `steps`; a step runs a plugin or a group of steps, not both"));
+                None
+            }
+            (None, None) => {
+                self.d.error(
+                    node.span,
+                    format!("{label} needs `uses: PLUGIN` or a list of `steps`"),
+                );
+                None
+            }
+            (Some(u), None) => {
+                let plugin =
+                    self.string(u, "uses")
+                        .and_then(|s| match PluginRef::parse(&s.value) {
+                            Ok(p) => Some(Spanned::new(p, s.span)),
+                            Err(e) => {
+                                self.d.error(s.span, e);
+                                None
+                            }
+                        });
+                let inputs = f
+                    .get("inputs")
+                    .map(|n| self.arguments(n, "inputs"))
+                    .unwrap_or_default();
+                let with = f
+                    .get("with")
+                    .map(|n| self.arguments(n, "with"))
+                    .unwrap_or_default();
+                plugin.map(|plugin| StepAction::Uses {
+                    plugin,
+                    inputs,
+                    with,
+                })
+            }
+            (None, Some(n)) => {
+                let steps = self.steps(n, &label);
+                let outputs = f
+                    .get("outputs")
+                    .map(|o| self.outputs(o, "group outputs"))
+                    .unwrap_or_default();
+                Some(StepAction::Group { steps, outputs })
+            }
+        };
+        let needs = match f.get("needs") {
+            None => Vec::new(),
+            Some(n) => match (&n.kind, n.as_sequence()) {
+                (_, Some(items)) => items
+                    .iter()
+                    .filter_map(|i| self.string(i, "an entry of needs"))
+                    .collect(),
+                (NodeKind::Scalar { .. }, None) => self.string(n, "needs").into_iter().collect(),
+                _ => {
+                    self.d.error(
+                        n.span,
+                        format!(
+                            "needs must be a step id or a list of step ids, found {}",
+                            n.describe()
+                        ),
+                    );
+                    Vec::new()
+                }
+            },
+        };
+        let when = f.get("when").and_then(|n| self.expression(n, "when"));
+        let foreach = f.get("foreach").and_then(|n| self.expression(n, "foreach"));
+        let max_parallel = f
+            .get("max_parallel")
+            .and_then(|n| self.positive_int(n, "max_parallel"))
+            .map(|n| n as usize);
+        let retry = f
+            .get("retry")
+            .and_then(|n| self.retry(n))
+            .unwrap_or_default();
+        let timeout = f.get("timeout").and_then(|n| self.duration(n, "timeout"));
+        let cache = f
+            .get("cache")
+            .and_then(|n| self.boolean(n, "cache"))
+            .unwrap_or(false);
+        let continue_on_error = f
+            .get("continue_on_error")
+            .and_then(|n| self.boolean(n, "continue_on_error"))
+            .unwrap_or(false);
+        let is_group = nested.is_some();
+        let mut allowed = vec![
+            "id",
+            "needs",
+            "when",
+            "foreach",
+            "max_parallel",
+            "retry",
+            "timeout",
+            "cache",
+            "continue_on_error",
+        ];
+        if is_group {
+            allowed.extend(["steps", "outputs"]);
+        } else {
+            allowed.extend(["uses", "inputs", "with"]);
+        }
+        f.finish(&allowed, &mut self.d);
+        Some(Step {
+            id: id?,
+            action: action?,
+            needs,
+            when,
+            foreach,
+            max_parallel,
+            retry,
+            timeout,
+            cache,
+            continue_on_error,
+            span: node.span,
+        })
+    }
+
+    fn retry(&mut self, node: &Node) -> Option<RetryPolicy> {
+        let mut f = Fields::new(node, "retry", &mut self.d)?;
+        let mut policy = RetryPolicy::default();
+        if let Some(n) = f.get("max_attempts") {
+            policy.max_attempts = self.positive_int(n, "max_attempts")?.min(u32::MAX as u64) as u32;
+        }
+        if let Some(n) = f.get("backoff") {
+            let s = self.string(n, "backoff")?;
+            policy.backoff = match s.value.as_str() {
+                "fixed" => Backoff::Fixed,
+                "exponential" => Backoff::Exponential,
+                other => {
+                    self.d.error(
+                        n.span,
+                        format!("unknown backoff `{other}`; expected fixed or exponential"),
+                    );
+                    return None;
+                }
+            };
+        }
+        if let Some(n) = f.get("initial_delay") {
+            policy.initial_delay = self.duration(n, "initial_delay")?;
+        }
+        if let Some(n) = f.get("max_delay") {
+            policy.max_delay = self.duration(n, "max_delay")?;
+        }
+        f.finish(
+            &["max_attempts", "backoff", "initial_delay", "max_delay"],
+            &mut self.d,
+        );
+        Some(policy)
+    }
+}
+
+fn describe_scalar(node: &Node) -> String {
+    match &node.kind {
+        NodeKind::Scalar { text, .. } => format!("`{text}`"),
+        _ => node.describe().to_string(),
+    }
+}
+
+/// A YAML node as a plain value (no expressions).
+pub(crate) fn literal(node: &Node) -> Value {
+    match &node.kind {
+        NodeKind::Scalar { .. } => match node.scalar_value() {
+            Some(ScalarValue::Null) | None => Value::Null,
+            Some(ScalarValue::Bool(b)) => Value::Bool(b),
+            Some(ScalarValue::Int(i)) => Value::Number(i as f64),
+            Some(ScalarValue::Float(f)) => Value::Number(f),
+            Some(ScalarValue::Str(s)) => Value::String(s.to_string()),
+        },
+        NodeKind::Sequence(items) => Value::List(items.iter().map(literal).collect()),
+        NodeKind::Mapping(pairs) => Value::Map(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.as_str().unwrap_or_default().to_string(), literal(v)))
+                .collect(),
+        ),
+    }
+}
+
+/// The decoded parts of a workflow before the file facts are attached.
+pub(crate) struct WorkflowParts {
+    pub name: Spanned<String>,
+    pub description: Option<String>,
+    pub inputs: Vec<InputDecl>,
+    pub params: Vec<ParamDecl>,
+    pub steps: Vec<Step>,
+    pub outputs: Vec<OutputDecl>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions_catch_typos() {
+        assert_eq!(suggestion("depends", &["needs", "when"]), None);
+        assert_eq!(suggestion("retyr", &["retry", "timeout"]), Some("retry"));
+        assert_eq!(
+            suggestion("time_out", &["retry", "timeout"]),
+            Some("timeout")
+        );
+    }
+}
