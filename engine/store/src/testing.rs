@@ -1,0 +1,55 @@
+//! Helpers for tests in this workspace: a fresh PostgreSQL database per test, on the server named by
+//! `VOXFLOW_TEST_POSTGRES_URL` (default: the local trust-auth server used in CI).
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::Executor;
+
+/// The administrative connection used to create and drop test databases.
+pub fn admin_url() -> String {
+    std::env::var("VOXFLOW_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+/// A newly created, empty database; dropped (best effort) by [`TestDatabase::drop_now`].
+pub struct TestDatabase {
+    pub url: String,
+    name: String,
+}
+
+impl TestDatabase {
+    pub async fn create() -> TestDatabase {
+        sqlx::any::install_default_drivers();
+        let admin = admin_url();
+        let name = format!("voxflow_test_{}", uuid::Uuid::now_v7().simple());
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&admin)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("PostgreSQL is needed for this test at {admin} (set VOXFLOW_TEST_POSTGRES_URL): {e}")
+            });
+        pool.execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("create test database");
+        pool.close().await;
+        let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+        TestDatabase {
+            url: format!("{base}/{name}"),
+            name,
+        }
+    }
+
+    pub async fn drop_now(self) {
+        let admin = admin_url();
+        if let Ok(pool) = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&admin)
+            .await
+        {
+            let _ = pool
+                .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str())
+                .await;
+            pool.close().await;
+        }
+    }
+}
