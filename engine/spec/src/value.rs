@@ -109,8 +109,21 @@ impl Value {
         }
     }
 
+    /// JSON for storage and display; whole numbers are written without a fraction (`3`, not `3.0`).
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+        use serde_json::Value as J;
+        match self {
+            Value::Null => J::Null,
+            Value::Bool(b) => J::Bool(*b),
+            Value::Number(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => J::from(*n as i64),
+            Value::Number(n) => serde_json::Number::from_f64(*n)
+                .map(J::Number)
+                .unwrap_or(J::Null),
+            Value::String(s) => J::String(s.clone()),
+            Value::List(items) => J::Array(items.iter().map(Value::to_json).collect()),
+            Value::Map(m) => J::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
+            Value::Artifact(e) => serde_json::to_value(e).unwrap_or(J::Null),
+        }
     }
 
     pub fn from_json(json: serde_json::Value) -> Value {
