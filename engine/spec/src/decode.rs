@@ -102,6 +102,16 @@ fn edit_distance(a: &str, b: &str) -> usize {
 pub(crate) struct Decoder<'s> {
     pub source: &'s str,
     pub d: Diagnostics,
+    /// Names declared in the file whose definitions did not decode; later checks stay quiet about them.
+    pub broken: BrokenNames,
+}
+
+/// Declared names whose definitions had errors (already reported).
+#[derive(Debug, Default, Clone)]
+pub struct BrokenNames {
+    pub steps: Vec<String>,
+    pub inputs: Vec<String>,
+    pub params: Vec<String>,
 }
 
 impl Decoder<'_> {
@@ -432,6 +442,9 @@ impl Decoder<'_> {
                 .and_then(|n| self.string(n, "description"))
                 .map(|s| s.value);
             f.finish(&["type", "required", "description"], &mut self.d);
+            if ty.is_none() {
+                self.broken.inputs.push(name.value.clone());
+            }
             if let Some(ty) = ty {
                 out.push(InputDecl {
                     name,
@@ -483,6 +496,9 @@ impl Decoder<'_> {
                 &["type", "default", "min", "max", "enum", "description"],
                 &mut self.d,
             );
+            if ty.is_none() {
+                self.broken.params.push(name.value.clone());
+            }
             if let Some(ty) = ty {
                 out.push(ParamDecl {
                     span: name.span,
@@ -649,9 +665,15 @@ impl Decoder<'_> {
             allowed.extend(["uses", "inputs", "with"]);
         }
         f.finish(&allowed, &mut self.d);
+        let (Some(id), Some(action)) = (id.clone(), action) else {
+            if let Some(id) = id {
+                self.broken.steps.push(id.value);
+            }
+            return None;
+        };
         Some(Step {
-            id: id?,
-            action: action?,
+            id,
+            action,
             needs,
             when,
             foreach,

@@ -39,55 +39,65 @@ pub use value::{ArtifactRef, Value};
 
 /// Parses a workflow's text into the model, reporting syntax and shape errors (not references or types).
 pub fn parse_workflow(file: &Path, text: &str) -> Result<Workflow, Vec<Diagnostic>> {
+    let (workflow, _, d) = decode_partial(file, text);
+    match workflow {
+        Some(wf) if d.is_empty() => Ok(wf),
+        _ => Err(d.into_sorted()),
+    }
+}
+
+/// Decodes as much of the file as is well-formed, with the shape errors and the names that did not decode.
+fn decode_partial(file: &Path, text: &str) -> (Option<Workflow>, decode::BrokenNames, diagnostic::Diagnostics) {
     let mut d = diagnostic::Diagnostics::new(file);
     let (root, duplicates) = match yaml::parse_document(text) {
         Ok(parsed) => parsed,
         Err(e) => {
             d.error(e.span, e.message);
-            return Err(d.into_sorted());
+            return (None, Default::default(), d);
         }
     };
     for dup in duplicates {
         d.error(dup.span, dup.message);
     }
-    let mut decoder = decode::Decoder { source: text, d };
+    let mut decoder = decode::Decoder {
+        source: text,
+        d,
+        broken: Default::default(),
+    };
     let parts = decoder.workflow(&root);
-    let d = decoder.d;
-    match parts {
-        Some(p) if d.is_empty() => Ok(Workflow {
-            file: file.to_path_buf(),
-            source: text.to_string(),
-            source_hash: hex::encode(Sha256::digest(text.as_bytes())),
-            name: p.name,
-            description: p.description,
-            inputs: p.inputs,
-            params: p.params,
-            steps: p.steps,
-            outputs: p.outputs,
-        }),
-        _ => Err(d.into_sorted()),
-    }
+    let workflow = parts.map(|p| Workflow {
+        file: file.to_path_buf(),
+        source: text.to_string(),
+        source_hash: hex::encode(Sha256::digest(text.as_bytes())),
+        name: p.name,
+        description: p.description,
+        inputs: p.inputs,
+        params: p.params,
+        steps: p.steps,
+        outputs: p.outputs,
+    });
+    (workflow, decoder.broken, decoder.d)
 }
 
 /// Checks references, the step graph, plugins and types of a parsed workflow; returns every problem.
 pub fn validate(workflow: &Workflow, catalog: &dyn StepCatalog) -> Vec<Diagnostic> {
     let mut d = diagnostic::Diagnostics::new(&workflow.file);
-    validate::Checker::new(workflow, catalog, &mut d).run();
+    validate::Checker::new(workflow, catalog, &Default::default(), &mut d).run();
     d.into_sorted()
 }
 
-/// Parses and validates in one go.
-pub fn check_workflow(
-    file: &Path,
-    text: &str,
-    catalog: &dyn StepCatalog,
-) -> Result<Workflow, Vec<Diagnostic>> {
-    let wf = parse_workflow(file, text)?;
-    let errors = validate(&wf, catalog);
-    if errors.is_empty() {
+/// Parses and validates in one go. Shape errors do not stop the semantic checks of the parts that did
+/// decode, so one pass reports every problem.
+pub fn check_workflow(file: &Path, text: &str, catalog: &dyn StepCatalog) -> Result<Workflow, Vec<Diagnostic>> {
+    let (workflow, broken, mut d) = decode_partial(file, text);
+    let Some(wf) = workflow else {
+        return Err(d.into_sorted());
+    };
+    validate::Checker::new(&wf, catalog, &broken, &mut d).run();
+    if d.is_empty() {
         Ok(wf)
     } else {
-        Err(errors)
+        Err(d.into_sorted())
     }
 }
 

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::catalog::{PortSpec, StepCatalog, StepSignature};
-use crate::decode::suggestion;
+use crate::decode::{suggestion, BrokenNames};
 use crate::diagnostic::{Diagnostics, Span};
 use crate::expr::{Reference, Root, Segment};
 use crate::graph::{find_cycle, sibling_dependencies};
@@ -44,10 +44,11 @@ pub(crate) struct Checker<'w> {
     /// Every step id in the file, with the group holding it (None at top level).
     all_steps: HashMap<String, Option<String>>,
     group_outputs: HashMap<(String, String), DataType>,
+    broken: &'w BrokenNames,
 }
 
 impl<'w> Checker<'w> {
-    pub fn new(wf: &'w Workflow, catalog: &'w dyn StepCatalog, d: &'w mut Diagnostics) -> Self {
+    pub fn new(wf: &'w Workflow, catalog: &'w dyn StepCatalog, broken: &'w BrokenNames, d: &'w mut Diagnostics) -> Self {
         Checker {
             wf,
             catalog,
@@ -55,6 +56,7 @@ impl<'w> Checker<'w> {
             signatures: HashMap::new(),
             all_steps: HashMap::new(),
             group_outputs: HashMap::new(),
+            broken,
         }
     }
 
@@ -185,7 +187,7 @@ impl<'w> Checker<'w> {
         for n in &step.needs {
             if n.value == id {
                 self.d.error(n.span, format!("step `{id}` needs itself"));
-            } else if !scope.steps.iter().any(|s| s.id.value == n.value) {
+            } else if !scope.steps.iter().any(|s| s.id.value == n.value) && !self.broken.steps.contains(&n.value) {
                 let names: Vec<&str> = scope.steps.iter().map(|s| s.id.value.as_str()).collect();
                 let hint = suggestion(&n.value, &names)
                     .map(|s| format!("; did you mean `{s}`?"))
@@ -400,6 +402,9 @@ impl<'w> Checker<'w> {
         scope: &Scope<'_>,
     ) -> Option<DataType> {
         let base = match &r.root {
+            Root::Input(name) if self.broken.inputs.contains(name) => return None,
+            Root::Param(name) if self.broken.params.contains(name) => return None,
+            Root::StepOutput { step, .. } if self.broken.steps.contains(step) => return None,
             Root::Input(name) => match self.wf.input(name) {
                 Some(decl) => {
                     if let Some(Segment::Field(f)) = r.rest.first() {

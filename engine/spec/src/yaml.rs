@@ -326,14 +326,16 @@ impl MarkedEventReceiver for TreeBuilder {
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 let (node, anchor) = match self.stack.pop() {
+                    // A block collection's start event is marked after its first entry; the entry's own
+                    // position is what a reader expects.
                     Some(Frame::Sequence {
                         span,
                         anchor,
                         items,
                     }) => (
                         Node {
+                            span: items.first().map_or(span, |i| i.span.min(span)),
                             kind: NodeKind::Sequence(items),
-                            span,
                         },
                         anchor,
                     ),
@@ -344,8 +346,8 @@ impl MarkedEventReceiver for TreeBuilder {
                         ..
                     }) => (
                         Node {
+                            span: pairs.first().map_or(span, |(k, _)| k.span.min(span)),
                             kind: NodeKind::Mapping(pairs),
-                            span,
                         },
                         anchor,
                     ),
