@@ -9,8 +9,6 @@
 mod history;
 mod records;
 mod status;
-#[doc(hidden)]
-pub mod testing;
 mod tracker;
 
 use std::path::Path;

@@ -1,5 +1,8 @@
-//! Helpers for tests in this workspace: a fresh PostgreSQL database per test, on the server named by
-//! `VOXFLOW_TEST_POSTGRES_URL` (default: the local trust-auth server used in CI).
+//! Helpers for tests in this workspace: where the real third-party test data is (`VOXFLOW_TESTDATA`), and a
+//! fresh PostgreSQL database per test on the server named by `VOXFLOW_TEST_POSTGRES_URL` (default: the
+//! local trust-auth server that CI starts).
+
+use std::path::PathBuf;
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::Executor;
@@ -51,5 +54,28 @@ impl TestDatabase {
                 .await;
             pool.close().await;
         }
+    }
+}
+
+/// The folder of real test data: `VOXFLOW_TESTDATA`, or `../shared/data` beside the repository.
+pub fn testdata_dir() -> PathBuf {
+    match std::env::var_os("VOXFLOW_TESTDATA") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"),
+    }
+}
+
+/// A path inside the test data, or None (after saying why on stderr) when it is absent, so the calling
+/// test can return early: `let Some(dir) = testdata("dicom/dicomdir") else { return };`
+pub fn testdata(relative: &str) -> Option<PathBuf> {
+    let path = testdata_dir().join(relative);
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!(
+            "SKIPPED: test data {} is absent (set VOXFLOW_TESTDATA to the shared data folder)",
+            path.display()
+        );
+        None
     }
 }
