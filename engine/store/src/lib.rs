@@ -16,7 +16,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 
 pub use records::{ArtifactRecord, EventRecord, NewAttempt, NewRun, RunRecord, StepRunRecord};
 pub use status::{RunStatus, StepStatus};
@@ -80,6 +80,10 @@ impl Store {
             source,
         };
         let options = AnyConnectOptions::from_str(url).map_err(connect_error)?;
+        // One direct attempt first: the pool would retry a refused connection until its acquire timeout,
+        // while a user with a wrong URL or a stopped server deserves the reason at once.
+        let probe = AnyConnection::connect_with(&options).await.map_err(connect_error)?;
+        let _ = probe.close().await;
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
             .acquire_timeout(Duration::from_secs(30))
