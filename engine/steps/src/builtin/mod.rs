@@ -5,6 +5,7 @@ mod collect_json;
 mod echo;
 mod file_info;
 mod load;
+mod pass;
 mod write_outputs;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ pub fn all() -> Vec<Arc<dyn Step>> {
         Arc::new(load::LoadFile::new(load::Format::Text)),
         Arc::new(load::LoadFile::new(load::Format::Json)),
         Arc::new(file_info::FileInfo::new()),
+        Arc::new(pass::Pass::new()),
         Arc::new(collect_json::CollectJson::new()),
         Arc::new(write_outputs::WriteOutputs::new()),
     ]

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: starts the local PostgreSQL server if it is not running (the tests use both
+# SQLite and PostgreSQL), then `cargo test` over the workspace. Real test data is read from
+# VOXFLOW_TESTDATA (default ../shared/data); tests whose data is absent say SKIPPED and pass.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export VOXFLOW_TEST_POSTGRES_URL=${VOXFLOW_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
+    echo "starting PostgreSQL"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n 1)" main start
+    for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+  fi
+fi
+pg_isready -h 127.0.0.1 -p 5432 || { echo "PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; }
+cargo test --workspace --locked "$@"
