@@ -13,22 +13,34 @@ fn repo_root() -> PathBuf {
 
 fn voxflow(data_dir: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_voxflow"));
-    c.current_dir(repo_root()).env_remove("VOXFLOW_DATABASE_URL").arg("--data-dir").arg(data_dir);
+    c.current_dir(repo_root())
+        .env_remove("VOXFLOW_DATABASE_URL")
+        .arg("--data-dir")
+        .arg(data_dir);
     c
 }
 
 fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 fn run_id(out: &Output) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().find(|l| l.starts_with("run ")).expect("a `run ID STATUS` line");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("run "))
+        .expect("a `run ID STATUS` line");
     line.split_whitespace().nth(1).unwrap().to_string()
 }
 
 fn run_and_show(database: Option<&str>) {
-    let Some(studies) = testdata("dicom/dicomdir") else { return };
+    let Some(studies) = testdata("dicom/dicomdir") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let with_db = |c: &mut Command| {
         if let Some(url) = database {
@@ -47,9 +59,12 @@ fn run_and_show(database: Option<&str>) {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let id = run_id(&out);
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out_dir.join("report.json")).unwrap()).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("report.json")).unwrap()).unwrap();
     assert!(report.as_array().unwrap().len() > 4);
-    assert!(std::fs::read_to_string(out_dir.join("summary.txt")).unwrap().ends_with("hello from voxflow"));
+    assert!(std::fs::read_to_string(out_dir.join("summary.txt"))
+        .unwrap()
+        .ends_with("hello from voxflow"));
 
     let mut cmd = voxflow(dir.path());
     with_db(&mut cmd);
@@ -57,8 +72,18 @@ fn run_and_show(database: Option<&str>) {
     let shown = text(&show);
     assert_eq!(show.status.code(), Some(0), "{shown}");
     assert!(shown.contains("status    succeeded"), "{shown}");
-    assert!(shown.lines().any(|l| l.starts_with("flaky") && l.contains(" 1  failed")), "{shown}");
-    assert!(shown.lines().any(|l| l.starts_with("flaky") && l.contains(" 2  succeeded")), "{shown}");
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("flaky") && l.contains(" 1  failed")),
+        "{shown}"
+    );
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("flaky") && l.contains(" 2  succeeded")),
+        "{shown}"
+    );
 
     let mut cmd = voxflow(dir.path());
     with_db(&mut cmd);
@@ -71,9 +96,17 @@ fn run_and_show(database: Option<&str>) {
     assert!(text(&again).contains("reused from cache"));
     let mut cmd = voxflow(dir.path());
     with_db(&mut cmd);
-    let json = cmd.args(["runs", "show", &run_id(&again), "--json"]).output().unwrap();
+    let json = cmd
+        .args(["runs", "show", &run_id(&again), "--json"])
+        .output()
+        .unwrap();
     let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    let hits = doc["steps"].as_array().unwrap().iter().filter(|s| s["cache_hit"] == true).count();
+    let hits = doc["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["cache_hit"] == true)
+        .count();
     assert!(hits > 4, "{hits} cache hits");
     assert!(doc["artifacts"].as_array().unwrap().len() > 4);
 
@@ -92,7 +125,9 @@ fn run_show_and_cache_on_sqlite() {
 async fn run_show_and_cache_on_postgres() {
     let db = TestDatabase::create().await;
     let url = db.url.clone();
-    tokio::task::spawn_blocking(move || run_and_show(Some(&url))).await.unwrap();
+    tokio::task::spawn_blocking(move || run_and_show(Some(&url)))
+        .await
+        .unwrap();
     db.drop_now().await;
 }
 
@@ -109,8 +144,15 @@ fn failed_run_names_the_step_and_reason_last() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let last: Vec<&str> = stderr.lines().rev().take(3).collect();
-    assert!(last.iter().any(|l| l.starts_with("error: step `doomed`: failing attempt 1")), "{stderr}");
-    let missing = voxflow(dir.path()).args(["runs", "show", "no-such-run"]).output().unwrap();
+    assert!(
+        last.iter()
+            .any(|l| l.starts_with("error: step `doomed`: failing attempt 1")),
+        "{stderr}"
+    );
+    let missing = voxflow(dir.path())
+        .args(["runs", "show", "no-such-run"])
+        .output()
+        .unwrap();
     assert_eq!(missing.status.code(), Some(1));
 }
 
@@ -123,7 +165,7 @@ fn sigint_cancels_the_run_cleanly() {
         "apiVersion: voxflow/v1\nname: slow\nsteps:\n  - id: quick\n    uses: builtin/echo\n    with: { message: done }\n  - id: wait\n    uses: builtin/echo\n    needs: [quick]\n    with: { message: late, sleep: 60s }\n",
     )
     .unwrap();
-    let mut child = voxflow(dir.path())
+    let child = voxflow(dir.path())
         .args(["run", "--plain"])
         .arg(&wf)
         .stdout(Stdio::piped())
@@ -137,21 +179,34 @@ fn sigint_cancels_the_run_cleanly() {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(700));
-    let status = Command::new("kill").arg("-INT").arg(child.id().to_string()).status().unwrap();
+    let status = Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", text(&out));
-    let list = voxflow(dir.path()).args(["runs", "list", "--json"]).output().unwrap();
+    let list = voxflow(dir.path())
+        .args(["runs", "list", "--json"])
+        .output()
+        .unwrap();
     let runs: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
     assert_eq!(runs[0]["status"], "cancelled", "{runs}");
     assert!(runs[0]["finished_at_ms"].is_i64());
-    assert_eq!(std::fs::read_dir(dir.path().join("artifacts/tmp")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("artifacts/tmp"))
+            .unwrap()
+            .count(),
+        0
+    );
 }
 
 #[test]
 fn docker_compose_wires_the_database_url() {
     let text = std::fs::read_to_string(repo_root().join("docker-compose.yml")).unwrap();
-    let (root, duplicates) = voxflow_spec::yaml::parse_document(&text).expect("docker-compose.yml parses");
+    let (root, duplicates) =
+        voxflow_spec::yaml::parse_document(&text).expect("docker-compose.yml parses");
     assert!(duplicates.is_empty());
     let get = |node: &voxflow_spec::yaml::Node, key: &str| {
         node.as_mapping()
@@ -161,16 +216,28 @@ fn docker_compose_wires_the_database_url() {
     };
     let services = get(&root, "services");
     let postgres = get(&services, "postgres");
-    assert!(get(&postgres, "image").as_str().unwrap().starts_with("postgres:"));
+    assert!(get(&postgres, "image")
+        .as_str()
+        .unwrap()
+        .starts_with("postgres:"));
     let pg_env = get(&postgres, "environment");
     let engine = get(&services, "voxflow");
     let url = get(&get(&engine, "environment"), "VOXFLOW_DATABASE_URL");
     let url = url.as_str().unwrap();
     let user = get(&pg_env, "POSTGRES_USER");
     let db = get(&pg_env, "POSTGRES_DB");
-    assert!(url.starts_with(&format!("postgres://{}:", user.as_str().unwrap())), "{url}");
-    assert!(url.ends_with(&format!("@postgres:5432/{}", db.as_str().unwrap())), "{url}");
-    assert!(!text.contains("POSTGRES_PASSWORD: \""), "no literal password");
+    assert!(
+        url.starts_with(&format!("postgres://{}:", user.as_str().unwrap())),
+        "{url}"
+    );
+    assert!(
+        url.ends_with(&format!("@postgres:5432/{}", db.as_str().unwrap())),
+        "{url}"
+    );
+    assert!(
+        !text.contains("POSTGRES_PASSWORD: \""),
+        "no literal password"
+    );
     let dockerfile = get(&get(&engine, "build"), "dockerfile");
     assert!(repo_root().join(dockerfile.as_str().unwrap()).is_file());
     assert!(get(&engine, "depends_on").as_mapping().is_some());

@@ -34,15 +34,25 @@ fn fanout_workflow() -> String {
 }
 
 fn plan(yaml: &str, inputs: &[(&str, &Path)], registry: &StepRegistry) -> Plan {
-    let wf = voxflow_spec::check_workflow(Path::new("bench.yaml"), yaml, registry).expect("valid bench workflow");
+    let wf = voxflow_spec::check_workflow(Path::new("bench.yaml"), yaml, registry)
+        .expect("valid bench workflow");
     let request = RunRequest {
-        inputs: inputs.iter().map(|(k, v)| (k.to_string(), v.display().to_string())).collect(),
+        inputs: inputs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.display().to_string()))
+            .collect(),
         params: Default::default(),
     };
     Plan::new(Arc::new(wf), registry, &request).expect("plan")
 }
 
-fn bench_backend(c: &mut Criterion, rt: &tokio::runtime::Runtime, label: &str, store: Arc<Store>, data: &Path) {
+fn bench_backend(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    label: &str,
+    store: Arc<Store>,
+    data: &Path,
+) {
     let registry = StepRegistry::with_builtins();
     let artifacts = ArtifactStore::open(data).unwrap();
     let files = data.join("items");
@@ -60,7 +70,9 @@ fn bench_backend(c: &mut Criterion, rt: &tokio::runtime::Runtime, label: &str, s
         b.iter_batched(
             || plan(&chain, &[], &registry),
             |p| {
-                let out = rt.block_on(executor.execute(p, CancellationToken::new())).unwrap();
+                let out = rt
+                    .block_on(executor.execute(p, CancellationToken::new()))
+                    .unwrap();
                 assert_eq!(out.status, RunStatus::Succeeded);
             },
             BatchSize::SmallInput,
@@ -70,7 +82,9 @@ fn bench_backend(c: &mut Criterion, rt: &tokio::runtime::Runtime, label: &str, s
         b.iter_batched(
             || plan(&fanout, &[("dir", &files)], &registry),
             |p| {
-                let out = rt.block_on(executor.execute(p, CancellationToken::new())).unwrap();
+                let out = rt
+                    .block_on(executor.execute(p, CancellationToken::new()))
+                    .unwrap();
                 assert_eq!(out.status, RunStatus::Succeeded);
             },
             BatchSize::SmallInput,
@@ -80,19 +94,39 @@ fn bench_backend(c: &mut Criterion, rt: &tokio::runtime::Runtime, label: &str, s
 }
 
 fn overhead(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let sqlite = rt.block_on(Store::open_sqlite(&dir.path().join("bench.db"))).unwrap();
-    bench_backend(c, &rt, "sqlite", Arc::new(sqlite), &dir.path().join("sqlite"));
+    let sqlite = rt
+        .block_on(Store::open_sqlite(&dir.path().join("bench.db")))
+        .unwrap();
+    bench_backend(
+        c,
+        &rt,
+        "sqlite",
+        Arc::new(sqlite),
+        &dir.path().join("sqlite"),
+    );
 
     let pg = rt.block_on(async {
-        let db = tokio::time::timeout(std::time::Duration::from_secs(10), TestDatabase::create()).await.ok()?;
+        let db = tokio::time::timeout(std::time::Duration::from_secs(10), TestDatabase::create())
+            .await
+            .ok()?;
         let store = Store::connect(&db.url).await.ok()?;
         Some((db, store))
     });
     match pg {
         Some((db, store)) => {
-            bench_backend(c, &rt, "postgres", Arc::new(store), &dir.path().join("postgres"));
+            bench_backend(
+                c,
+                &rt,
+                "postgres",
+                Arc::new(store),
+                &dir.path().join("postgres"),
+            );
             rt.block_on(db.drop_now());
         }
         None => eprintln!("SKIPPED: PostgreSQL benchmark (no server at VOXFLOW_TEST_POSTGRES_URL)"),

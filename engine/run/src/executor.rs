@@ -436,9 +436,9 @@ fn combine_items(pstep: &PlanStep, items: Vec<Option<StepResult>>) -> StepResult
             Some(StepResult::Cancelled) | None => return StepResult::Cancelled,
             Some(StepResult::Done(outputs)) => {
                 for n in &names {
-                    lists
-                        .get_mut(n)
-                        .map(|l| l.push(outputs.get(n).cloned().unwrap_or(Value::Null)));
+                    if let Some(list) = lists.get_mut(n) {
+                        list.push(outputs.get(n).cloned().unwrap_or(Value::Null));
+                    }
                 }
             }
             Some(StepResult::Skipped) | Some(StepResult::Failed { .. }) => {

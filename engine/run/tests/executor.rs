@@ -28,7 +28,12 @@ impl Env {
             let db = TestDatabase::create().await;
             (Store::connect(&db.url).await.unwrap(), Some(db))
         } else {
-            (Store::open_sqlite(&dir.path().join("voxflow.db")).await.unwrap(), None)
+            (
+                Store::open_sqlite(&dir.path().join("voxflow.db"))
+                    .await
+                    .unwrap(),
+                None,
+            )
         };
         let artifacts = ArtifactStore::open(dir.path()).unwrap();
         Env {
@@ -46,7 +51,12 @@ impl Env {
         }
     }
 
-    async fn run(&self, yaml: &str, inputs: &[(&str, &Path)], cancel: CancellationToken) -> RunOutcome {
+    async fn run(
+        &self,
+        yaml: &str,
+        inputs: &[(&str, &Path)],
+        cancel: CancellationToken,
+    ) -> RunOutcome {
         let plan = plan(yaml, inputs).unwrap();
         Executor::new(self.store.clone(), self.artifacts.clone())
             .with_jobs(2)
@@ -65,14 +75,19 @@ fn plan(yaml: &str, inputs: &[(&str, &Path)]) -> Result<Plan, PlanError> {
     let wf = voxflow_spec::check_workflow(Path::new("test.yaml"), yaml, &registry)
         .unwrap_or_else(|d| panic!("invalid test workflow: {d:?}"));
     let request = RunRequest {
-        inputs: inputs.iter().map(|(k, v)| (k.to_string(), v.display().to_string())).collect(),
+        inputs: inputs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.display().to_string()))
+            .collect(),
         params: Default::default(),
     };
     Plan::new(Arc::new(wf), &registry, &request)
 }
 
 fn repo_file(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel)
 }
 
 macro_rules! on_both_backends {
@@ -98,47 +113,82 @@ on_both_backends!(
 );
 
 async fn dag_demo_runs_retries_and_then_reuses_the_cache(postgres: bool) {
-    let Some(studies) = testdata("dicom/dicomdir") else { return };
+    let Some(studies) = testdata("dicom/dicomdir") else {
+        return;
+    };
     let env = Env::new(postgres).await;
     let yaml = std::fs::read_to_string(repo_file("workflows/dag-demo.yaml")).unwrap();
     let files = walk(&studies);
     assert!(files > 4, "expected the DICOMDIR tree to hold files");
 
-    let first = env.run(&yaml, &[("studies", &studies)], CancellationToken::new()).await;
+    let first = env
+        .run(&yaml, &[("studies", &studies)], CancellationToken::new())
+        .await;
     assert_eq!(first.status, RunStatus::Succeeded, "{:?}", first.error);
     let steps = env.steps(&first).await;
     let flaky: Vec<_> = steps.iter().filter(|s| s.step_id == "flaky").collect();
-    assert_eq!(flaky.len(), 2, "one failed attempt, then a successful retry");
+    assert_eq!(
+        flaky.len(),
+        2,
+        "one failed attempt, then a successful retry"
+    );
     assert_eq!((flaky[0].attempt, flaky[0].status), (1, StepStatus::Failed));
     assert!(flaky[0].error.as_deref().unwrap().contains("on purpose"));
-    assert_eq!((flaky[1].attempt, flaky[1].status), (2, StepStatus::Succeeded));
-    let described = steps.iter().filter(|s| s.step_id == "per_file/describe").count();
+    assert_eq!(
+        (flaky[1].attempt, flaky[1].status),
+        (2, StepStatus::Succeeded)
+    );
+    let described = steps
+        .iter()
+        .filter(|s| s.step_id == "per_file/describe")
+        .count();
     assert_eq!(described, files);
-    assert!(steps.iter().all(|s| s.plugin_hash.as_deref().is_some_and(|h| h.len() == 64)));
+    assert!(steps
+        .iter()
+        .all(|s| s.plugin_hash.as_deref().is_some_and(|h| h.len() == 64)));
     assert!(steps.iter().all(|s| !s.cache_hit));
     // The report is real: one entry per file, each a DICOM file or the DICOMDIR itself, hashes matching.
     let report = first.outputs["report"].as_artifact().unwrap().clone();
-    let entries: Vec<serde_json::Value> = serde_json::from_slice(&env.artifacts.read(&report).unwrap()).unwrap();
+    let entries: Vec<serde_json::Value> =
+        serde_json::from_slice(&env.artifacts.read(&report).unwrap()).unwrap();
     assert_eq!(entries.len(), files);
     for e in &entries {
         let readme = e["name"].as_str().unwrap().starts_with("README");
         let expected = if readme { "unknown" } else { "dicom" };
         assert_eq!(e["format"], expected, "{}", e["name"]);
     }
-    let summary = env.artifacts.read(first.outputs["summary"].as_artifact().unwrap()).unwrap();
-    assert_eq!(String::from_utf8(summary).unwrap(), format!("{files} files described; hello from voxflow"));
+    let summary = env
+        .artifacts
+        .read(first.outputs["summary"].as_artifact().unwrap())
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(summary).unwrap(),
+        format!("{files} files described; hello from voxflow")
+    );
     let artifacts = env.store.artifacts(&first.run_id).await.unwrap();
-    assert!(artifacts.iter().any(|a| a.hash == report.hash && a.output_name == "json"));
+    assert!(artifacts
+        .iter()
+        .any(|a| a.hash == report.hash && a.output_name == "json"));
 
-    let second = env.run(&yaml, &[("studies", &studies)], CancellationToken::new()).await;
+    let second = env
+        .run(&yaml, &[("studies", &studies)], CancellationToken::new())
+        .await;
     assert_eq!(second.status, RunStatus::Succeeded);
     assert_eq!(second.outputs["report"], first.outputs["report"]);
     let steps = env.steps(&second).await;
     let hits: Vec<_> = steps.iter().filter(|s| s.cache_hit).collect();
-    assert_eq!(hits.len(), files + 1, "every describe and the report come from the cache");
-    assert!(hits.iter().all(|s| s.cached_from.is_some() && s.status == StepStatus::Succeeded));
+    assert_eq!(
+        hits.len(),
+        files + 1,
+        "every describe and the report come from the cache"
+    );
+    assert!(hits
+        .iter()
+        .all(|s| s.cached_from.is_some() && s.status == StepStatus::Succeeded));
     let events = env.store.events(&second.run_id).await.unwrap();
-    assert!(events.iter().any(|e| e.message.starts_with("cache hit: reused the outputs of step run")));
+    assert!(events.iter().any(|e| e
+        .message
+        .starts_with("cache hit: reused the outputs of step run")));
     env.finish().await;
 }
 
@@ -167,11 +217,21 @@ steps:
 "#;
     let out = env.run(yaml, &[], CancellationToken::new()).await;
     assert_eq!(out.status, RunStatus::Failed);
-    assert!(out.error.as_deref().unwrap().contains("step `slow`: timed out after 300ms"), "{:?}", out.error);
+    assert!(
+        out.error
+            .as_deref()
+            .unwrap()
+            .contains("step `slow`: timed out after 300ms"),
+        "{:?}",
+        out.error
+    );
     let steps = env.steps(&out).await;
     let slow = steps.iter().find(|s| s.step_id == "slow").unwrap();
     assert_eq!(slow.status, StepStatus::TimedOut);
-    assert!(slow.duration_ms().unwrap() < 5_000, "the step was stopped, not waited for");
+    assert!(
+        slow.duration_ms().unwrap() < 5_000,
+        "the step was stopped, not waited for"
+    );
     let sibling = steps.iter().find(|s| s.step_id == "sibling").unwrap();
     assert_eq!(sibling.status, StepStatus::Succeeded);
     env.finish().await;
@@ -206,10 +266,21 @@ steps:
     assert_eq!(run.status, RunStatus::Cancelled);
     assert!(run.finished_at_ms.is_some());
     let steps = env.steps(&out).await;
-    assert_eq!(steps.iter().find(|s| s.step_id == "first").unwrap().status, StepStatus::Succeeded);
-    assert_eq!(steps.iter().find(|s| s.step_id == "slow").unwrap().status, StepStatus::Cancelled);
-    assert!(steps.iter().all(|s| s.step_id != "after"), "nothing starts after cancellation");
-    let leftovers = std::fs::read_dir(env.dir.path().join("artifacts/tmp")).unwrap().count();
+    assert_eq!(
+        steps.iter().find(|s| s.step_id == "first").unwrap().status,
+        StepStatus::Succeeded
+    );
+    assert_eq!(
+        steps.iter().find(|s| s.step_id == "slow").unwrap().status,
+        StepStatus::Cancelled
+    );
+    assert!(
+        steps.iter().all(|s| s.step_id != "after"),
+        "nothing starts after cancellation"
+    );
+    let leftovers = std::fs::read_dir(env.dir.path().join("artifacts/tmp"))
+        .unwrap()
+        .count();
     assert_eq!(leftovers, 0);
     env.finish().await;
 }
@@ -243,7 +314,10 @@ outputs:
     let steps = env.steps(&out).await;
     let gated = steps.iter().find(|s| s.step_id == "gated").unwrap();
     assert_eq!(gated.status, StepStatus::Skipped);
-    assert_eq!(gated.error.as_deref(), Some("its `when` condition is false"));
+    assert_eq!(
+        gated.error.as_deref(),
+        Some("its `when` condition is false")
+    );
     let dependent = steps.iter().find(|s| s.step_id == "dependent").unwrap();
     assert_eq!(dependent.status, StepStatus::Skipped);
     assert_eq!(dependent.error.as_deref(), Some("`gated` was skipped"));
@@ -251,7 +325,9 @@ outputs:
 }
 
 async fn failed_items_are_tolerated_with_continue_on_error(postgres: bool) {
-    let Some(nifti) = testdata("nifti/nibabel") else { return };
+    let Some(nifti) = testdata("nifti/nibabel") else {
+        return;
+    };
     let env = Env::new(postgres).await;
     // Only some of nibabel's files are JSON-free binary; load-json fails on every one of them, and the run
     // still succeeds with nulls because failures are tolerated.
@@ -272,15 +348,25 @@ steps:
 outputs:
   count: "${{ steps.collect.outputs.count }}"
 "#;
-    let out = env.run(yaml, &[("files", &nifti)], CancellationToken::new()).await;
+    let out = env
+        .run(yaml, &[("files", &nifti)], CancellationToken::new())
+        .await;
     assert_eq!(out.status, RunStatus::Succeeded, "{:?}", out.error);
     let steps = env.steps(&out).await;
-    let failed: Vec<_> = steps.iter().filter(|s| s.step_id == "each" && s.status == StepStatus::Failed).collect();
+    let failed: Vec<_> = steps
+        .iter()
+        .filter(|s| s.step_id == "each" && s.status == StepStatus::Failed)
+        .collect();
     assert!(!failed.is_empty());
-    let json_files = steps.iter().filter(|s| s.step_id == "each" && s.status == StepStatus::Succeeded).count();
+    let json_files = steps
+        .iter()
+        .filter(|s| s.step_id == "each" && s.status == StepStatus::Succeeded)
+        .count();
     assert_eq!(out.outputs["count"], Value::Number(json_files as f64));
-    assert!(failed.iter().all(|s| s.error.as_deref().unwrap().contains("not UTF-8 text")
-        || s.error.as_deref().unwrap().contains("not valid JSON")));
+    assert!(failed
+        .iter()
+        .all(|s| s.error.as_deref().unwrap().contains("not UTF-8 text")
+            || s.error.as_deref().unwrap().contains("not valid JSON")));
     env.finish().await;
 }
 
@@ -301,11 +387,18 @@ steps:
     let out = env.run(yaml, &[], CancellationToken::new()).await;
     assert_eq!(out.status, RunStatus::Failed);
     let err = out.error.clone().unwrap();
-    assert!(err.starts_with("step `broken` (after 2 attempts): failing attempt 2"), "{err}");
+    assert!(
+        err.starts_with("step `broken` (after 2 attempts): failing attempt 2"),
+        "{err}"
+    );
     let run = env.store.get_run(&out.run_id).await.unwrap();
     assert_eq!(run.error.as_deref(), Some(err.as_str()));
     let steps = env.steps(&out).await;
-    assert_eq!(steps.len(), 2, "two attempts of `broken`, `downstream` never started");
+    assert_eq!(
+        steps.len(),
+        2,
+        "two attempts of `broken`, `downstream` never started"
+    );
     env.finish().await;
 }
 
@@ -327,12 +420,25 @@ steps:
     let registry = StepRegistry::with_builtins();
     let wf = voxflow_spec::check_workflow(Path::new("request.yaml"), yaml, &registry).unwrap();
     let request = RunRequest {
-        inputs: [("notes".to_string(), "/nonexistent/notes.txt".to_string()), ("extra".to_string(), "x".to_string())].into(),
+        inputs: [
+            ("notes".to_string(), "/nonexistent/notes.txt".to_string()),
+            ("extra".to_string(), "x".to_string()),
+        ]
+        .into(),
         params: [("level".to_string(), "7".to_string())].into(),
     };
-    let err = Plan::new(Arc::new(wf), &registry, &request).err().unwrap().to_string();
+    let err = Plan::new(Arc::new(wf), &registry, &request)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("input `extra` is not declared"), "{err}");
     assert!(err.contains("input `scan` (nifti) is required"), "{err}");
-    assert!(err.contains("input `notes`: /nonexistent/notes.txt"), "{err}");
-    assert!(err.contains("parameter `level`: 7 is above the maximum 3"), "{err}");
+    assert!(
+        err.contains("input `notes`: /nonexistent/notes.txt"),
+        "{err}"
+    );
+    assert!(
+        err.contains("parameter `level`: 7 is above the maximum 3"),
+        "{err}"
+    );
 }

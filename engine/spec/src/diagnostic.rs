@@ -95,7 +95,7 @@ impl Diagnostics {
 
     /// The diagnostics in source order, without exact duplicates.
     pub fn into_sorted(mut self) -> Vec<Diagnostic> {
-        self.items.sort_by(|a, b| a.span.cmp(&b.span));
+        self.items.sort_by_key(|d| d.span);
         self.items.dedup();
         self.items
     }

@@ -47,7 +47,14 @@ pub fn parse_workflow(file: &Path, text: &str) -> Result<Workflow, Vec<Diagnosti
 }
 
 /// Decodes as much of the file as is well-formed, with the shape errors and the names that did not decode.
-fn decode_partial(file: &Path, text: &str) -> (Option<Workflow>, decode::BrokenNames, diagnostic::Diagnostics) {
+fn decode_partial(
+    file: &Path,
+    text: &str,
+) -> (
+    Option<Workflow>,
+    decode::BrokenNames,
+    diagnostic::Diagnostics,
+) {
     let mut d = diagnostic::Diagnostics::new(file);
     let (root, duplicates) = match yaml::parse_document(text) {
         Ok(parsed) => parsed,
@@ -88,7 +95,11 @@ pub fn validate(workflow: &Workflow, catalog: &dyn StepCatalog) -> Vec<Diagnosti
 
 /// Parses and validates in one go. Shape errors do not stop the semantic checks of the parts that did
 /// decode, so one pass reports every problem.
-pub fn check_workflow(file: &Path, text: &str, catalog: &dyn StepCatalog) -> Result<Workflow, Vec<Diagnostic>> {
+pub fn check_workflow(
+    file: &Path,
+    text: &str,
+    catalog: &dyn StepCatalog,
+) -> Result<Workflow, Vec<Diagnostic>> {
     let (workflow, broken, mut d) = decode_partial(file, text);
     let Some(wf) = workflow else {
         return Err(d.into_sorted());

@@ -48,7 +48,12 @@ pub(crate) struct Checker<'w> {
 }
 
 impl<'w> Checker<'w> {
-    pub fn new(wf: &'w Workflow, catalog: &'w dyn StepCatalog, broken: &'w BrokenNames, d: &'w mut Diagnostics) -> Self {
+    pub fn new(
+        wf: &'w Workflow,
+        catalog: &'w dyn StepCatalog,
+        broken: &'w BrokenNames,
+        d: &'w mut Diagnostics,
+    ) -> Self {
         Checker {
             wf,
             catalog,
@@ -187,7 +192,9 @@ impl<'w> Checker<'w> {
         for n in &step.needs {
             if n.value == id {
                 self.d.error(n.span, format!("step `{id}` needs itself"));
-            } else if !scope.steps.iter().any(|s| s.id.value == n.value) && !self.broken.steps.contains(&n.value) {
+            } else if !scope.steps.iter().any(|s| s.id.value == n.value)
+                && !self.broken.steps.contains(&n.value)
+            {
                 let names: Vec<&str> = scope.steps.iter().map(|s| s.id.value.as_str()).collect();
                 let hint = suggestion(&n.value, &names)
                     .map(|s| format!("; did you mean `{s}`?"))

@@ -82,7 +82,9 @@ impl Store {
         let options = AnyConnectOptions::from_str(url).map_err(connect_error)?;
         // One direct attempt first: the pool would retry a refused connection until its acquire timeout,
         // while a user with a wrong URL or a stopped server deserves the reason at once.
-        let probe = AnyConnection::connect_with(&options).await.map_err(connect_error)?;
+        let probe = AnyConnection::connect_with(&options)
+            .await
+            .map_err(connect_error)?;
         let _ = probe.close().await;
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })

@@ -96,16 +96,20 @@ const INSERT_STEP_RUN: &str = "INSERT INTO step_runs (id, run_id, step_id, fanou
      plugin_version, plugin_hash, cache_key, cache_hit, cached_from, inputs_json, outputs_json, error, started_at, finished_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
 
+/// How a step run row starts out (finished at once for skips and cache hits).
+struct RowState<'a> {
+    status: StepStatus,
+    cached_from: Option<&'a str>,
+    outputs: Option<&'a serde_json::Value>,
+    error: Option<&'a str>,
+    finished: bool,
+}
+
 impl Store {
     async fn insert_step_run(
         &self,
         a: &NewAttempt,
-        status: StepStatus,
-        cache_hit: bool,
-        cached_from: Option<&str>,
-        outputs: Option<&serde_json::Value>,
-        error: Option<&str>,
-        finished: bool,
+        state: RowState<'_>,
     ) -> Result<String, StoreError> {
         let id = new_id();
         let now = now_ms();
@@ -115,18 +119,18 @@ impl Store {
             .bind(&a.step_id)
             .bind(&a.fanout_key)
             .bind(i64::from(a.attempt))
-            .bind(status.as_str())
+            .bind(state.status.as_str())
             .bind(&a.plugin)
             .bind(a.plugin_version.as_deref())
             .bind(a.plugin_hash.as_deref())
             .bind(a.cache_key.as_deref())
-            .bind(i64::from(cache_hit))
-            .bind(cached_from)
+            .bind(i64::from(state.cached_from.is_some()))
+            .bind(state.cached_from)
             .bind(json_text(&a.inputs))
-            .bind(outputs.map(json_text))
-            .bind(error)
+            .bind(state.outputs.map(json_text))
+            .bind(state.error)
             .bind(now)
-            .bind(finished.then_some(now))
+            .bind(state.finished.then_some(now))
             .execute(&self.pool)
             .await
             .map_err(query_error("recording a step attempt"))?;
@@ -178,8 +182,14 @@ impl RunTracker for Store {
     }
 
     async fn start_attempt(&self, attempt: &NewAttempt) -> Result<String, StoreError> {
-        self.insert_step_run(attempt, StepStatus::Running, false, None, None, None, false)
-            .await
+        let state = RowState {
+            status: StepStatus::Running,
+            cached_from: None,
+            outputs: None,
+            error: None,
+            finished: false,
+        };
+        self.insert_step_run(attempt, state).await
     }
 
     async fn finish_attempt(
@@ -206,16 +216,14 @@ impl RunTracker for Store {
         attempt: &NewAttempt,
         reason: &str,
     ) -> Result<String, StoreError> {
-        self.insert_step_run(
-            attempt,
-            StepStatus::Skipped,
-            false,
-            None,
-            None,
-            Some(reason),
-            true,
-        )
-        .await
+        let state = RowState {
+            status: StepStatus::Skipped,
+            cached_from: None,
+            outputs: None,
+            error: Some(reason),
+            finished: true,
+        };
+        self.insert_step_run(attempt, state).await
     }
 
     async fn record_cache_hit(
@@ -223,16 +231,14 @@ impl RunTracker for Store {
         attempt: &NewAttempt,
         from: &CachedOutputs,
     ) -> Result<String, StoreError> {
-        self.insert_step_run(
-            attempt,
-            StepStatus::Succeeded,
-            true,
-            Some(&from.step_run_id),
-            Some(&from.outputs),
-            None,
-            true,
-        )
-        .await
+        let state = RowState {
+            status: StepStatus::Succeeded,
+            cached_from: Some(&from.step_run_id),
+            outputs: Some(&from.outputs),
+            error: None,
+            finished: true,
+        };
+        self.insert_step_run(attempt, state).await
     }
 
     async fn record_artifact(

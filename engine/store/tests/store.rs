@@ -31,13 +31,25 @@ async fn exercise(store: &Store) {
     };
     assert!(store.find_cached("key-1").await.unwrap().is_none());
     let first = store.start_attempt(&attempt(1)).await.unwrap();
-    store.finish_attempt(&first, StepStatus::Failed, None, Some("boom")).await.unwrap();
-    assert!(store.find_cached("key-1").await.unwrap().is_none(), "failed attempts are never reused");
+    store
+        .finish_attempt(&first, StepStatus::Failed, None, Some("boom"))
+        .await
+        .unwrap();
+    assert!(
+        store.find_cached("key-1").await.unwrap().is_none(),
+        "failed attempts are never reused"
+    );
     let second = store.start_attempt(&attempt(2)).await.unwrap();
     let outputs = serde_json::json!({"message": "x"});
-    store.finish_attempt(&second, StepStatus::Succeeded, Some(&outputs), None).await.unwrap();
+    store
+        .finish_attempt(&second, StepStatus::Succeeded, Some(&outputs), None)
+        .await
+        .unwrap();
     let hit = store.find_cached("key-1").await.unwrap().unwrap();
-    assert_eq!((hit.step_run_id.as_str(), hit.outputs.clone()), (second.as_str(), outputs.clone()));
+    assert_eq!(
+        (hit.step_run_id.as_str(), hit.outputs.clone()),
+        (second.as_str(), outputs.clone())
+    );
     let artifact = ArtifactRef {
         hash: "b".repeat(64),
         kind: ArtifactKind::Mask,
@@ -45,9 +57,18 @@ async fn exercise(store: &Store) {
         size: 12,
         name: Some("mask.nii.gz".into()),
     };
-    store.record_artifact(&id, Some(&second), "mask", &artifact, "/x").await.unwrap();
-    store.add_event(&id, Some(&second), Some("seg"), "info", "hello").await.unwrap();
-    store.finish_run(&id, RunStatus::Succeeded, Some(&outputs), None).await.unwrap();
+    store
+        .record_artifact(&id, Some(&second), "mask", &artifact, "/x")
+        .await
+        .unwrap();
+    store
+        .add_event(&id, Some(&second), Some("seg"), "info", "hello")
+        .await
+        .unwrap();
+    store
+        .finish_run(&id, RunStatus::Succeeded, Some(&outputs), None)
+        .await
+        .unwrap();
 
     let found = store.get_run(&id[..13]).await.unwrap();
     assert_eq!(found.id, id);
@@ -58,16 +79,24 @@ async fn exercise(store: &Store) {
     assert_eq!(steps[1].fanout_key, "3");
     assert_eq!(steps[0].error.as_deref(), Some("boom"));
     let artifacts = store.artifacts(&id).await.unwrap();
-    assert_eq!((artifacts[0].kind.as_str(), artifacts[0].size), ("mask", 12));
+    assert_eq!(
+        (artifacts[0].kind.as_str(), artifacts[0].size),
+        ("mask", 12)
+    );
     assert_eq!(store.events(&id).await.unwrap()[0].message, "hello");
-    assert!(matches!(store.get_run("nope").await, Err(StoreError::RunNotFound(_))));
+    assert!(matches!(
+        store.get_run("nope").await,
+        Err(StoreError::RunNotFound(_))
+    ));
     assert_eq!(store.list_runs(10).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
 async fn sqlite_store() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_sqlite(&dir.path().join("nested/voxflow.db")).await.unwrap();
+    let store = Store::open_sqlite(&dir.path().join("nested/voxflow.db"))
+        .await
+        .unwrap();
     exercise(&store).await;
     store.close().await;
 }
@@ -83,8 +112,13 @@ async fn postgres_store() {
 
 #[tokio::test]
 async fn bad_urls_are_typed_errors() {
-    assert!(matches!(Store::connect("mysql://x").await, Err(StoreError::UnsupportedUrl(_))));
-    let err = Store::connect("postgres://nobody:secret@127.0.0.1:1/none").await.unwrap_err();
+    assert!(matches!(
+        Store::connect("mysql://x").await,
+        Err(StoreError::UnsupportedUrl(_))
+    ));
+    let err = Store::connect("postgres://nobody:secret@127.0.0.1:1/none")
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Connect { .. }));
     assert!(!err.to_string().contains("secret"), "{err}");
 }
