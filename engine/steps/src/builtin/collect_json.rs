@@ -2,74 +2,59 @@
 //! keeping the fan-out order; failed items (null) are kept as null so positions still match.
 
 use voxflow_spec::types::{ArtifactKind, DataType};
-use voxflow_spec::{PortSpec, StepSignature, Value};
+use voxflow_spec::{PortSpec, Value};
 
-use crate::{PluginIdentity, Step, StepArgs, StepContext, StepError, StepOutputs};
+use super::{Builtin, Ports};
+use crate::{StepArgs, StepContext, StepError, StepOutputs};
 
-pub struct CollectJson {
-    id: PluginIdentity,
-    sig: StepSignature,
+pub fn step() -> Builtin {
+    let ports = Ports {
+        inputs: vec![PortSpec::required(
+            "items",
+            DataType::List(Box::new(DataType::Any)),
+            "the items",
+        )],
+        params: vec![],
+        outputs: vec![
+            PortSpec::required("json", DataType::Artifact(ArtifactKind::Json), "the array"),
+            PortSpec::required("count", DataType::Integer, "how many items are not null"),
+        ],
+    };
+    Builtin::new(
+        "collect-json",
+        "Collects a list of JSON artifacts or values into one JSON array",
+        ports,
+        run,
+    )
 }
 
-impl CollectJson {
-    pub fn new() -> Self {
-        let id = super::identity("collect-json");
-        let sig = super::signature(
-            &id,
-            "Collects a list of JSON artifacts or values into one JSON array",
-            vec![PortSpec::required(
-                "items",
-                DataType::List(Box::new(DataType::Any)),
-                "the items",
-            )],
-            vec![],
-            vec![
-                PortSpec::required("json", DataType::Artifact(ArtifactKind::Json), "the array"),
-                PortSpec::required("count", DataType::Integer, "how many items are not null"),
-            ],
-        );
-        CollectJson { id, sig }
+fn run(ctx: &StepContext<'_>, args: &StepArgs) -> Result<StepOutputs, StepError> {
+    let Value::List(items) = args.input("items")? else {
+        return Err(StepError::BadArgument {
+            field: "input `items`".into(),
+            message: "expected a list".into(),
+        });
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        ctx.check_cancelled()?;
+        out.push(match item.as_artifact() {
+            Some(a) => {
+                let bytes = ctx.artifacts.read(a)?;
+                serde_json::from_slice(&bytes).map_err(|e| {
+                    StepError::Failed(format!("item {i} (sha256:{}) is not JSON: {e}", a.hash))
+                })?
+            }
+            None => item.to_json(),
+        });
     }
-}
-
-impl Step for CollectJson {
-    fn signature(&self) -> &StepSignature {
-        &self.sig
-    }
-
-    fn identity(&self) -> &PluginIdentity {
-        &self.id
-    }
-
-    fn run(&self, ctx: &StepContext<'_>, args: &StepArgs) -> Result<StepOutputs, StepError> {
-        let Value::List(items) = args.input("items")? else {
-            return Err(StepError::BadArgument {
-                field: "input `items`".into(),
-                message: "expected a list".into(),
-            });
-        };
-        let mut out = Vec::with_capacity(items.len());
-        for (i, item) in items.iter().enumerate() {
-            ctx.check_cancelled()?;
-            out.push(match item.as_artifact() {
-                Some(a) => {
-                    let bytes = ctx.artifacts.read(a)?;
-                    serde_json::from_slice(&bytes).map_err(|e| {
-                        StepError::Failed(format!("item {i} (sha256:{}) is not JSON: {e}", a.hash))
-                    })?
-                }
-                None => item.to_json(),
-            });
-        }
-        let count = out.iter().filter(|v| !v.is_null()).count();
-        let bytes =
-            serde_json::to_vec_pretty(&out).map_err(|e| StepError::Failed(e.to_string()))?;
-        let artifact =
-            ctx.artifacts
-                .put_bytes(&bytes, ArtifactKind::Json, None, Some("collected.json"))?;
-        Ok(StepOutputs::from([
-            ("json".to_string(), Value::artifact(artifact)),
-            ("count".to_string(), Value::Number(count as f64)),
-        ]))
-    }
+    let count = out.iter().filter(|v| !v.is_null()).count();
+    let bytes = serde_json::to_vec_pretty(&out).map_err(|e| StepError::Failed(e.to_string()))?;
+    let artifact =
+        ctx.artifacts
+            .put_bytes(&bytes, ArtifactKind::Json, None, Some("collected.json"))?;
+    Ok(StepOutputs::from([
+        ("json".to_string(), Value::artifact(artifact)),
+        ("count".to_string(), Value::Number(count as f64)),
+    ]))
 }

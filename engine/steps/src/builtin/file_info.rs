@@ -4,35 +4,31 @@
 use std::io::Read;
 
 use voxflow_spec::types::{ArtifactKind, DataType};
-use voxflow_spec::{PortSpec, StepSignature, Value};
+use voxflow_spec::{PortSpec, Value};
 
-use crate::{PluginIdentity, Step, StepArgs, StepContext, StepError, StepOutputs};
+use super::{Builtin, Ports};
+use crate::{StepArgs, StepContext, StepError, StepOutputs};
 
-pub struct FileInfo {
-    id: PluginIdentity,
-    sig: StepSignature,
-}
-
-impl FileInfo {
-    pub fn new() -> Self {
-        let id = super::identity("file-info");
-        let sig = super::signature(
-            &id,
-            "Describes a file: size, sha256 and detected format",
-            vec![PortSpec::required(
-                "file",
-                DataType::Artifact(ArtifactKind::File),
-                "the file",
-            )],
-            vec![],
-            vec![PortSpec::required(
-                "info",
-                DataType::Artifact(ArtifactKind::Json),
-                "the description",
-            )],
-        );
-        FileInfo { id, sig }
-    }
+pub fn step() -> Builtin {
+    let ports = Ports {
+        inputs: vec![PortSpec::required(
+            "file",
+            DataType::Artifact(ArtifactKind::File),
+            "the file",
+        )],
+        params: vec![],
+        outputs: vec![PortSpec::required(
+            "info",
+            DataType::Artifact(ArtifactKind::Json),
+            "the description",
+        )],
+    };
+    Builtin::new(
+        "file-info",
+        "Describes a file: size, sha256 and detected format",
+        ports,
+        run,
+    )
 }
 
 /// The format named by a file's first bytes.
@@ -54,40 +50,29 @@ pub fn detect_format(head: &[u8]) -> &'static str {
     }
 }
 
-impl Step for FileInfo {
-    fn signature(&self) -> &StepSignature {
-        &self.sig
-    }
-
-    fn identity(&self) -> &PluginIdentity {
-        &self.id
-    }
-
-    fn run(&self, ctx: &StepContext<'_>, args: &StepArgs) -> Result<StepOutputs, StepError> {
-        let file = args.input_artifact("file")?;
-        let path = ctx.artifacts.path_of(&file.hash)?;
-        let mut head = Vec::with_capacity(1024);
-        std::fs::File::open(&path)
-            .and_then(|f| f.take(1024).read_to_end(&mut head))
-            .map_err(|e| {
-                StepError::Failed(format!("cannot read artifact sha256:{}: {e}", file.hash))
-            })?;
-        let info = serde_json::json!({
-            "name": file.name,
-            "size": file.size,
-            "sha256": file.hash,
-            "format": detect_format(&head),
-        });
-        let bytes =
-            serde_json::to_vec_pretty(&info).map_err(|e| StepError::Failed(e.to_string()))?;
-        let out = ctx
-            .artifacts
-            .put_bytes(&bytes, ArtifactKind::Json, None, Some("info.json"))?;
-        Ok(StepOutputs::from([(
-            "info".to_string(),
-            Value::artifact(out),
-        )]))
-    }
+fn run(ctx: &StepContext<'_>, args: &StepArgs) -> Result<StepOutputs, StepError> {
+    let file = args.input_artifact("file")?;
+    let path = ctx.artifacts.path_of(&file.hash)?;
+    let mut head = Vec::with_capacity(1024);
+    std::fs::File::open(&path)
+        .and_then(|f| f.take(1024).read_to_end(&mut head))
+        .map_err(|e| {
+            StepError::Failed(format!("cannot read artifact sha256:{}: {e}", file.hash))
+        })?;
+    let info = serde_json::json!({
+        "name": file.name,
+        "size": file.size,
+        "sha256": file.hash,
+        "format": detect_format(&head),
+    });
+    let bytes = serde_json::to_vec_pretty(&info).map_err(|e| StepError::Failed(e.to_string()))?;
+    let out = ctx
+        .artifacts
+        .put_bytes(&bytes, ArtifactKind::Json, None, Some("info.json"))?;
+    Ok(StepOutputs::from([(
+        "info".to_string(),
+        Value::artifact(out),
+    )]))
 }
 
 #[cfg(test)]

@@ -4,9 +4,10 @@
 use std::path::Path;
 
 use voxflow_spec::types::{ArtifactKind, DataType};
-use voxflow_spec::{PortSpec, StepSignature, Value};
+use voxflow_spec::{PortSpec, Value};
 
-use crate::{PluginIdentity, Step, StepArgs, StepContext, StepError, StepOutputs};
+use super::{Builtin, Ports, RunFn};
+use crate::{StepArgs, StepContext, StepError, StepOutputs};
 
 #[derive(Debug, Clone, Copy)]
 pub enum Format {
@@ -41,37 +42,36 @@ impl Format {
     }
 }
 
-pub struct LoadFile {
-    format: Format,
-    id: PluginIdentity,
-    sig: StepSignature,
-}
-
-impl LoadFile {
-    pub fn new(format: Format) -> Self {
-        let id = super::identity(format.step_name());
-        let sig = super::signature(
-            &id,
-            "Stores a file as an artifact",
-            vec![PortSpec::required(
-                "path",
-                DataType::Path,
-                "the file to load",
-            )],
-            vec![PortSpec::optional(
-                "media_type",
-                DataType::String,
-                None,
-                "media type to record",
-            )],
-            vec![PortSpec::required(
-                format.output(),
-                DataType::Artifact(format.kind()),
-                "the file's content",
-            )],
-        );
-        LoadFile { format, id, sig }
-    }
+pub fn step(format: Format) -> Builtin {
+    let ports = Ports {
+        inputs: vec![PortSpec::required(
+            "path",
+            DataType::Path,
+            "the file to load",
+        )],
+        params: vec![PortSpec::optional(
+            "media_type",
+            DataType::String,
+            None,
+            "media type to record",
+        )],
+        outputs: vec![PortSpec::required(
+            format.output(),
+            DataType::Artifact(format.kind()),
+            "the file's content",
+        )],
+    };
+    let run: RunFn = match format {
+        Format::Bytes => |ctx, args| load(Format::Bytes, ctx, args),
+        Format::Text => |ctx, args| load(Format::Text, ctx, args),
+        Format::Json => |ctx, args| load(Format::Json, ctx, args),
+    };
+    Builtin::new(
+        format.step_name(),
+        "Stores a file as an artifact",
+        ports,
+        run,
+    )
 }
 
 fn check_content(format: Format, path: &Path) -> Result<(), StepError> {
@@ -95,34 +95,24 @@ fn check_content(format: Format, path: &Path) -> Result<(), StepError> {
     }
 }
 
-impl Step for LoadFile {
-    fn signature(&self) -> &StepSignature {
-        &self.sig
+fn load(format: Format, ctx: &StepContext<'_>, args: &StepArgs) -> Result<StepOutputs, StepError> {
+    let path = args.input_path("path")?;
+    if !path.is_file() {
+        return Err(StepError::Failed(format!(
+            "{}: not a readable file",
+            path.display()
+        )));
     }
-
-    fn identity(&self) -> &PluginIdentity {
-        &self.id
-    }
-
-    fn run(&self, ctx: &StepContext<'_>, args: &StepArgs) -> Result<StepOutputs, StepError> {
-        let path = args.input_path("path")?;
-        if !path.is_file() {
-            return Err(StepError::Failed(format!(
-                "{}: not a readable file",
-                path.display()
-            )));
-        }
-        check_content(self.format, &path)?;
-        let media = args.param_str("media_type")?;
-        let artifact = ctx.artifacts.put_file(&path, self.format.kind(), media)?;
-        ctx.log(format!(
-            "loaded {} ({} bytes)",
-            path.display(),
-            artifact.size
-        ));
-        Ok(StepOutputs::from([(
-            self.format.output().to_string(),
-            Value::artifact(artifact),
-        )]))
-    }
+    check_content(format, &path)?;
+    let media = args.param_str("media_type")?;
+    let artifact = ctx.artifacts.put_file(&path, format.kind(), media)?;
+    ctx.log(format!(
+        "loaded {} ({} bytes)",
+        path.display(),
+        artifact.size
+    ));
+    Ok(StepOutputs::from([(
+        format.output().to_string(),
+        Value::artifact(artifact),
+    )]))
 }

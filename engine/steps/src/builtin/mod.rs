@@ -13,20 +13,69 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use voxflow_spec::{PortSpec, StepSignature};
 
-use crate::{PluginIdentity, Step};
+use crate::{PluginIdentity, Step, StepArgs, StepContext, StepError, StepOutputs};
 
 /// Every built-in step.
 pub fn all() -> Vec<Arc<dyn Step>> {
-    vec![
-        Arc::new(echo::Echo::new()),
-        Arc::new(load::LoadFile::new(load::Format::Bytes)),
-        Arc::new(load::LoadFile::new(load::Format::Text)),
-        Arc::new(load::LoadFile::new(load::Format::Json)),
-        Arc::new(file_info::FileInfo::new()),
-        Arc::new(pass::Pass::new()),
-        Arc::new(collect_json::CollectJson::new()),
-        Arc::new(write_outputs::WriteOutputs::new()),
+    [
+        echo::step(),
+        load::step(load::Format::Bytes),
+        load::step(load::Format::Text),
+        load::step(load::Format::Json),
+        file_info::step(),
+        pass::step(),
+        collect_json::step(),
+        write_outputs::step(),
     ]
+    .into_iter()
+    .map(|b| Arc::new(b) as Arc<dyn Step>)
+    .collect()
+}
+
+/// The body of a built-in step.
+type RunFn = fn(&StepContext<'_>, &StepArgs) -> Result<StepOutputs, StepError>;
+
+/// A built-in step: its identity and signature, and the function that runs it.
+pub struct Builtin {
+    id: PluginIdentity,
+    sig: StepSignature,
+    run: RunFn,
+}
+
+impl Builtin {
+    fn new(name: &str, description: &str, ports: Ports, run: RunFn) -> Self {
+        let id = identity(name);
+        let sig = StepSignature {
+            plugin: id.name.clone(),
+            version: id.version.clone(),
+            description: description.to_string(),
+            inputs: ports.inputs,
+            params: ports.params,
+            outputs: ports.outputs,
+        };
+        Builtin { id, sig, run }
+    }
+}
+
+/// The inputs, parameters and outputs of a built-in step.
+struct Ports {
+    inputs: Vec<PortSpec>,
+    params: Vec<PortSpec>,
+    outputs: Vec<PortSpec>,
+}
+
+impl Step for Builtin {
+    fn signature(&self) -> &StepSignature {
+        &self.sig
+    }
+
+    fn identity(&self) -> &PluginIdentity {
+        &self.id
+    }
+
+    fn run(&self, ctx: &StepContext<'_>, args: &StepArgs) -> Result<StepOutputs, StepError> {
+        (self.run)(ctx, args)
+    }
 }
 
 /// Identity of a built-in: versioned with the engine, hashed over name and version so a cache entry made by
@@ -40,22 +89,5 @@ fn identity(name: &str) -> PluginIdentity {
         name: format!("builtin/{name}"),
         version,
         sha256,
-    }
-}
-
-fn signature(
-    id: &PluginIdentity,
-    description: &str,
-    inputs: Vec<PortSpec>,
-    params: Vec<PortSpec>,
-    outputs: Vec<PortSpec>,
-) -> StepSignature {
-    StepSignature {
-        plugin: id.name.clone(),
-        version: id.version.clone(),
-        description: description.to_string(),
-        inputs,
-        params,
-        outputs,
     }
 }

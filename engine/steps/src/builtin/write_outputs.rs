@@ -4,42 +4,38 @@
 use std::path::{Component, Path, PathBuf};
 
 use voxflow_spec::types::DataType;
-use voxflow_spec::{PortSpec, StepSignature, Value};
+use voxflow_spec::{PortSpec, Value};
 
-use crate::{PluginIdentity, Step, StepArgs, StepContext, StepError, StepOutputs};
+use super::{Builtin, Ports};
+use crate::{StepArgs, StepContext, StepError, StepOutputs};
 
-pub struct WriteOutputs {
-    id: PluginIdentity,
-    sig: StepSignature,
-}
-
-impl WriteOutputs {
-    pub fn new() -> Self {
-        let id = super::identity("write-outputs");
-        let sig = super::signature(
-            &id,
-            "Writes artifacts (one, a list, or a mapping of them) to a folder",
-            vec![PortSpec::required(
-                "artifacts",
-                DataType::Any,
-                "what to write",
-            )],
-            vec![
-                PortSpec::required(
-                    "dir",
-                    DataType::String,
-                    "the destination folder (created if missing)",
-                ),
-                PortSpec::optional("prefix", DataType::String, None, "a file name prefix"),
-            ],
-            vec![PortSpec::required(
-                "files",
-                DataType::List(Box::new(DataType::Path)),
-                "the written paths",
-            )],
-        );
-        WriteOutputs { id, sig }
-    }
+pub fn step() -> Builtin {
+    let ports = Ports {
+        inputs: vec![PortSpec::required(
+            "artifacts",
+            DataType::Any,
+            "what to write",
+        )],
+        params: vec![
+            PortSpec::required(
+                "dir",
+                DataType::String,
+                "the destination folder (created if missing)",
+            ),
+            PortSpec::optional("prefix", DataType::String, None, "a file name prefix"),
+        ],
+        outputs: vec![PortSpec::required(
+            "files",
+            DataType::List(Box::new(DataType::Path)),
+            "the written paths",
+        )],
+    };
+    Builtin::new(
+        "write-outputs",
+        "Writes artifacts (one, a list, or a mapping of them) to a folder",
+        ports,
+        run,
+    )
 }
 
 /// A file name that cannot escape the destination folder.
@@ -52,41 +48,31 @@ pub fn safe_file_name(name: &str) -> Option<String> {
     }
 }
 
-impl Step for WriteOutputs {
-    fn signature(&self) -> &StepSignature {
-        &self.sig
+fn run(ctx: &StepContext<'_>, args: &StepArgs) -> Result<StepOutputs, StepError> {
+    let dir = PathBuf::from(args.param_str("dir")?.unwrap_or("."));
+    let prefix = args.param_str("prefix")?.unwrap_or_default();
+    let value = args.input("artifacts")?;
+    let mut written = Vec::new();
+    for (i, a) in value.artifacts().into_iter().enumerate() {
+        ctx.check_cancelled()?;
+        let base = a
+            .name
+            .as_deref()
+            .and_then(safe_file_name)
+            .unwrap_or_else(|| a.hash[..16].to_string());
+        let dest = dir.join(format!("{prefix}{i:04}-{base}"));
+        ctx.artifacts.export(a, &dest)?;
+        written.push(Value::String(dest.display().to_string()));
     }
-
-    fn identity(&self) -> &PluginIdentity {
-        &self.id
-    }
-
-    fn run(&self, ctx: &StepContext<'_>, args: &StepArgs) -> Result<StepOutputs, StepError> {
-        let dir = PathBuf::from(args.param_str("dir")?.unwrap_or("."));
-        let prefix = args.param_str("prefix")?.unwrap_or_default();
-        let value = args.input("artifacts")?;
-        let mut written = Vec::new();
-        for (i, a) in value.artifacts().into_iter().enumerate() {
-            ctx.check_cancelled()?;
-            let base = a
-                .name
-                .as_deref()
-                .and_then(safe_file_name)
-                .unwrap_or_else(|| a.hash[..16].to_string());
-            let dest = dir.join(format!("{prefix}{i:04}-{base}"));
-            ctx.artifacts.export(a, &dest)?;
-            written.push(Value::String(dest.display().to_string()));
-        }
-        ctx.log(format!(
-            "wrote {} files to {}",
-            written.len(),
-            dir.display()
-        ));
-        Ok(StepOutputs::from([(
-            "files".to_string(),
-            Value::List(written),
-        )]))
-    }
+    ctx.log(format!(
+        "wrote {} files to {}",
+        written.len(),
+        dir.display()
+    ));
+    Ok(StepOutputs::from([(
+        "files".to_string(),
+        Value::List(written),
+    )]))
 }
 
 #[cfg(test)]
