@@ -153,6 +153,7 @@ pub(crate) async fn run_unit<T: RunTracker>(
             attempt,
         });
         let started = Instant::now();
+        tracing::debug!(run_id = %ctx.run_id, step = %pstep.path, key = %frame.key, attempt, "attempt started");
         let (result, log) = execute_blocking(
             ctx,
             step_impl,
@@ -188,6 +189,7 @@ pub(crate) async fn run_unit<T: RunTracker>(
                 return Ok(StepResult::Done(outputs));
             }
             Err(f) => {
+                tracing::info!(run_id = %ctx.run_id, step = %pstep.path, key = %frame.key, attempt, status = %f.status, "{}", f.message);
                 ctx.tracker
                     .finish_attempt(&id, f.status, None, Some(&f.message))
                     .await?;

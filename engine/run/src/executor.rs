@@ -311,6 +311,23 @@ async fn record_skip<T: RunTracker>(
     .await
 }
 
+/// A step that failed before any attempt (its `when` or `foreach` could not be evaluated): recorded as an
+/// event, since there is no attempt row to hold the error.
+async fn step_error<T: RunTracker>(
+    ctx: &RunCtx<T>,
+    pstep: &PlanStep,
+    reason: String,
+) -> Result<StepResult, StoreError> {
+    let message = format!("step `{}`: {reason}", pstep.path);
+    tracing::warn!(run_id = %ctx.run_id, step = %pstep.path, "{reason}");
+    ctx.event(None, Some(&pstep.path), "error", &message)
+        .await?;
+    Ok(StepResult::Failed {
+        message,
+        tolerated: pstep.step.continue_on_error,
+    })
+}
+
 /// Runs one step of a scope: its `when`, then its body once or once per `foreach` item.
 async fn run_step<T: RunTracker>(
     ctx: Arc<RunCtx<T>>,
@@ -330,12 +347,7 @@ async fn run_step<T: RunTracker>(
                 return Ok(StepResult::Skipped);
             }
             Ok(_) => {}
-            Err(e) => {
-                return Ok(StepResult::Failed {
-                    message: format!("step `{}`: when: {e}", pstep.path),
-                    tolerated: step.continue_on_error,
-                })
-            }
+            Err(e) => return step_error(&ctx, &pstep, format!("when: {e}")).await,
         }
     }
     let Some(foreach) = &step.foreach else {
@@ -344,21 +356,10 @@ async fn run_step<T: RunTracker>(
     let items = match foreach.value.eval(&scope) {
         Ok(Value::List(items)) => items,
         Ok(other) => {
-            return Ok(StepResult::Failed {
-                message: format!(
-                    "step `{}`: foreach needs a list, got a {}",
-                    pstep.path,
-                    other.type_name()
-                ),
-                tolerated: step.continue_on_error,
-            })
+            let message = format!("foreach needs a list, got a {}", other.type_name());
+            return step_error(&ctx, &pstep, message).await;
         }
-        Err(e) => {
-            return Ok(StepResult::Failed {
-                message: format!("step `{}`: foreach: {e}", pstep.path),
-                tolerated: step.continue_on_error,
-            })
-        }
+        Err(e) => return step_error(&ctx, &pstep, format!("foreach: {e}")).await,
     };
     ctx.progress.event(&ProgressEvent::FanOut {
         step: pstep.path.clone(),
