@@ -172,13 +172,41 @@ fn sigint_cancels_the_run_cleanly() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until the slow step has started, then interrupt as a terminal would.
-    let db = dir.path().join("voxflow.db");
+    // Wait until the slow step is recorded as running (read through the CLI, as an operator would), then
+    // interrupt as a terminal would.
     let started = std::time::Instant::now();
-    while !db.exists() && started.elapsed() < Duration::from_secs(30) {
-        std::thread::sleep(Duration::from_millis(50));
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the slow step never started"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        let list = voxflow(dir.path())
+            .args(["runs", "list", "--json"])
+            .output()
+            .unwrap();
+        let Ok(serde_json::Value::Array(runs)) = serde_json::from_slice(&list.stdout) else {
+            continue;
+        };
+        let Some(id) = runs.first().and_then(|r| r["id"].as_str()) else {
+            continue;
+        };
+        let show = voxflow(dir.path())
+            .args(["runs", "show", id, "--json"])
+            .output()
+            .unwrap();
+        let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&show.stdout) else {
+            continue;
+        };
+        let running = doc["steps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| s["step_id"] == "wait" && s["status"] == "running");
+        if running {
+            break;
+        }
     }
-    std::thread::sleep(Duration::from_millis(700));
     let status = Command::new("kill")
         .arg("-INT")
         .arg(child.id().to_string())
