@@ -39,6 +39,10 @@ enum Command {
     /// List and show recorded runs.
     #[command(subcommand)]
     Runs(commands::runs::RunsCommand),
+    /// Describe a DICOM file or folder (series, size, spacing, orientation, transfer syntax, problems) or a NIfTI file.
+    Inspect(commands::imaging::InspectArgs),
+    /// Convert a DICOM series (or a NIfTI file) to NIfTI.
+    Convert(commands::imaging::ConvertArgs),
     /// Database maintenance.
     #[command(subcommand)]
     Db(commands::db::DbCommand),
@@ -63,6 +67,8 @@ fn main() -> ExitCode {
             Command::Run(args) => commands::run::run(&cli.global, args).await,
             Command::Runs(cmd) => commands::runs::run(&cli.global, cmd).await,
             Command::Db(cmd) => commands::db::run(&cli.global, cmd).await,
+            Command::Inspect(args) => commands::imaging::inspect_command(&args),
+            Command::Convert(args) => commands::imaging::convert_command(&args),
         }
     });
     // Do not wait for blocking tasks that ignored cancellation (a step past its grace period).

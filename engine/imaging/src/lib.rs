@@ -6,6 +6,7 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod dicom;
+pub mod inspect;
 pub mod nifti;
 pub mod ops;
 pub mod volume;

@@ -1,6 +1,7 @@
 //! One module per `voxflow` subcommand.
 
 pub mod db;
+pub mod imaging;
 pub mod run;
 pub mod runs;
 pub mod validate;

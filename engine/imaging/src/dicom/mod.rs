@@ -9,7 +9,9 @@ use std::path::PathBuf;
 
 pub use header::{read_header, DicomHeader, FramePlane};
 pub use select::SeriesRule;
-pub use series::{load_series, scan, FolderScan, LoadedSeries, Series, SeriesMetadata};
+pub use series::{
+    layout, load_series, scan, FolderScan, LoadedSeries, Series, SeriesLayout, SeriesMetadata,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DicomError {
@@ -21,4 +23,13 @@ pub enum DicomError {
     Selection(String),
     #[error("{path}: no DICOM image series found{detail}")]
     NoSeries { path: PathBuf, detail: String },
+}
+
+/// The name of a transfer syntax UID, e.g. "Explicit VR Little Endian".
+pub fn transfer_syntax_name(uid: &str) -> String {
+    use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
+    dicom_transfer_syntax_registry::TransferSyntaxRegistry
+        .get(uid)
+        .map(|ts| ts.name().to_string())
+        .unwrap_or_else(|| "unknown transfer syntax".to_string())
 }

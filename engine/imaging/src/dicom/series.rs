@@ -147,13 +147,23 @@ fn normalized(a: [f64; 3]) -> [f64; 3] {
 /// One frame of the series, ready to be placed.
 struct Slice<'a> {
     file: &'a DicomHeader,
+    file_index: usize,
     frame: usize,
     distance: f64,
 }
 
-/// Decodes a series into a volume. Inconsistent series (mixed sizes or orientations, duplicate or missing
-/// slices, uneven spacing, tilted stacks) are errors, never a silently wrong volume.
-pub fn load_series(series: &Series) -> Result<LoadedSeries, DicomError> {
+/// Where every frame of a series goes, checked, before any pixel is decoded.
+#[derive(Debug, Clone)]
+pub struct SeriesLayout {
+    pub geometry: Geometry,
+    /// (file index in `Series::files`, frame index) for each slice k.
+    pub slices: Vec<(usize, usize)>,
+    pub warnings: Vec<String>,
+}
+
+/// Orders and checks the frames of a series. Inconsistent series (mixed sizes or orientations, duplicate
+/// or missing slices, uneven spacing, tilted stacks) are errors, never a silently wrong volume.
+pub fn layout(series: &Series) -> Result<SeriesLayout, DicomError> {
     let err = |message: String| DicomError::Series {
         series: series.uid.clone(),
         message,
@@ -201,7 +211,7 @@ pub fn load_series(series: &Series) -> Result<LoadedSeries, DicomError> {
     let normal = normalized(cross(row_dir, col_dir));
     let mut slices = Vec::with_capacity(series.frame_count());
     let mut missing_positions = false;
-    for f in &series.files {
+    for (file_index, f) in series.files.iter().enumerate() {
         for (n, frame) in f.frames.iter().enumerate() {
             if let (Some(o), Some(reference)) = (frame.orientation, orientation) {
                 if o.iter()
@@ -226,6 +236,7 @@ pub fn load_series(series: &Series) -> Result<LoadedSeries, DicomError> {
             };
             slices.push(Slice {
                 file: f,
+                file_index,
                 frame: n,
                 distance,
             });
@@ -243,11 +254,9 @@ pub fn load_series(series: &Series) -> Result<LoadedSeries, DicomError> {
             .spacing_between_slices
             .or(first.slice_thickness)
             .unwrap_or(1.0);
-        if slices.len() > 1 {
-            warnings.push(format!(
-                "no ImagePositionPatient: slices ordered by InstanceNumber and frame, spacing {z} mm from the header"
-            ));
-        }
+        warnings.push(format!(
+            "no ImagePositionPatient: slices ordered by InstanceNumber and frame, spacing {z} mm from the header"
+        ));
         z
     } else {
         check_spacing(&slices, normal, first).map_err(&err)?
@@ -268,13 +277,33 @@ pub fn load_series(series: &Series) -> Result<LoadedSeries, DicomError> {
         origin,
         direction: [row_dir, col_dir, normal],
     };
-    let values = decode_slices(&slices, &geometry).map_err(&err)?;
+    Ok(SeriesLayout {
+        geometry,
+        slices: slices.iter().map(|s| (s.file_index, s.frame)).collect(),
+        warnings,
+    })
+}
+
+/// Decodes a series into a volume, after [`layout`] has checked it.
+pub fn load_series(series: &Series) -> Result<LoadedSeries, DicomError> {
+    let err = |message: String| DicomError::Series {
+        series: series.uid.clone(),
+        message,
+    };
+    let SeriesLayout {
+        geometry,
+        slices,
+        warnings,
+    } = layout(series)?;
+    let values = decode_slices(series, &slices, &geometry).map_err(&err)?;
     let volume = Volume::new(geometry, VoxelData::from_f64_compact(values))
         .map_err(|e| err(e.to_string()))?;
-    let mut sop_instance_uids = Vec::new();
-    for s in &slices {
-        if sop_instance_uids.last() != Some(&s.file.sop_instance_uid) {
-            sop_instance_uids.push(s.file.sop_instance_uid.clone());
+    let first = series.first();
+    let mut sop_instance_uids: Vec<String> = Vec::new();
+    for &(file_index, _) in &slices {
+        let uid = &series.files[file_index].sop_instance_uid;
+        if sop_instance_uids.last() != Some(uid) {
+            sop_instance_uids.push(uid.clone());
         }
     }
     let mut transfer_syntaxes: Vec<String> = series
@@ -384,44 +413,49 @@ fn check_spacing(
 }
 
 /// Decodes every frame in slice order, with each frame's rescale applied.
-fn decode_slices(slices: &[Slice<'_>], geometry: &Geometry) -> Result<Vec<f64>, String> {
+fn decode_slices(
+    series: &Series,
+    slices: &[(usize, usize)],
+    geometry: &Geometry,
+) -> Result<Vec<f64>, String> {
     let per_slice = geometry.dims[0] * geometry.dims[1];
     let mut values = Vec::with_capacity(per_slice * slices.len());
-    let mut cache: Option<(&Path, Vec<f64>)> = None;
+    let mut cache: Option<(usize, Vec<f64>)> = None;
     let raw_samples = ConvertOptions::new().with_modality_lut(ModalityLutOption::None);
-    for s in slices {
-        let path = s.file.path.as_path();
-        if cache.as_ref().is_none_or(|(p, _)| *p != path) {
+    for &(file_index, frame_index) in slices {
+        let file = &series.files[file_index];
+        let path = file.path.as_path();
+        if cache.as_ref().is_none_or(|(i, _)| *i != file_index) {
             let obj = dicom_object::open_file(path)
                 .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
             let decoded = obj.decode_pixel_data().map_err(|e| {
                 format!(
                     "{}: cannot decode pixel data ({}): {e}",
                     path.display(),
-                    s.file.transfer_syntax
+                    file.transfer_syntax
                 )
             })?;
             let all: Vec<f64> = decoded
                 .to_vec_with_options(&raw_samples)
                 .map_err(|e| format!("{}: cannot convert pixel data: {e}", path.display()))?;
-            cache = Some((path, all));
+            cache = Some((file_index, all));
         }
         let all = cache
             .as_ref()
             .map(|(_, v)| v)
             .ok_or("internal: no decoded frame")?;
-        let start = s.frame * per_slice;
+        let start = frame_index * per_slice;
         let frame = all.get(start..start + per_slice).ok_or_else(|| {
             format!(
                 "{}: frame {} is missing from the pixel data ({} values for {} frames of {})",
                 path.display(),
-                s.frame + 1,
+                frame_index + 1,
                 all.len(),
-                s.file.frames.len(),
+                file.frames.len(),
                 per_slice
             )
         })?;
-        let plane = &s.file.frames[s.frame];
+        let plane = &file.frames[frame_index];
         values.extend(
             frame
                 .iter()
