@@ -48,7 +48,7 @@ pub enum Report {
     Nifti {
         path: PathBuf,
         #[serde(flatten)]
-        image: NiftiReport,
+        image: Box<NiftiReport>,
     },
 }
 
@@ -74,7 +74,7 @@ pub fn inspect(path: &Path) -> Result<Report, InspectError> {
         let (v, info) = read_nifti(path)?;
         return Ok(Report::Nifti {
             path: path.to_path_buf(),
-            image: NiftiReport {
+            image: Box::new(NiftiReport {
                 dims: v.dims(),
                 dtype: v.data.dtype().to_string(),
                 stored_dtype: info.stored_dtype.to_string(),
@@ -83,7 +83,7 @@ pub fn inspect(path: &Path) -> Result<Report, InspectError> {
                 affine_ras: v.geometry.affine_ras(),
                 affine_source: info.affine_source.to_string(),
                 endianness: info.endianness.to_string(),
-            },
+            }),
         });
     }
     let found = scan(path)?;
