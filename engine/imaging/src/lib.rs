@@ -9,6 +9,7 @@ pub mod dicom;
 pub mod inspect;
 pub mod nifti;
 pub mod ops;
+pub mod png;
 pub mod volume;
 
 pub use volume::{Geometry, ShapeMismatch, Volume, VoxelData};

@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use nifti::{Endianness, NiftiObject, NiftiType, ReaderOptions};
+use nifti::{Endianness, InMemNiftiObject, NiftiObject, NiftiType};
 
 use crate::volume::{Geometry, Volume, VoxelData};
 
@@ -39,6 +39,16 @@ pub struct NiftiInfo {
 
 /// Reads a `.nii` or `.nii.gz` file into a volume (3D, or 4D with a single volume).
 pub fn read_nifti(path: &Path) -> Result<(Volume, NiftiInfo), NiftiError> {
+    let bytes = std::fs::read(path).map_err(|e| NiftiError::Read {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    decode_nifti(&bytes, path)
+}
+
+/// Decodes NIfTI-1 bytes, gzip-compressed or not (told by the gzip magic, not a file name). `path` names
+/// the source in messages.
+pub fn decode_nifti(bytes: &[u8], path: &Path) -> Result<(Volume, NiftiInfo), NiftiError> {
     let read_err = |message: String| NiftiError::Read {
         path: path.to_path_buf(),
         message,
@@ -47,9 +57,12 @@ pub fn read_nifti(path: &Path) -> Result<(Volume, NiftiInfo), NiftiError> {
         path: path.to_path_buf(),
         message,
     };
-    let obj = ReaderOptions::new()
-        .read_file(path)
-        .map_err(|e| read_err(e.to_string()))?;
+    let obj = if bytes.starts_with(&[0x1f, 0x8b]) {
+        InMemNiftiObject::from_reader(flate2::read::GzDecoder::new(bytes))
+    } else {
+        InMemNiftiObject::from_reader(bytes)
+    }
+    .map_err(|e| read_err(e.to_string()))?;
     let h = obj.header().clone();
     let ndim = h.dim[0] as usize;
     if !(1..=7).contains(&ndim) {

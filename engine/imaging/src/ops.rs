@@ -362,6 +362,14 @@ impl AxisMap {
         AxisMap { perm, flip }
     }
 
+    /// The map that brings a volume to the closest LPS+ orientation (DICOM's patient axes).
+    pub fn to_closest_lps(geometry: &Geometry) -> AxisMap {
+        let mut map = AxisMap::to_closest_ras(geometry);
+        map.flip[0] = !map.flip[0];
+        map.flip[1] = !map.flip[1];
+        map
+    }
+
     pub fn inverse(&self) -> AxisMap {
         let mut perm = [0usize; 3];
         let mut flip = [false; 3];
@@ -509,6 +517,13 @@ mod tests {
         let canon = map.apply(&v);
         assert_eq!(canon.geometry.orientation_ras(), "RAS");
         assert_eq!(map.inverse().apply(&canon), v);
+        assert_eq!(
+            AxisMap::to_closest_lps(&v.geometry)
+                .apply(&v)
+                .geometry
+                .orientation_ras(),
+            "LPS"
+        );
         let (w, h, s) = extract_slice(&v, 2, 1).unwrap();
         assert_eq!((w, h, s[0]), (3, 4, 12.0));
     }
