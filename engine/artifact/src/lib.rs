@@ -196,7 +196,7 @@ impl ArtifactStore {
         fs::create_dir_all(dir).map_err(io_err("cannot create", dir))?;
         let mut input = File::open(&src).map_err(|e| self.missing_or(e, &artifact.hash, &src))?;
         let mut tmp =
-            NamedTempFile::new_in(dir).map_err(io_err("cannot create a temporary file in", dir))?;
+            output_tempfile(dir).map_err(io_err("cannot create a temporary file in", dir))?;
         io::copy(&mut input, &mut tmp).map_err(io_err("cannot write", dest))?;
         tmp.as_file()
             .sync_all()
@@ -208,6 +208,19 @@ impl ArtifactStore {
         })?;
         Ok(())
     }
+}
+
+/// A temporary file for a user-visible output, renamed into place when complete. Unlike tempfile's
+/// private default (0600), it gets the permissions any new file gets here (0666 less the umask).
+pub fn output_tempfile(dir: &Path) -> io::Result<NamedTempFile> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".voxflow-partial-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    builder.tempfile_in(dir)
 }
 
 /// A streaming writer for one artifact. Dropping it without `finish` deletes the partial file.

@@ -200,3 +200,59 @@ fn convert_refuses_ambiguous_folders_and_follows_series_rules() {
     assert_eq!(adc.dims(), [84, 128, 19]);
     assert!(Path::new(&tmp.path().join("adc.nii")).is_file());
 }
+
+#[test]
+fn series_to_nifti_workflow_on_a_real_study() {
+    let Some(study) = testdata("prostate/prostatex") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let run = voxflow()
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["run", "workflows/series-to-nifti.yaml", "--input"])
+        .arg(format!("study={}", study.display()))
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let (v, _) = read_nifti(&out_dir.join("nifti.nii.gz")).unwrap();
+    assert_eq!(v.dims(), [384, 384, 19]);
+    assert_eq!(v.geometry.orientation_ras(), "LPS");
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("metadata.json")).unwrap()).unwrap();
+    assert_eq!(meta["series_description"], "t2_tse_tra");
+    assert_eq!(meta["modality"], "MR");
+    assert_eq!(meta["sop_instance_uids"].as_array().unwrap().len(), 19);
+    let png = std::fs::read(out_dir.join("preview.png")).unwrap();
+    assert!(png.starts_with(b"\x89PNG"));
+    // A rule that matches nothing fails the step with the candidates listed.
+    let run = voxflow()
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args([
+            "run",
+            "workflows/series-to-nifti.yaml",
+            "-p",
+            "series=CT:*",
+            "--input",
+        ])
+        .arg(format!("study={}", study.display()))
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        err.contains("step `load`: no series matches CT:*; found:"),
+        "{err}"
+    );
+}

@@ -69,7 +69,7 @@ pub fn export_outputs(
     let summary = dir.join("outputs.json");
     let json =
         serde_json::to_vec_pretty(&Value::Map(outputs.clone()).to_json()).unwrap_or_default();
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
+    let mut tmp = voxflow_artifact::output_tempfile(dir).map_err(io(dir))?;
     std::io::Write::write_all(&mut tmp, &json).map_err(io(&summary))?;
     tmp.persist(&summary).map_err(|e| ExportError::Io {
         path: summary.clone(),

@@ -6,6 +6,7 @@ mod echo;
 mod file_info;
 mod load;
 mod pass;
+mod volume;
 mod write_outputs;
 
 use std::sync::Arc;
@@ -26,6 +27,9 @@ pub fn all() -> Vec<Arc<dyn Step>> {
         pass::step(),
         collect_json::step(),
         write_outputs::step(),
+        volume::load_volume(),
+        volume::write_nifti(),
+        volume::write_png(),
     ]
     .into_iter()
     .map(|b| Arc::new(b) as Arc<dyn Step>)

@@ -1,0 +1,267 @@
+//! Imaging built-ins: `builtin/load-volume` (a DICOM series or a NIfTI file into a volume artifact),
+//! `builtin/write-nifti` and `builtin/write-png`. Volume and mask artifacts are stored as gzipped NIfTI-1,
+//! so any tool can open them and their hash is the hash of a standard file.
+
+use std::path::Path;
+
+use voxflow_imaging::dicom::{load_series, scan, SeriesRule};
+use voxflow_imaging::inspect::is_nifti_path;
+use voxflow_imaging::nifti::{decode_nifti, encode_nifti_gz, read_nifti};
+use voxflow_imaging::png::{render_png, PngOptions};
+use voxflow_imaging::Volume;
+use voxflow_spec::types::{ArtifactKind, DataType};
+use voxflow_spec::{ArtifactRef, PortSpec, Value};
+
+use super::{Builtin, Ports};
+use crate::{StepArgs, StepContext, StepError, StepOutputs};
+
+/// The media type recorded for volume and mask artifacts.
+pub const NIFTI_GZ: &str = "application/x-nifti+gzip";
+
+/// Stores a volume as a gzipped NIfTI artifact.
+pub fn store_volume(
+    ctx: &StepContext<'_>,
+    volume: &Volume,
+    kind: ArtifactKind,
+    name: &str,
+) -> Result<ArtifactRef, StepError> {
+    let bytes = encode_nifti_gz(volume, &format!("voxflow {}", ctx.step_id));
+    Ok(ctx
+        .artifacts
+        .put_bytes(&bytes, kind, Some(NIFTI_GZ), Some(name))?)
+}
+
+/// Reads a volume or mask artifact back.
+pub fn read_volume(
+    ctx: &StepContext<'_>,
+    artifact: &ArtifactRef,
+    input: &str,
+) -> Result<Volume, StepError> {
+    let bytes = ctx.artifacts.read(artifact)?;
+    let origin = Path::new(artifact.name.as_deref().unwrap_or("volume.nii.gz"));
+    decode_nifti(&bytes, origin)
+        .map(|(v, _)| v)
+        .map_err(|e| StepError::BadArgument {
+            field: format!("input `{input}`"),
+            message: format!("sha256:{} is not a readable volume: {e}", artifact.hash),
+        })
+}
+
+pub fn load_volume() -> Builtin {
+    let ports = Ports {
+        inputs: vec![PortSpec::required(
+            "source",
+            DataType::Path,
+            "a DICOM folder or file, or a NIfTI file",
+        )],
+        params: vec![PortSpec::optional(
+            "series",
+            DataType::String,
+            None,
+            "which series: a SeriesInstanceUID or MODALITY:PATTERN, e.g. MR:t2*tra*",
+        )],
+        outputs: vec![
+            PortSpec::required(
+                "volume",
+                DataType::Artifact(ArtifactKind::Volume),
+                "the volume (NIfTI)",
+            ),
+            PortSpec::required(
+                "metadata",
+                DataType::Artifact(ArtifactKind::Json),
+                "key DICOM attributes and geometry",
+            ),
+        ],
+    };
+    Builtin::new(
+        "load-volume",
+        "Loads a DICOM series or a NIfTI file as a volume",
+        ports,
+        run_load_volume,
+    )
+}
+
+fn run_load_volume(ctx: &StepContext<'_>, args: &StepArgs) -> Result<StepOutputs, StepError> {
+    let source = args.input_path("source")?;
+    let failed = |e: &dyn std::fmt::Display| StepError::Failed(e.to_string());
+    let (volume, mut metadata) = if is_nifti_path(&source) {
+        let (v, info) = read_nifti(&source).map_err(|e| failed(&e))?;
+        let meta = serde_json::json!({ "format": "nifti", "source": source.display().to_string(),
+            "stored_dtype": info.stored_dtype, "affine_source": info.affine_source });
+        (v, meta)
+    } else {
+        let found = scan(&source).map_err(|e| failed(&e))?;
+        let rule = args
+            .param_str("series")?
+            .map(SeriesRule::parse)
+            .unwrap_or_default();
+        let series = rule.select(&found.series).map_err(|e| failed(&e))?;
+        ctx.check_cancelled()?;
+        let loaded = load_series(series).map_err(|e| failed(&e))?;
+        for w in &loaded.warnings {
+            ctx.log(format!("warning: {w}"));
+        }
+        let mut meta = serde_json::to_value(&loaded.metadata).unwrap_or_default();
+        meta["format"] = "dicom".into();
+        meta["warnings"] = serde_json::json!(loaded.warnings);
+        (loaded.volume, meta)
+    };
+    let g = &volume.geometry;
+    metadata["dims"] = serde_json::json!(g.dims);
+    metadata["spacing"] = serde_json::json!(g.spacing);
+    metadata["orientation"] = serde_json::json!(g.orientation_ras());
+    metadata["affine_lps"] = serde_json::json!(g.affine_lps());
+    metadata["dtype"] = serde_json::json!(volume.data.dtype());
+    ctx.log(format!(
+        "loaded {} x {} x {} {} volume, spacing {:.3} x {:.3} x {:.3} mm, {}",
+        g.dims[0],
+        g.dims[1],
+        g.dims[2],
+        volume.data.dtype(),
+        g.spacing[0],
+        g.spacing[1],
+        g.spacing[2],
+        g.orientation_ras()
+    ));
+    let stored = store_volume(ctx, &volume, ArtifactKind::Volume, "volume.nii.gz")?;
+    let meta_bytes = serde_json::to_vec_pretty(&metadata).map_err(|e| failed(&e))?;
+    let meta =
+        ctx.artifacts
+            .put_bytes(&meta_bytes, ArtifactKind::Json, None, Some("metadata.json"))?;
+    Ok(StepOutputs::from([
+        ("volume".to_string(), Value::artifact(stored)),
+        ("metadata".to_string(), Value::artifact(meta)),
+    ]))
+}
+
+pub fn write_nifti() -> Builtin {
+    let ports = Ports {
+        inputs: vec![PortSpec::required(
+            "volume",
+            DataType::Artifact(ArtifactKind::Volume),
+            "a volume or mask",
+        )],
+        params: vec![PortSpec::optional(
+            "name",
+            DataType::String,
+            Some(Value::String("image".into())),
+            "file name without extension",
+        )],
+        outputs: vec![PortSpec::required(
+            "file",
+            DataType::Artifact(ArtifactKind::File),
+            "the .nii.gz file",
+        )],
+    };
+    Builtin::new(
+        "write-nifti",
+        "Writes a volume or mask as a NIfTI-1 .nii.gz file",
+        ports,
+        run_write_nifti,
+    )
+}
+
+fn run_write_nifti(ctx: &StepContext<'_>, args: &StepArgs) -> Result<StepOutputs, StepError> {
+    let input = args.input_artifact("volume")?;
+    let volume = read_volume(ctx, input, "volume")?;
+    let name = args.param_str("name")?.unwrap_or("image");
+    let file = store_volume(ctx, &volume, ArtifactKind::File, &format!("{name}.nii.gz"))?;
+    Ok(StepOutputs::from([(
+        "file".to_string(),
+        Value::artifact(file),
+    )]))
+}
+
+pub fn write_png() -> Builtin {
+    let ports = Ports {
+        inputs: vec![
+            PortSpec::required(
+                "volume",
+                DataType::Artifact(ArtifactKind::Volume),
+                "the image",
+            ),
+            PortSpec::optional(
+                "mask",
+                DataType::Artifact(ArtifactKind::Volume),
+                None,
+                "a mask to overlay in red",
+            ),
+        ],
+        params: vec![
+            PortSpec::optional(
+                "axis",
+                DataType::Integer,
+                Some(Value::Number(2.0)),
+                "0 sagittal, 1 coronal, 2 axial",
+            ),
+            PortSpec::optional(
+                "slice",
+                DataType::Integer,
+                None,
+                "slice index (default: the middle)",
+            ),
+            PortSpec::optional(
+                "mosaic",
+                DataType::Boolean,
+                Some(Value::Bool(false)),
+                "all slices in a grid",
+            ),
+            PortSpec::optional(
+                "window_center",
+                DataType::Number,
+                None,
+                "display window centre",
+            ),
+            PortSpec::optional(
+                "window_width",
+                DataType::Number,
+                None,
+                "display window width",
+            ),
+        ],
+        outputs: vec![PortSpec::required(
+            "image",
+            DataType::Artifact(ArtifactKind::Image),
+            "the PNG",
+        )],
+    };
+    Builtin::new(
+        "write-png",
+        "Draws a slice or a mosaic as PNG, with an optional mask overlay",
+        ports,
+        run_write_png,
+    )
+}
+
+fn run_write_png(ctx: &StepContext<'_>, args: &StepArgs) -> Result<StepOutputs, StepError> {
+    let volume = read_volume(ctx, args.input_artifact("volume")?, "volume")?;
+    let mask = match args.inputs.get("mask").and_then(Value::as_artifact) {
+        Some(m) => Some(read_volume(ctx, m, "mask")?),
+        None => None,
+    };
+    let window = match (
+        args.param_f64("window_center")?,
+        args.param_f64("window_width")?,
+    ) {
+        (Some(c), Some(w)) => Some((c, w)),
+        _ => None,
+    };
+    let options = PngOptions {
+        axis: args.param_u64("axis")?.unwrap_or(2) as usize,
+        slice: args.param_u64("slice")?.map(|s| s as usize),
+        mosaic: matches!(args.param("mosaic"), Some(Value::Bool(true))),
+        window,
+    };
+    let bytes = render_png(&volume, mask.as_ref(), &options)
+        .map_err(|e| StepError::Failed(e.to_string()))?;
+    let image = ctx.artifacts.put_bytes(
+        &bytes,
+        ArtifactKind::Image,
+        Some("image/png"),
+        Some("image.png"),
+    )?;
+    Ok(StepOutputs::from([(
+        "image".to_string(),
+        Value::artifact(image),
+    )]))
+}
