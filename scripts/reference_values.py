@@ -46,6 +46,7 @@ DICOM_FILES = [
     ("mr2_uncompressed", "dicom/misc/MR2_UNCR.dcm", False),
     ("mr2_j2k_reversible", "dicom/misc/MR2_J2KR.dcm", False),
     ("mr2_j2k_irreversible", "dicom/misc/MR2_J2KI.dcm", True),
+    ("rtdose_32bit_grid", "dicom/misc/rtdose.dcm", False),
 ]
 NIFTI = [
     ("anatomical", "nifti/nibabel/anatomical.nii"),
@@ -85,6 +86,13 @@ def frames_of(ds):
                     fs, fi = float(t.RescaleSlope), float(t.RescaleIntercept)
                     break
         out.append((fp, fo, fs, fi))
+    grid = getattr(ds, "GridFrameOffsetVector", None)
+    if grid is not None and len(grid) == n and n > 1 and pos is not None and ori is not None:
+        # RT Dose: frame f lies (offset[f] - offset[0]) along the normal from ImagePositionPatient.
+        normal = np.cross(np.array(ori[:3], float), np.array(ori[3:], float))
+        scale = float(getattr(ds, "DoseGridScaling", 1) or 1)
+        out = [(list(np.array(pos, float) + (float(grid[f]) - float(grid[0])) * normal), ori, slope * scale, inter)
+               for f in range(n)]
     return out
 
 

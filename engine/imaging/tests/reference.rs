@@ -24,8 +24,8 @@ fn load(kind: &str, path: &Path) -> Result<(Volume, [[f64; 4]; 4]), String> {
         return Ok((v, a));
     }
     let found = scan(path).map_err(|e| e.to_string())?;
-    let series = SeriesRule::default()
-        .select(&found.series)
+    let series = found
+        .select(&SeriesRule::default(), path)
         .map_err(|e| e.to_string())?;
     let loaded = load_series(series).map_err(|e| e.to_string())?;
     let a = loaded.volume.geometry.affine_lps();

@@ -151,7 +151,7 @@ pub fn convert_command(args: &ConvertArgs) -> anyhow::Result<u8> {
             .as_deref()
             .map(SeriesRule::parse)
             .unwrap_or_default();
-        let loaded = match rule.select(&found.series).and_then(load_series) {
+        let loaded = match found.select(&rule, &args.input).and_then(load_series) {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("error: {e}");

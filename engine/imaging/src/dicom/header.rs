@@ -171,9 +171,33 @@ pub fn read_header(path: &Path) -> Result<DicomHeader, DicomError> {
             })
             .collect()
     } else {
+        // RT Dose and similar multi-frame grids place frame f at GridFrameOffsetVector[f] along the normal.
+        // Offsets are relative when the first is 0 and absolute otherwise; either way the first frame is at
+        // ImagePositionPatient, so frame f lies (offset[f] - offset[0]) further along the normal.
+        let offsets = floats(o, tags::GRID_FRAME_OFFSET_VECTOR)
+            .filter(|v| v.len() == frames_count && frames_count > 1);
+        let normal = orientation.map(|o| {
+            let n = [
+                o[1] * o[5] - o[2] * o[4],
+                o[2] * o[3] - o[0] * o[5],
+                o[0] * o[4] - o[1] * o[3],
+            ];
+            let len = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2])
+                .sqrt()
+                .max(f64::MIN_POSITIVE);
+            [n[0] / len, n[1] / len, n[2] / len]
+        });
+        // RT Dose stores dose as the pixel value times DoseGridScaling.
+        let slope = float(o, tags::DOSE_GRID_SCALING).map_or(slope, |d| d * slope);
         (0..frames_count)
-            .map(|_| FramePlane {
-                position,
+            .map(|f| FramePlane {
+                position: match (position, &offsets, normal) {
+                    (Some(p), Some(off), Some(n)) => {
+                        let d = off[f] - off[0];
+                        Some([p[0] + d * n[0], p[1] + d * n[1], p[2] + d * n[2]])
+                    }
+                    _ => position,
+                },
                 orientation,
                 rescale_slope: slope,
                 rescale_intercept: intercept,

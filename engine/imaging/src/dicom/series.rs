@@ -9,6 +9,7 @@ use dicom_pixeldata::{ConvertOptions, ModalityLutOption, PixelDecoder};
 use serde::Serialize;
 
 use super::header::{read_header, DicomHeader};
+use super::select::SeriesRule;
 use super::DicomError;
 use crate::volume::{Geometry, Volume, VoxelData};
 
@@ -27,6 +28,31 @@ pub struct FolderScan {
 pub struct Series {
     pub uid: String,
     pub files: Vec<DicomHeader>,
+}
+
+impl FolderScan {
+    /// The one series `rule` picks. When the scan found no image series at all, the error says why each
+    /// file was skipped.
+    pub fn select(&self, rule: &SeriesRule, path: &Path) -> Result<&Series, DicomError> {
+        if self.series.is_empty() {
+            let detail = self
+                .skipped
+                .iter()
+                .take(5)
+                .map(|(f, why)| format!("{}: {why}", f.display()))
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(DicomError::NoSeries {
+                path: path.to_path_buf(),
+                detail: if detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({detail})")
+                },
+            });
+        }
+        rule.select(&self.series)
+    }
 }
 
 impl Series {
@@ -83,12 +109,13 @@ pub fn scan(path: &Path) -> Result<FolderScan, DicomError> {
                 "a DICOMDIR index (its files are scanned directly)".to_string(),
             )),
             Ok(h) if !h.has_pixel_data => {
-                skipped.push((file, format!("no image (modality {})", h.modality)))
+                skipped.push((file, format!("no pixel data ({} object)", h.modality)))
             }
             Ok(h) => by_uid
                 .entry(h.series_instance_uid.clone())
                 .or_default()
                 .push(h),
+            Err(DicomError::File { message, .. }) => skipped.push((file, message)),
             Err(e) => skipped.push((file, e.to_string())),
         }
     }
@@ -435,9 +462,28 @@ fn decode_slices(
                     file.transfer_syntax
                 )
             })?;
-            let all: Vec<f64> = decoded
-                .to_vec_with_options(&raw_samples)
-                .map_err(|e| format!("{}: cannot convert pixel data: {e}", path.display()))?;
+            let all: Vec<f64> = if decoded.bits_allocated() == 32 {
+                // dicom-pixeldata converts 1, 8 and 16-bit samples; 32-bit grids (RT Dose, some
+                // parametric maps) are native little-endian after decoding, so read them directly.
+                let signed =
+                    decoded.pixel_representation() == dicom_pixeldata::PixelRepresentation::Signed;
+                decoded
+                    .data()
+                    .chunks_exact(4)
+                    .map(|c| {
+                        let b = [c[0], c[1], c[2], c[3]];
+                        if signed {
+                            i32::from_le_bytes(b) as f64
+                        } else {
+                            u32::from_le_bytes(b) as f64
+                        }
+                    })
+                    .collect()
+            } else {
+                decoded
+                    .to_vec_with_options(&raw_samples)
+                    .map_err(|e| format!("{}: cannot convert pixel data: {e}", path.display()))?
+            };
             cache = Some((file_index, all));
         }
         let all = cache

@@ -95,7 +95,7 @@ fn run_load_volume(ctx: &StepContext<'_>, args: &StepArgs) -> Result<StepOutputs
             .param_str("series")?
             .map(SeriesRule::parse)
             .unwrap_or_default();
-        let series = rule.select(&found.series).map_err(|e| failed(&e))?;
+        let series = found.select(&rule, &source).map_err(|e| failed(&e))?;
         ctx.check_cancelled()?;
         let loaded = load_series(series).map_err(|e| failed(&e))?;
         for w in &loaded.warnings {
