@@ -2,12 +2,14 @@
 //! series, choosing a series by rule, and building a volume with the geometry the positions say.
 
 mod header;
+mod seg;
 mod select;
 mod series;
 
 use std::path::PathBuf;
 
 pub use header::{read_header, DicomHeader, FramePlane};
+pub use seg::{new_uid, write_seg, Algorithm, Code, SegmentDescription, SEGMENTATION_STORAGE};
 pub use select::SeriesRule;
 pub use series::{
     layout, load_series, scan, FolderScan, LoadedSeries, Series, SeriesLayout, SeriesMetadata,
