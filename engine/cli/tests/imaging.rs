@@ -256,3 +256,48 @@ fn series_to_nifti_workflow_on_a_real_study() {
         "{err}"
     );
 }
+
+#[test]
+fn ct_threshold_seg_workflow_writes_a_valid_dicom_seg() {
+    let Some(ct) = testdata("dicom/seg_liver_ct3/ct-3slice") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let run = voxflow()
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["run", "workflows/ct-threshold-seg.yaml", "--input"])
+        .arg(format!("ct={}", ct.display()))
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let seg = out_dir.join("seg.dcm");
+    let found = voxflow_imaging::dicom::scan(&seg).unwrap();
+    let h = &found.series[0].files[0];
+    assert_eq!(
+        (h.modality.as_str(), h.sop_class_uid.as_str()),
+        ("SEG", voxflow_imaging::dicom::SEGMENTATION_STORAGE)
+    );
+    assert_eq!(h.frames.len(), 3, "one frame per CT slice holding bone");
+    let (mask, _) = read_nifti(&out_dir.join("mask.nii.gz")).unwrap();
+    assert_eq!(mask.dims(), [512, 512, 3]);
+    let bone = mask.data.to_f64().iter().filter(|&&v| v == 1.0).count();
+    assert!(bone > 1000, "{bone} bone voxels");
+    if let Ok(out) = Command::new("dciodvfy").arg(&seg).output() {
+        let report = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!report.lines().any(|l| l.starts_with("Error")), "{report}");
+    }
+}

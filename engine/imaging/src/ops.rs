@@ -96,6 +96,25 @@ fn map_f32(volume: &Volume, f: impl Fn(f64) -> f32) -> Volume {
     }
 }
 
+/// A mask of the voxels within `[lower, upper]` (either bound optional), valued `label`.
+pub fn threshold(volume: &Volume, lower: Option<f64>, upper: Option<f64>, label: u8) -> Volume {
+    let data = (0..volume.data.len())
+        .map(|i| {
+            let v = volume.data.get_f64(i);
+            let inside = lower.is_none_or(|l| v >= l) && upper.is_none_or(|u| v <= u);
+            if inside {
+                label
+            } else {
+                0
+            }
+        })
+        .collect();
+    Volume {
+        geometry: volume.geometry.clone(),
+        data: VoxelData::U8(data),
+    }
+}
+
 /// How to sample between voxel centres.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Interpolation {
@@ -457,6 +476,8 @@ mod tests {
         assert_eq!(percentile(&v, 100.0), 3.0);
         let z = normalize_zscore(&v, None);
         assert!(stats(&z, None).mean.abs() < 1e-6);
+        let t = threshold(&v, Some(1.0), Some(2.0), 7);
+        assert_eq!(t.data, VoxelData::U8(vec![0, 7, 7, 0]));
         let w = window_u8(&v, 1.5, 3.0);
         assert_eq!(w.data, VoxelData::U8(vec![0, 85, 170, 255]));
     }

@@ -80,6 +80,29 @@ fn seg_of_a_real_ct_series_reads_back() {
     assert_eq!(h.frames.len(), 5);
     assert_eq!(h.sop_instance_uid, uid);
 
+    // dcmtk's dcmdump parses it, and dicom3tools' dciodvfy finds no error against the Segmentation IOD.
+    match Command::new("dcmdump").arg(&path).output() {
+        Ok(out) => assert!(
+            out.status.success(),
+            "dcmdump: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(_) => eprintln!("SKIPPED: dcmdump (dcmtk) is not installed"),
+    }
+    match Command::new("dciodvfy").arg(&path).output() {
+        Ok(out) => {
+            let report = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let errors: Vec<&str> = report.lines().filter(|l| l.starts_with("Error")).collect();
+            assert!(errors.is_empty(), "dciodvfy errors:\n{}", errors.join("\n"));
+            eprintln!("dciodvfy report:\n{report}");
+        }
+        Err(_) => eprintln!("SKIPPED: dciodvfy (dicom3tools) is not installed"),
+    }
+
     let script = r#"
 import sys, highdicom as hd, numpy as np, pydicom
 seg = hd.seg.segread(sys.argv[1])

@@ -30,6 +30,8 @@ pub fn all() -> Vec<Arc<dyn Step>> {
         volume::load_volume(),
         volume::write_nifti(),
         volume::write_png(),
+        volume::write_dicom_seg(),
+        volume::threshold(),
     ]
     .into_iter()
     .map(|b| Arc::new(b) as Arc<dyn Step>)

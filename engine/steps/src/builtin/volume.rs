@@ -4,9 +4,12 @@
 
 use std::path::Path;
 
-use voxflow_imaging::dicom::{load_series, scan, SeriesRule};
+use voxflow_imaging::dicom::{
+    layout, load_series, scan, write_seg, Algorithm, Code, SegmentDescription, SeriesRule,
+};
 use voxflow_imaging::inspect::is_nifti_path;
 use voxflow_imaging::nifti::{decode_nifti, encode_nifti_gz, read_nifti};
+use voxflow_imaging::ops::{resample_onto, Interpolation};
 use voxflow_imaging::png::{render_png, PngOptions};
 use voxflow_imaging::Volume;
 use voxflow_spec::types::{ArtifactKind, DataType};
@@ -263,5 +266,218 @@ fn run_write_png(ctx: &StepContext<'_>, args: &StepArgs) -> Result<StepOutputs, 
     Ok(StepOutputs::from([(
         "image".to_string(),
         Value::artifact(image),
+    )]))
+}
+
+pub fn write_dicom_seg() -> Builtin {
+    let ports = Ports {
+        inputs: vec![
+            PortSpec::required("mask", DataType::Artifact(ArtifactKind::Volume), "label map: 0 background, 1.. segments"),
+            PortSpec::required("source", DataType::Path, "the DICOM folder holding the source series"),
+        ],
+        params: vec![
+            PortSpec::optional("series", DataType::String, None, "which source series (UID or MODALITY:PATTERN)"),
+            PortSpec::required(
+                "segments",
+                DataType::List(Box::new(DataType::Any)),
+                "one entry per label: {label, name, property: \"SCT:41216001:Prostate\", category?}",
+            ),
+            PortSpec::optional("algorithm", DataType::String, Some(Value::String("voxflow".into())), "algorithm name"),
+            PortSpec::optional("algorithm_version", DataType::String, Some(Value::String(env!("CARGO_PKG_VERSION").into())), "algorithm version"),
+            PortSpec::optional("description", DataType::String, Some(Value::String("voxflow segmentation".into())), "series description"),
+        ],
+        outputs: vec![PortSpec::required("seg", DataType::Artifact(ArtifactKind::File), "the DICOM SEG file")],
+    };
+    Builtin::new(
+        "write-dicom-seg",
+        "Writes a label map as DICOM SEG referencing its source series (mapped back onto the source grid)",
+        ports,
+        run_write_dicom_seg,
+    )
+}
+
+fn parse_code(text: &str, field: &str) -> Result<Code, StepError> {
+    let parts: Vec<&str> = text.splitn(3, ':').collect();
+    match parts.as_slice() {
+        [scheme, value, meaning] if !scheme.is_empty() && !value.is_empty() => {
+            Ok(Code::new(value, scheme, meaning))
+        }
+        _ => Err(StepError::BadArgument {
+            field: field.to_string(),
+            message: format!("`{text}` is not SCHEME:CODE:Meaning, e.g. SCT:41216001:Prostate"),
+        }),
+    }
+}
+
+fn segment_descriptions(value: Option<&Value>) -> Result<Vec<SegmentDescription>, StepError> {
+    let field = "parameter `segments`";
+    let bad = |message: String| StepError::BadArgument {
+        field: field.to_string(),
+        message,
+    };
+    let Some(Value::List(items)) = value else {
+        return Err(bad("expected a list of {label, name, property}".into()));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let Value::Map(m) = item else {
+                return Err(bad(format!(
+                    "entry {i} is a {}, expected a mapping",
+                    item.type_name()
+                )));
+            };
+            let label = m
+                .get("label")
+                .and_then(Value::as_f64)
+                .filter(|l| *l >= 1.0 && l.fract() == 0.0 && *l < 65536.0);
+            let label = label
+                .ok_or_else(|| bad(format!("entry {i} needs `label`, a whole number from 1")))?
+                as u16;
+            let name = m
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad(format!("entry {i} needs `name`")))?;
+            let property = m
+                .get("property")
+                .and_then(Value::as_str)
+                .unwrap_or("SCT:85756007:Tissue");
+            let category = m
+                .get("category")
+                .and_then(Value::as_str)
+                .unwrap_or("SCT:91723000:Anatomical Structure");
+            Ok(SegmentDescription {
+                label,
+                name: name.to_string(),
+                property: parse_code(property, field)?,
+                category: parse_code(category, field)?,
+            })
+        })
+        .collect()
+}
+
+fn run_write_dicom_seg(ctx: &StepContext<'_>, args: &StepArgs) -> Result<StepOutputs, StepError> {
+    let failed = |e: &dyn std::fmt::Display| StepError::Failed(e.to_string());
+    let mask = read_volume(ctx, args.input_artifact("mask")?, "mask")?;
+    let source = args.input_path("source")?;
+    let segments = segment_descriptions(args.param("segments"))?;
+    let found = scan(&source).map_err(|e| failed(&e))?;
+    let rule = args
+        .param_str("series")?
+        .map(SeriesRule::parse)
+        .unwrap_or_default();
+    let series = found.select(&rule, &source).map_err(|e| failed(&e))?;
+    let source_layout = layout(series).map_err(|e| failed(&e))?;
+    // A mask computed on a resampled or reoriented image goes back onto the source grid first.
+    let mask = if mask.geometry == source_layout.geometry {
+        mask
+    } else {
+        ctx.log("mask is not on the source grid: resampling it (nearest neighbour) onto the source series");
+        resample_onto(&mask, &source_layout.geometry, Interpolation::Nearest)
+    };
+    let algorithm = Algorithm {
+        name: args
+            .param_str("algorithm")?
+            .unwrap_or("voxflow")
+            .to_string(),
+        version: args
+            .param_str("algorithm_version")?
+            .unwrap_or(env!("CARGO_PKG_VERSION"))
+            .to_string(),
+        kind: "AUTOMATIC".to_string(),
+    };
+    let description = args
+        .param_str("description")?
+        .unwrap_or("voxflow segmentation");
+    let tmp = tempfile::tempdir_in(ctx.artifacts.root().join("tmp")).map_err(|e| failed(&e))?;
+    let path = tmp.path().join("seg.dcm");
+    let uid = write_seg(
+        &mask,
+        series,
+        &source_layout.slices,
+        &segments,
+        &algorithm,
+        description,
+        &path,
+    )
+    .map_err(|e| failed(&e))?;
+    ctx.log(format!(
+        "wrote DICOM SEG {uid} with {} segment(s)",
+        segments.len()
+    ));
+    let seg = ctx
+        .artifacts
+        .put_file(&path, ArtifactKind::File, Some("application/dicom"))?;
+    Ok(StepOutputs::from([(
+        "seg".to_string(),
+        Value::artifact(ArtifactRef {
+            name: Some("seg.dcm".into()),
+            ..seg
+        }),
+    )]))
+}
+
+pub fn threshold() -> Builtin {
+    let ports = Ports {
+        inputs: vec![PortSpec::required(
+            "volume",
+            DataType::Artifact(ArtifactKind::Volume),
+            "the image",
+        )],
+        params: vec![
+            PortSpec::optional(
+                "lower",
+                DataType::Number,
+                None,
+                "lowest value inside (e.g. HU)",
+            ),
+            PortSpec::optional("upper", DataType::Number, None, "highest value inside"),
+            PortSpec::optional(
+                "label",
+                DataType::Integer,
+                Some(Value::Number(1.0)),
+                "the mask value inside (1-255)",
+            ),
+        ],
+        outputs: vec![PortSpec::required(
+            "mask",
+            DataType::Artifact(ArtifactKind::Mask),
+            "the mask, on the image's grid",
+        )],
+    };
+    Builtin::new(
+        "threshold",
+        "Masks the voxels whose value lies in [lower, upper]",
+        ports,
+        run_threshold,
+    )
+}
+
+fn run_threshold(ctx: &StepContext<'_>, args: &StepArgs) -> Result<StepOutputs, StepError> {
+    let volume = read_volume(ctx, args.input_artifact("volume")?, "volume")?;
+    let (lower, upper) = (args.param_f64("lower")?, args.param_f64("upper")?);
+    if lower.is_none() && upper.is_none() {
+        return Err(StepError::BadArgument {
+            field: "parameters `lower` and `upper`".into(),
+            message: "give at least one bound".into(),
+        });
+    }
+    let label = match args.param_u64("label")?.unwrap_or(1) {
+        l @ 1..=255 => l as u8,
+        other => {
+            return Err(StepError::BadArgument {
+                field: "parameter `label`".into(),
+                message: format!("{other} is not in 1..=255"),
+            })
+        }
+    };
+    let mask = voxflow_imaging::ops::threshold(&volume, lower, upper, label);
+    let inside = mask.data.to_f64().iter().filter(|&&v| v > 0.0).count();
+    ctx.log(format!("{inside} of {} voxels inside", mask.data.len()));
+    let stored = store_volume(ctx, &mask, ArtifactKind::Mask, "mask.nii.gz")?;
+    Ok(StepOutputs::from([(
+        "mask".to_string(),
+        Value::artifact(stored),
     )]))
 }
