@@ -103,7 +103,13 @@ pub fn scan(path: &Path) -> Result<FolderScan, DicomError> {
     let mut by_uid: BTreeMap<String, Vec<DicomHeader>> = BTreeMap::new();
     let mut skipped = Vec::new();
     for file in files {
-        match read_header(&file) {
+        let header = std::panic::catch_unwind(|| read_header(&file)).unwrap_or_else(|_| {
+            Err(DicomError::File {
+                path: file.clone(),
+                message: "the DICOM parser failed on damaged data".to_string(),
+            })
+        });
+        match header {
             Ok(h) if h.sop_class_uid == MEDIA_DIRECTORY_STORAGE => skipped.push((
                 file,
                 "a DICOMDIR index (its files are scanned directly)".to_string(),
@@ -439,62 +445,78 @@ fn check_spacing(
     Ok(median)
 }
 
-/// Decodes every frame in slice order, with each frame's rescale applied.
+/// Decodes every frame in slice order, with each frame's rescale applied. Files are decoded in parallel
+/// (one worker per core), each file once however many frames it holds.
 fn decode_slices(
     series: &Series,
     slices: &[(usize, usize)],
     geometry: &Geometry,
 ) -> Result<Vec<f64>, String> {
     let per_slice = geometry.dims[0] * geometry.dims[1];
+    let mut file_indices: Vec<usize> = slices.iter().map(|&(f, _)| f).collect();
+    file_indices.sort_unstable();
+    file_indices.dedup();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(file_indices.len())
+        .max(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let decoded: Vec<(usize, Result<Vec<f64>, String>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&file_index) = file_indices.get(n) else {
+                            break;
+                        };
+                        let file = &series.files[file_index];
+                        // Some decoders index past the end of damaged data instead of failing; a panic
+                        // there becomes this file's error, not the process's end.
+                        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            decode_file(file)
+                        }))
+                        .unwrap_or_else(|panic| {
+                            let why = panic
+                                .downcast_ref::<&str>()
+                                .map(|s| s.to_string())
+                                .or_else(|| panic.downcast_ref::<String>().cloned())
+                                .unwrap_or_default();
+                            Err(format!(
+                                "{}: the pixel data decoder failed on damaged data ({}): {why}",
+                                file.path.display(),
+                                file.transfer_syntax
+                            ))
+                        });
+                        out.push((file_index, result));
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let mut by_file: std::collections::HashMap<usize, Vec<f64>> =
+        std::collections::HashMap::with_capacity(decoded.len());
+    for (file_index, result) in decoded {
+        by_file.insert(file_index, result?);
+    }
+    if by_file.len() != file_indices.len() {
+        return Err("a decoding worker stopped unexpectedly".to_string());
+    }
     let mut values = Vec::with_capacity(per_slice * slices.len());
-    let mut cache: Option<(usize, Vec<f64>)> = None;
-    let raw_samples = ConvertOptions::new().with_modality_lut(ModalityLutOption::None);
     for &(file_index, frame_index) in slices {
         let file = &series.files[file_index];
-        let path = file.path.as_path();
-        if cache.as_ref().is_none_or(|(i, _)| *i != file_index) {
-            let obj = dicom_object::open_file(path)
-                .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-            let decoded = obj.decode_pixel_data().map_err(|e| {
-                format!(
-                    "{}: cannot decode pixel data ({}): {e}",
-                    path.display(),
-                    file.transfer_syntax
-                )
-            })?;
-            let all: Vec<f64> = if decoded.bits_allocated() == 32 {
-                // dicom-pixeldata converts 1, 8 and 16-bit samples; 32-bit grids (RT Dose, some
-                // parametric maps) are native little-endian after decoding, so read them directly.
-                let signed =
-                    decoded.pixel_representation() == dicom_pixeldata::PixelRepresentation::Signed;
-                decoded
-                    .data()
-                    .chunks_exact(4)
-                    .map(|c| {
-                        let b = [c[0], c[1], c[2], c[3]];
-                        if signed {
-                            i32::from_le_bytes(b) as f64
-                        } else {
-                            u32::from_le_bytes(b) as f64
-                        }
-                    })
-                    .collect()
-            } else {
-                decoded
-                    .to_vec_with_options(&raw_samples)
-                    .map_err(|e| format!("{}: cannot convert pixel data: {e}", path.display()))?
-            };
-            cache = Some((file_index, all));
-        }
-        let all = cache
-            .as_ref()
-            .map(|(_, v)| v)
-            .ok_or("internal: no decoded frame")?;
+        let all = &by_file[&file_index];
         let start = frame_index * per_slice;
         let frame = all.get(start..start + per_slice).ok_or_else(|| {
             format!(
                 "{}: frame {} is missing from the pixel data ({} values for {} frames of {})",
-                path.display(),
+                file.path.display(),
                 frame_index + 1,
                 all.len(),
                 file.frames.len(),
@@ -509,4 +531,39 @@ fn decode_slices(
         );
     }
     Ok(values)
+}
+
+/// The stored sample values of every frame of one file, without rescale.
+fn decode_file(file: &DicomHeader) -> Result<Vec<f64>, String> {
+    let path = file.path.as_path();
+    let obj = dicom_object::open_file(path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let decoded = obj.decode_pixel_data().map_err(|e| {
+        format!(
+            "{}: cannot decode pixel data ({}): {e}",
+            path.display(),
+            file.transfer_syntax
+        )
+    })?;
+    if decoded.bits_allocated() == 32 {
+        // dicom-pixeldata converts 1, 8 and 16-bit samples; 32-bit grids (RT Dose, some parametric maps)
+        // are native little-endian after decoding, so read them directly.
+        let signed = decoded.pixel_representation() == dicom_pixeldata::PixelRepresentation::Signed;
+        return Ok(decoded
+            .data()
+            .chunks_exact(4)
+            .map(|c| {
+                let b = [c[0], c[1], c[2], c[3]];
+                if signed {
+                    i32::from_le_bytes(b) as f64
+                } else {
+                    u32::from_le_bytes(b) as f64
+                }
+            })
+            .collect());
+    }
+    let raw_samples = ConvertOptions::new().with_modality_lut(ModalityLutOption::None);
+    decoded
+        .to_vec_with_options(&raw_samples)
+        .map_err(|e| format!("{}: cannot convert pixel data: {e}", path.display()))
 }
