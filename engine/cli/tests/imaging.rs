@@ -13,6 +13,23 @@ fn voxflow() -> Command {
     Command::new(env!("CARGO_BIN_EXE_voxflow"))
 }
 
+/// Runs a shipped workflow from the repository root with one input and extra arguments.
+fn run_workflow(
+    data_dir: &Path,
+    workflow: &str,
+    input: String,
+    extra: &[&str],
+) -> std::process::Output {
+    voxflow()
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["run", workflow, "--input", &input])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn inspect_lists_the_series_of_a_study() {
     let Some(dir) = testdata("prostate/prostatex") else {
@@ -208,16 +225,13 @@ fn series_to_nifti_workflow_on_a_real_study() {
     };
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
-    let run = voxflow()
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["run", "workflows/series-to-nifti.yaml", "--input"])
-        .arg(format!("study={}", study.display()))
-        .arg("--out")
-        .arg(&out_dir)
-        .output()
-        .unwrap();
+    let out_arg = out_dir.display().to_string();
+    let run = run_workflow(
+        dir.path(),
+        "workflows/series-to-nifti.yaml",
+        format!("study={}", study.display()),
+        &["--out", &out_arg],
+    );
     assert_eq!(
         run.status.code(),
         Some(0),
@@ -235,20 +249,12 @@ fn series_to_nifti_workflow_on_a_real_study() {
     let png = std::fs::read(out_dir.join("preview.png")).unwrap();
     assert!(png.starts_with(b"\x89PNG"));
     // A rule that matches nothing fails the step with the candidates listed.
-    let run = voxflow()
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args([
-            "run",
-            "workflows/series-to-nifti.yaml",
-            "-p",
-            "series=CT:*",
-            "--input",
-        ])
-        .arg(format!("study={}", study.display()))
-        .output()
-        .unwrap();
+    let run = run_workflow(
+        dir.path(),
+        "workflows/series-to-nifti.yaml",
+        format!("study={}", study.display()),
+        &["-p", "series=CT:*"],
+    );
     assert_eq!(run.status.code(), Some(1));
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(
@@ -264,16 +270,13 @@ fn ct_threshold_seg_workflow_writes_a_valid_dicom_seg() {
     };
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
-    let run = voxflow()
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["run", "workflows/ct-threshold-seg.yaml", "--input"])
-        .arg(format!("ct={}", ct.display()))
-        .arg("--out")
-        .arg(&out_dir)
-        .output()
-        .unwrap();
+    let out_arg = out_dir.display().to_string();
+    let run = run_workflow(
+        dir.path(),
+        "workflows/ct-threshold-seg.yaml",
+        format!("ct={}", ct.display()),
+        &["--out", &out_arg],
+    );
     assert_eq!(
         run.status.code(),
         Some(0),
