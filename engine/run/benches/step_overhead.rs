@@ -33,6 +33,9 @@ fn fanout_workflow() -> String {
     "apiVersion: voxflow/v1\nname: fanout\ninputs:\n  dir: { type: path }\nsteps:\n  - id: each\n    foreach: \"${{ inputs.dir.files }}\"\n    uses: builtin/pass\n    with: { value: \"${{ item }}\" }\n".to_string()
 }
 
+/// A workflow input as NAME and path.
+type Input<'a> = (&'a str, &'a Path);
+
 fn plan(yaml: &str, inputs: &[(&str, &Path)], registry: &StepRegistry) -> Plan {
     let wf = voxflow_spec::check_workflow(Path::new("bench.yaml"), yaml, registry)
         .expect("valid bench workflow");
@@ -66,30 +69,25 @@ fn bench_backend(
     let mut group = c.benchmark_group(format!("engine_overhead/{label}"));
     group.throughput(Throughput::Elements(STEPS as u64));
     group.sample_size(20);
-    group.bench_function("chain_of_50_noop_steps", |b| {
-        b.iter_batched(
-            || plan(&chain, &[], &registry),
-            |p| {
-                let out = rt
-                    .block_on(executor.execute(p, CancellationToken::new()))
-                    .unwrap();
-                assert_eq!(out.status, RunStatus::Succeeded);
-            },
-            BatchSize::SmallInput,
-        )
-    });
-    group.bench_function("fanout_of_50_noop_steps", |b| {
-        b.iter_batched(
-            || plan(&fanout, &[("dir", &files)], &registry),
-            |p| {
-                let out = rt
-                    .block_on(executor.execute(p, CancellationToken::new()))
-                    .unwrap();
-                assert_eq!(out.status, RunStatus::Succeeded);
-            },
-            BatchSize::SmallInput,
-        )
-    });
+    let dir_input = [("dir", files.as_path())];
+    let cases: [(&str, &str, &[Input]); 2] = [
+        ("chain_of_50_noop_steps", &chain, &[]),
+        ("fanout_of_50_noop_steps", &fanout, &dir_input),
+    ];
+    for (name, yaml, inputs) in cases {
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || plan(yaml, inputs, &registry),
+                |p| {
+                    let out = rt
+                        .block_on(executor.execute(p, CancellationToken::new()))
+                        .unwrap();
+                    assert_eq!(out.status, RunStatus::Succeeded);
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
     group.finish();
 }
 
