@@ -217,6 +217,36 @@ def main():
         zooms = [float(z) for z in img.header.get_zooms()[:3]]
         cases[name] = dict(summary(data, img.affine, zooms, False, "nifti"), path=rel,
                            dtype=str(img.get_data_dtype()))
+    # NIfTI-2 and .hdr/.img pairs: nibabel's own NIfTI-2 example (from the installed wheel) and the real
+    # anatomical image written by nibabel as a NIfTI-2 file and as NIfTI-1/NIfTI-2 pairs (derived files
+    # are written next to OUT, never into the repository).
+    derived = OUT.parent / "reference-derived"
+    derived.mkdir(parents=True, exist_ok=True)
+    anatomical = DATA / "nifti/nibabel/anatomical.nii"
+    extra = [("nifti2_example_4d", Path(nib.__file__).parent / "tests/data/example_nifti2.nii.gz")]
+    if anatomical.exists():
+        src = nib.load(str(anatomical))
+        arr = np.asanyarray(src.dataobj)
+        for name, cls, fname in [("nifti2_single", nib.Nifti2Image, "anatomical_n2.nii"),
+                                 ("nifti2_single_gz", nib.Nifti2Image, "anatomical_n2.nii.gz"),
+                                 ("nifti1_pair", nib.Nifti1Pair, "anatomical_pair.hdr"),
+                                 ("nifti2_pair", nib.Nifti2Pair, "anatomical_pair2.img")]:
+            img = cls(arr, src.affine)
+            img.header.set_qform(src.affine, 1)
+            img.header.set_sform(src.affine, 1)
+            nib.save(img, str(derived / fname))
+            extra.append((name, derived / fname))
+    for name, p in extra:
+        if not p.exists():
+            continue
+        img = nib.load(str(p))
+        data = np.asanyarray(img.dataobj).astype(np.float64)
+        if data.ndim == 4 and data.shape[3] != 1:
+            cases[name] = {"kind": "nifti", "abs_path": str(p.resolve()), "error": "volumes are 3D"}
+            continue
+        zooms = [float(z) for z in img.header.get_zooms()[:3]]
+        cases[name] = dict(summary(data, img.affine, zooms, False, "nifti"), abs_path=str(p.resolve()),
+                           dtype=str(img.get_data_dtype()))
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps({"generator": f"pydicom {pydicom.__version__}, nibabel {nib.__version__}",
                                "cases": cases}, indent=1, allow_nan=False))

@@ -58,7 +58,9 @@ pub fn is_nifti_path(path: &Path) -> bool {
         .file_name()
         .map(|n| n.to_string_lossy().to_lowercase())
         .unwrap_or_default();
-    name.ends_with(".nii") || name.ends_with(".nii.gz")
+    [".nii", ".nii.gz", ".hdr", ".hdr.gz", ".img", ".img.gz"]
+        .iter()
+        .any(|ext| name.ends_with(ext))
 }
 
 #[derive(Debug, thiserror::Error)]
