@@ -5,6 +5,7 @@ In-process load into a float32 volume (median of REPEAT runs after a warm-up):
   voxflow (engine/imaging, release build) vs pydicom 3 + pylibjpeg (DICOM) and nibabel (NIfTI).
 Whole job, as a user runs it (median of 5 wall-clock runs):
   `voxflow convert SERIES out.nii.gz` vs `dcm2niix -z y` on the ProstateX T2 series.
+The NIfTI cases include the T2 series written by dcm2niix as .nii and .nii.gz (5.6 MB of voxels).
 
 usage: bench/imaging_vs_peers.py [DATA_DIR]     (DATA_DIR default ../shared/data; needs scripts/requirements-reference.txt
                                                  and dcm2niix; builds the voxflow example itself)
@@ -79,8 +80,24 @@ def wall_ms(cmd, repeat=5):
     return statistics.median(times)
 
 
+def derived_nifti_cases(tmp):
+    """Larger NIfTI inputs: the ProstateX T2 series (384x384x19 int16) and ADC map written by dcm2niix, as
+    .nii and .nii.gz, so the NIfTI comparison is not dominated by per-call overhead on a 68 KB file."""
+    out = []
+    for name, series in [("t2", "prostate/prostatex/ProstateX-0000_t2_tse_tra")]:
+        src = DATA / series
+        if not src.exists():
+            continue
+        for gz, suffix in [("n", ".nii"), ("y", ".nii.gz")]:
+            subprocess.run(["dcm2niix", "-z", gz, "-b", "n", "-f", name, "-o", tmp, str(src)], check=True,
+                           capture_output=True)
+            out.append((f"prostatex_{name}{suffix.replace('.', '_')}", Path(tmp) / f"{name}{suffix}"))
+    return out
+
+
 def main():
-    cases = [(n, p) for n, p in CASES if p.exists()]
+    tmp_nifti = tempfile.TemporaryDirectory()
+    cases = [(n, p) for n, p in CASES if p.exists()] + derived_nifti_cases(tmp_nifti.name)
     subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "voxflow-imaging", "--example", "load_timings"],
                    check=True, cwd=ROOT)
     subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "voxflow-cli"], check=True, cwd=ROOT)

@@ -3,6 +3,7 @@
 # and run the bundled inventory workflow on them, recorded in the embedded SQLite database (.voxflow/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/install-build-deps.sh
 scripts/fetch-demo-data.sh .voxflow/demo-data
 cargo build --release --quiet -p voxflow-cli
 voxflow=./target/release/voxflow

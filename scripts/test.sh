@@ -4,6 +4,7 @@
 # VOXFLOW_TESTDATA (default ../shared/data); tests whose data is absent say SKIPPED and pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/install-build-deps.sh
 export VOXFLOW_TEST_POSTGRES_URL=${VOXFLOW_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then

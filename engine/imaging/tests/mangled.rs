@@ -1,10 +1,9 @@
-//! Damaged NIfTI files (truncated at many offsets, bytes overwritten) must give errors, never a panic.
-//! A deterministic sweep over real files. (A DICOM sweep is left out for now: dicom-parser allocates an
-//! element's declared length before reading it, so damaged length fields cost gigabytes and minutes in a
-//! debug build; the panics it found in the RLE decoder are caught in `dicom::series`. See the issue notes.)
+//! Damaged NIfTI and DICOM files (truncated at many offsets, bytes overwritten) must give errors, never a
+//! panic, and never an allocation the file does not justify. A deterministic sweep over real files.
 
 use std::path::Path;
 
+use voxflow_imaging::dicom::{load_series, scan, SeriesRule};
 use voxflow_imaging::nifti::decode_nifti;
 use voxflow_testkit::testdata;
 
@@ -41,4 +40,63 @@ fn damaged_nifti_files_never_panic() {
         }
     }
     eprintln!("{checked} damaged NIfTI variants read without a panic");
+}
+
+/// Scans and loads one DICOM file; the error text, or `None` when it loaded.
+fn load_dicom(path: &Path) -> Option<String> {
+    let found = match scan(path) {
+        Ok(f) => f,
+        Err(e) => return Some(e.to_string()),
+    };
+    match found
+        .select(&SeriesRule::default(), path)
+        .and_then(load_series)
+    {
+        Ok(_) => None,
+        Err(e) => Some(e.to_string()),
+    }
+}
+
+/// Header bytes are overwritten at every 4th offset (lengths, tags, VRs) and the rest at wider steps; a
+/// damaged length of 0x7F7F7F7F or 0xFFFFFFFF used to make dicom-parser allocate gigabytes before failing.
+#[test]
+fn damaged_dicom_files_never_panic_or_balloon() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("damaged.dcm");
+    let (mut checked, mut refused) = (0, 0);
+    for rel in [
+        "dicom/ts_matrix_mr/MR_small.dcm",
+        "dicom/ts_matrix_mr/MR_small_implicit.dcm",
+        "dicom/ts_matrix_mr/MR_small_bigendian.dcm",
+        "dicom/ts_matrix_mr/MR_small_RLE.dcm",
+        "dicom/ts_matrix_mr/MR_small_jpeg_ls_lossless.dcm",
+        "dicom/misc/JPGExtended.dcm",
+        "dicom/misc/image_dfl.dcm",
+    ] {
+        let Some(path) = testdata(rel) else { continue };
+        let original = std::fs::read(&path).unwrap();
+        let header_end = original.len().min(1400);
+        let offsets = (128..header_end)
+            .step_by(4)
+            .chain((header_end..original.len()).step_by(original.len() / 40 + 1));
+        for at in offsets {
+            let mut damaged: Vec<Vec<u8>> = vec![original[..at].to_vec()];
+            for pattern in [0x7Fu8, 0xFF, 0x00] {
+                let mut m = original.clone();
+                for b in m.iter_mut().skip(at).take(4) {
+                    *b = pattern;
+                }
+                damaged.push(m);
+            }
+            for bytes in damaged {
+                std::fs::write(&target, &bytes).unwrap();
+                if let Some(err) = load_dicom(&target) {
+                    assert!(err.contains("damaged.dcm"), "{rel} at {at}: {err}");
+                    refused += 1;
+                }
+                checked += 1;
+            }
+        }
+    }
+    eprintln!("{checked} damaged DICOM variants read without a panic ({refused} refused with an error naming the file)");
 }

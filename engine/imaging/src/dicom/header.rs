@@ -34,6 +34,10 @@ pub struct DicomHeader {
     pub rows: u32,
     pub columns: u32,
     pub samples_per_pixel: u16,
+    pub bits_allocated: u16,
+    pub bits_stored: u16,
+    /// 0 unsigned, 1 two's complement.
+    pub pixel_representation: u16,
     pub instance_number: Option<i64>,
     pub pixel_spacing: Option<[f64; 2]>,
     pub slice_thickness: Option<f64>,
@@ -108,8 +112,12 @@ fn in_groups<'a, T>(
         .find_map(|g| first_item(g, macro_tag).and_then(&get))
 }
 
-/// Opens the file up to (not including) the pixel data.
+/// Opens the file up to (not including) the pixel data, after checking its declared lengths.
 pub fn open_header(path: &Path) -> Result<DefaultDicomObject, DicomError> {
+    super::raw::check_header(path).map_err(|e| DicomError::File {
+        path: path.to_path_buf(),
+        message: format!("not a readable DICOM file: {e}"),
+    })?;
     OpenFileOptions::new()
         .read_until(tags::PIXEL_DATA)
         .open_file(path)
@@ -247,6 +255,12 @@ pub fn read_header(path: &Path) -> Result<DicomHeader, DicomError> {
         rows: int(o, tags::ROWS).unwrap_or(0).max(0) as u32,
         columns: int(o, tags::COLUMNS).unwrap_or(0).max(0) as u32,
         samples_per_pixel: int(o, tags::SAMPLES_PER_PIXEL).unwrap_or(1).max(1) as u16,
+        bits_allocated: int(o, tags::BITS_ALLOCATED).unwrap_or(16).clamp(1, 64) as u16,
+        bits_stored: int(o, tags::BITS_STORED)
+            .or_else(|| int(o, tags::BITS_ALLOCATED))
+            .unwrap_or(16)
+            .clamp(1, 32) as u16,
+        pixel_representation: int(o, tags::PIXEL_REPRESENTATION).unwrap_or(0).clamp(0, 1) as u16,
         instance_number: int(o, tags::INSTANCE_NUMBER),
         pixel_spacing,
         slice_thickness,

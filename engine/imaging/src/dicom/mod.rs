@@ -2,6 +2,9 @@
 //! series, choosing a series by rule, and building a volume with the geometry the positions say.
 
 mod header;
+mod jpeg_turbo;
+mod pixels;
+mod raw;
 mod seg;
 mod select;
 mod series;

@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use dicom_pixeldata::{ConvertOptions, ModalityLutOption, PixelDecoder};
 use serde::Serialize;
 
 use super::header::{read_header, DicomHeader};
+use super::pixels::decode_file;
 use super::select::SeriesRule;
 use super::DicomError;
 use crate::volume::{Geometry, Volume, VoxelData};
@@ -205,8 +205,10 @@ pub fn layout(series: &Series) -> Result<SeriesLayout, DicomError> {
     let mut warnings = Vec::new();
     if first.samples_per_pixel != 1 {
         return Err(err(format!(
-            "{} samples per pixel ({}): colour images are not scalar volumes",
-            first.samples_per_pixel, first.photometric
+            "{}: {} samples per pixel ({}): colour images are not scalar volumes",
+            first.path.display(),
+            first.samples_per_pixel,
+            first.photometric
         )));
     }
     for f in &series.files {
@@ -531,39 +533,4 @@ fn decode_slices(
         );
     }
     Ok(values)
-}
-
-/// The stored sample values of every frame of one file, without rescale.
-fn decode_file(file: &DicomHeader) -> Result<Vec<f64>, String> {
-    let path = file.path.as_path();
-    let obj = dicom_object::open_file(path)
-        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    let decoded = obj.decode_pixel_data().map_err(|e| {
-        format!(
-            "{}: cannot decode pixel data ({}): {e}",
-            path.display(),
-            file.transfer_syntax
-        )
-    })?;
-    if decoded.bits_allocated() == 32 {
-        // dicom-pixeldata converts 1, 8 and 16-bit samples; 32-bit grids (RT Dose, some parametric maps)
-        // are native little-endian after decoding, so read them directly.
-        let signed = decoded.pixel_representation() == dicom_pixeldata::PixelRepresentation::Signed;
-        return Ok(decoded
-            .data()
-            .chunks_exact(4)
-            .map(|c| {
-                let b = [c[0], c[1], c[2], c[3]];
-                if signed {
-                    i32::from_le_bytes(b) as f64
-                } else {
-                    u32::from_le_bytes(b) as f64
-                }
-            })
-            .collect());
-    }
-    let raw_samples = ConvertOptions::new().with_modality_lut(ModalityLutOption::None);
-    decoded
-        .to_vec_with_options(&raw_samples)
-        .map_err(|e| format!("{}: cannot convert pixel data: {e}", path.display()))
 }
