@@ -89,9 +89,10 @@ def derived_nifti_cases(tmp):
         if not src.exists():
             continue
         for gz, suffix in [("n", ".nii"), ("y", ".nii.gz")]:
-            subprocess.run(["dcm2niix", "-z", gz, "-b", "n", "-f", name, "-o", tmp, str(src)], check=True,
+            stem = f"{name}_{gz}"  # dcm2niix renames a second output of the same stem
+            subprocess.run(["dcm2niix", "-z", gz, "-b", "n", "-f", stem, "-o", tmp, str(src)], check=True,
                            capture_output=True)
-            out.append((f"prostatex_{name}{suffix.replace('.', '_')}", Path(tmp) / f"{name}{suffix}"))
+            out.append((f"prostatex_{name}{suffix.replace('.', '_')}", Path(tmp) / f"{stem}{suffix}"))
     return out
 
 

@@ -3,6 +3,11 @@
 //! warm-up) and the median milliseconds are printed as JSON.
 
 use std::path::Path;
+
+// The allocator the voxflow binary uses: it keeps freed pages for reuse, where glibc's malloc would hand
+// them back and fault fresh ones in on the next load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::Instant;
 
 use voxflow_imaging::dicom::{load_series, scan, SeriesRule};

@@ -9,6 +9,7 @@ pub mod dicom;
 pub mod inspect;
 pub mod nifti;
 pub mod ops;
+mod parallel;
 pub mod png;
 pub mod volume;
 

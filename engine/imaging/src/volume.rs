@@ -71,6 +71,22 @@ impl VoxelData {
     }
 
     /// The smallest integer type that holds every value exactly, or f32 / f64 for fractional values.
+    /// Integer voxels in the smallest type that holds them (the integer half of [`Self::from_f64_compact`]).
+    pub fn from_i32_compact(values: Vec<i32>) -> VoxelData {
+        let (min, max) = values
+            .iter()
+            .fold((i32::MAX, i32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        if values.is_empty() || (min >= 0 && max <= i32::from(u8::MAX)) {
+            VoxelData::U8(values.iter().map(|&v| v as u8).collect())
+        } else if min >= i32::from(i16::MIN) && max <= i32::from(i16::MAX) {
+            VoxelData::I16(values.iter().map(|&v| v as i16).collect())
+        } else if min >= 0 && max <= i32::from(u16::MAX) {
+            VoxelData::U16(values.iter().map(|&v| v as u16).collect())
+        } else {
+            VoxelData::I32(values)
+        }
+    }
+
     pub fn from_f64_compact(values: Vec<f64>) -> VoxelData {
         let integral = values.iter().all(|v| v.fract() == 0.0 && v.is_finite());
         let (min, max) = values

@@ -13,24 +13,43 @@ use super::{jpeg_turbo, raw};
 /// JPEG Extended (process 2 & 4): 8- or 12-bit lossy JPEG.
 const JPEG_EXTENDED: &str = "1.2.840.10008.1.2.4.51";
 
+/// Stored sample values: integers as stored (the common case, kept exact and small), or floats.
+pub(crate) enum Samples {
+    Int(Vec<i32>),
+    Float(Vec<f64>),
+}
+
+impl Samples {
+    pub fn len(&self) -> usize {
+        match self {
+            Samples::Int(v) => v.len(),
+            Samples::Float(v) => v.len(),
+        }
+    }
+}
+
 /// Decodes every frame of a file into one vector (frame after frame, rows of columns).
-pub(crate) fn decode_file(file: &DicomHeader) -> Result<Vec<f64>, String> {
+pub(crate) fn decode_file(file: &DicomHeader) -> Result<Samples, String> {
     let path = file.path.as_path();
     let at = |e: String| format!("{}: {e}", path.display());
     let bytes = std::fs::read(path).map_err(|e| at(format!("cannot read: {e}")))?;
     let layout = raw::check_bytes(&bytes).map_err(|e| at(format!("cannot read: {e}")))?;
     if let Some(range) = &layout.native_pixels {
         if file.samples_per_pixel == 1 && matches!(file.bits_allocated, 8 | 16) {
-            return native(&bytes[range.clone()], file).map_err(at);
+            return native(&bytes[range.clone()], file)
+                .map(Samples::Int)
+                .map_err(at);
         }
     }
     if file.transfer_syntax == JPEG_EXTENDED && file.samples_per_pixel == 1 {
-        return jpeg_extended(&bytes, &layout, file).map_err(|e| {
-            at(format!(
-                "cannot decode pixel data ({}): {e}",
-                file.transfer_syntax
-            ))
-        });
+        return jpeg_extended(&bytes, &layout, file)
+            .map(Samples::Int)
+            .map_err(|e| {
+                at(format!(
+                    "cannot decode pixel data ({}): {e}",
+                    file.transfer_syntax
+                ))
+            });
     }
     through_dicom_pixeldata(&bytes[layout.meta_start..], file).map_err(at)
 }
@@ -40,27 +59,22 @@ fn samples_expected(file: &DicomHeader) -> usize {
 }
 
 /// A stored sample as the value it means: masked to BitsStored, sign-extended when PixelRepresentation is 1.
-fn sample_reader(file: &DicomHeader) -> impl Fn(u32) -> f64 {
-    let bits = u32::from(file.bits_stored.clamp(1, 32));
-    let mask = if bits >= 32 {
-        u32::MAX
-    } else {
-        (1u32 << bits) - 1
-    };
+/// Only for 8- to 16-bit samples, so every value fits an `i32`.
+fn sample_reader(file: &DicomHeader) -> impl Fn(u32) -> i32 {
+    let bits = u32::from(file.bits_stored.clamp(1, 16));
+    let mask = (1u32 << bits) - 1;
     let signed = file.pixel_representation == 1;
     move |v: u32| {
         let v = v & mask;
-        if signed && bits < 32 && v >> (bits - 1) & 1 == 1 {
-            (v as i64 - (1i64 << bits)) as f64
-        } else if signed && bits == 32 {
-            v as i32 as f64
+        if signed && v >> (bits - 1) & 1 == 1 {
+            v as i32 - (1i32 << bits)
         } else {
-            v as f64
+            v as i32
         }
     }
 }
 
-fn native(pixels: &[u8], file: &DicomHeader) -> Result<Vec<f64>, String> {
+fn native(pixels: &[u8], file: &DicomHeader) -> Result<Vec<i32>, String> {
     let count = samples_expected(file);
     let size = usize::from(file.bits_allocated / 8);
     let pixels = pixels.get(..count * size).ok_or_else(|| {
@@ -125,7 +139,7 @@ fn jpeg_extended(
     bytes: &[u8],
     layout: &raw::FileLayout,
     file: &DicomHeader,
-) -> Result<Vec<f64>, String> {
+) -> Result<Vec<i32>, String> {
     let value = sample_reader(file);
     let mut out = Vec::with_capacity(samples_expected(file));
     for (n, parts) in frame_fragments(layout, file.frames.len())?
@@ -158,7 +172,7 @@ fn jpeg_extended(
     Ok(out)
 }
 
-fn through_dicom_pixeldata(from_meta: &[u8], file: &DicomHeader) -> Result<Vec<f64>, String> {
+fn through_dicom_pixeldata(from_meta: &[u8], file: &DicomHeader) -> Result<Samples, String> {
     let obj = OpenFileOptions::new()
         .read_preamble(ReadPreamble::Never)
         .from_reader(from_meta)
@@ -170,21 +184,24 @@ fn through_dicom_pixeldata(from_meta: &[u8], file: &DicomHeader) -> Result<Vec<f
         // dicom-pixeldata converts 1, 8 and 16-bit samples; 32-bit grids (RT Dose, some parametric maps)
         // are native little-endian after decoding, so read them directly.
         let signed = decoded.pixel_representation() == dicom_pixeldata::PixelRepresentation::Signed;
-        return Ok(decoded
-            .data()
-            .chunks_exact(4)
-            .map(|c| {
-                let b = [c[0], c[1], c[2], c[3]];
-                if signed {
-                    i32::from_le_bytes(b) as f64
-                } else {
-                    u32::from_le_bytes(b) as f64
-                }
-            })
-            .collect());
+        let words = decoded.data().chunks_exact(4);
+        return Ok(if signed {
+            Samples::Int(
+                words
+                    .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+            )
+        } else {
+            Samples::Float(
+                words
+                    .map(|c| f64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                    .collect(),
+            )
+        });
     }
     let raw_samples = ConvertOptions::new().with_modality_lut(ModalityLutOption::None);
     decoded
         .to_vec_with_options(&raw_samples)
+        .map(Samples::Float)
         .map_err(|e| format!("cannot convert pixel data: {e}"))
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::header::{read_header, DicomHeader};
-use super::pixels::decode_file;
+use super::pixels::{decode_file, Samples};
 use super::select::SeriesRule;
 use super::DicomError;
 use crate::volume::{Geometry, Volume, VoxelData};
@@ -102,11 +102,13 @@ pub fn scan(path: &Path) -> Result<FolderScan, DicomError> {
     files.sort();
     let mut by_uid: BTreeMap<String, Vec<DicomHeader>> = BTreeMap::new();
     let mut skipped = Vec::new();
-    for file in files {
-        let header = std::panic::catch_unwind(|| read_header(&file)).unwrap_or_else(|_| {
+    // Headers are read in parallel; a parser panic on damaged data becomes that file's error.
+    let headers = crate::parallel::map_catching(&files, |file| read_header(file));
+    for (file, header) in files.into_iter().zip(headers) {
+        let header = header.unwrap_or_else(|panic| {
             Err(DicomError::File {
                 path: file.clone(),
-                message: "the DICOM parser failed on damaged data".to_string(),
+                message: format!("the DICOM parser failed on damaged data: {panic}"),
             })
         });
         match header {
@@ -330,9 +332,8 @@ pub fn load_series(series: &Series) -> Result<LoadedSeries, DicomError> {
         slices,
         warnings,
     } = layout(series)?;
-    let values = decode_slices(series, &slices, &geometry).map_err(&err)?;
-    let volume = Volume::new(geometry, VoxelData::from_f64_compact(values))
-        .map_err(|e| err(e.to_string()))?;
+    let data = decode_slices(series, &slices, &geometry).map_err(&err)?;
+    let volume = Volume::new(geometry, data).map_err(|e| err(e.to_string()))?;
     let first = series.first();
     let mut sop_instance_uids: Vec<String> = Vec::new();
     for &(file_index, _) in &slices {
@@ -448,89 +449,82 @@ fn check_spacing(
 }
 
 /// Decodes every frame in slice order, with each frame's rescale applied. Files are decoded in parallel
-/// (one worker per core), each file once however many frames it holds.
+/// (one worker per core), each file once however many frames it holds. Integer samples under an identity
+/// (or integer-offset) rescale stay integers; anything else goes through `f64`.
 fn decode_slices(
     series: &Series,
     slices: &[(usize, usize)],
     geometry: &Geometry,
-) -> Result<Vec<f64>, String> {
+) -> Result<VoxelData, String> {
     let per_slice = geometry.dims[0] * geometry.dims[1];
     let mut file_indices: Vec<usize> = slices.iter().map(|&(f, _)| f).collect();
     file_indices.sort_unstable();
     file_indices.dedup();
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(file_indices.len())
-        .max(1);
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let decoded: Vec<(usize, Result<Vec<f64>, String>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut out = Vec::new();
-                    loop {
-                        let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(&file_index) = file_indices.get(n) else {
-                            break;
-                        };
-                        let file = &series.files[file_index];
-                        // Some decoders index past the end of damaged data instead of failing; a panic
-                        // there becomes this file's error, not the process's end.
-                        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            decode_file(file)
-                        }))
-                        .unwrap_or_else(|panic| {
-                            let why = panic
-                                .downcast_ref::<&str>()
-                                .map(|s| s.to_string())
-                                .or_else(|| panic.downcast_ref::<String>().cloned())
-                                .unwrap_or_default();
-                            Err(format!(
-                                "{}: the pixel data decoder failed on damaged data ({}): {why}",
-                                file.path.display(),
-                                file.transfer_syntax
-                            ))
-                        });
-                        out.push((file_index, result));
-                    }
-                    out
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    });
-    let mut by_file: std::collections::HashMap<usize, Vec<f64>> =
+    let decoded = crate::parallel::map_catching(&file_indices, |&i| decode_file(&series.files[i]));
+    let mut by_file: std::collections::HashMap<usize, Samples> =
         std::collections::HashMap::with_capacity(decoded.len());
-    for (file_index, result) in decoded {
-        by_file.insert(file_index, result?);
-    }
-    if by_file.len() != file_indices.len() {
-        return Err("a decoding worker stopped unexpectedly".to_string());
-    }
-    let mut values = Vec::with_capacity(per_slice * slices.len());
-    for &(file_index, frame_index) in slices {
+    for (&file_index, result) in file_indices.iter().zip(decoded) {
         let file = &series.files[file_index];
-        let all = &by_file[&file_index];
-        let start = frame_index * per_slice;
-        let frame = all.get(start..start + per_slice).ok_or_else(|| {
-            format!(
-                "{}: frame {} is missing from the pixel data ({} values for {} frames of {})",
+        let samples = result.unwrap_or_else(|panic| {
+            Err(format!(
+                "{}: the pixel data decoder failed on damaged data ({}): {panic}",
                 file.path.display(),
-                frame_index + 1,
-                all.len(),
-                file.frames.len(),
-                per_slice
-            )
+                file.transfer_syntax
+            ))
         })?;
-        let plane = &file.frames[frame_index];
-        values.extend(
-            frame
-                .iter()
-                .map(|&v| v * plane.rescale_slope + plane.rescale_intercept),
-        );
+        let needed = per_slice * file.frames.len();
+        if samples.len() < needed {
+            return Err(format!(
+                "{}: the pixel data holds {} values for {} frame(s) of {per_slice}",
+                file.path.display(),
+                samples.len(),
+                file.frames.len()
+            ));
+        }
+        by_file.insert(file_index, samples);
     }
-    Ok(values)
+    let planes = || {
+        slices
+            .iter()
+            .map(|&(f, frame)| (f, frame, &series.files[f].frames[frame]))
+    };
+    let integer_rescale = planes().all(|(f, _, p)| {
+        matches!(by_file[&f], Samples::Int(_))
+            && p.rescale_slope == 1.0
+            && p.rescale_intercept.fract() == 0.0
+            && p.rescale_intercept.abs() < 1e9
+    });
+    let frame_range = |frame: usize| frame * per_slice..(frame + 1) * per_slice;
+    if integer_rescale {
+        let mut values: Vec<i32> = Vec::with_capacity(per_slice * slices.len());
+        for (f, frame, plane) in planes() {
+            let Samples::Int(all) = &by_file[&f] else {
+                unreachable!("checked above")
+            };
+            let intercept = plane.rescale_intercept as i32;
+            values.extend(
+                all[frame_range(frame)]
+                    .iter()
+                    .map(|&v| v.saturating_add(intercept)),
+            );
+        }
+        return Ok(VoxelData::from_i32_compact(values));
+    }
+    let mut values: Vec<f64> = Vec::with_capacity(per_slice * slices.len());
+    for (f, frame, plane) in planes() {
+        let (slope, intercept) = (plane.rescale_slope, plane.rescale_intercept);
+        match &by_file[&f] {
+            Samples::Int(all) => values.extend(
+                all[frame_range(frame)]
+                    .iter()
+                    .map(|&v| f64::from(v) * slope + intercept),
+            ),
+            Samples::Float(all) => values.extend(
+                all[frame_range(frame)]
+                    .iter()
+                    .map(|&v| v * slope + intercept),
+            ),
+        }
+    }
+    Ok(VoxelData::from_f64_compact(values))
 }
