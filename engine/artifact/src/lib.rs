@@ -277,6 +277,7 @@ impl ArtifactWriter {
             media_type: media_type.unwrap_or(kind.default_media_type()).to_string(),
             size: self.size,
             name: name.map(str::to_string),
+            metadata: None,
         })
     }
 }

@@ -246,6 +246,33 @@ fn series_to_nifti_workflow_on_a_real_study() {
     assert_eq!(meta["series_description"], "t2_tse_tra");
     assert_eq!(meta["modality"], "MR");
     assert_eq!(meta["sop_instance_uids"].as_array().unwrap().len(), 19);
+    // The run record carries the same metadata on the volume artifact.
+    let list = voxflow()
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["runs", "list", "--json"])
+        .output()
+        .unwrap();
+    let runs: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let run_id = runs[0]["id"].as_str().unwrap();
+    let show = voxflow()
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["runs", "show", run_id, "--json"])
+        .output()
+        .unwrap();
+    let record: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    let volume = record["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["output_name"] == "volume")
+        .expect("the volume artifact is recorded");
+    assert_eq!(volume["metadata"]["modality"], "MR");
+    assert_eq!(
+        volume["metadata"]["dims"],
+        serde_json::json!([384, 384, 19])
+    );
     let png = std::fs::read(out_dir.join("preview.png")).unwrap();
     assert!(png.starts_with(b"\x89PNG"));
     // A rule that matches nothing fails the step with the candidates listed.

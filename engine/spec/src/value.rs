@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::types::ArtifactKind;
 
 /// A reference to a stored artifact: its content hash and what it is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArtifactRef {
     /// Lower-case hex sha256 of the content.
     pub hash: String,
@@ -18,6 +18,10 @@ pub struct ArtifactRef {
     /// A file name suggestion for when the artifact is written out (e.g. `report.json`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// What is known about the content besides its bytes (for a volume read from DICOM: UIDs, modality,
+    /// acquisition parameters, geometry); recorded with the artifact in the run record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
 }
 
 /// A run-time value.
@@ -35,7 +39,7 @@ pub enum Value {
 }
 
 /// The JSON envelope that marks an artifact inside a value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ArtifactEnvelope {
     #[serde(rename = "$artifact")]
@@ -186,6 +190,7 @@ mod tests {
                 media_type: "application/json".into(),
                 size: 2,
                 name: None,
+                metadata: Some(serde_json::json!({"modality": "MR"})),
             }),
             Value::Number(3.0),
         ]);

@@ -114,8 +114,8 @@ impl Store {
 
     pub async fn artifacts(&self, run_id: &str) -> Result<Vec<ArtifactRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT hash, kind, media_type, size, location, name, run_id, step_run_id, output_name, created_at \
-             FROM artifacts WHERE run_id = $1 ORDER BY id",
+            "SELECT hash, kind, media_type, size, location, name, run_id, step_run_id, output_name, created_at, \
+             metadata_json FROM artifacts WHERE run_id = $1 ORDER BY id",
         )
         .bind(run_id)
         .fetch_all(&self.pool)
@@ -134,6 +134,7 @@ impl Store {
                     step_run_id: get(row, "step_run_id")?,
                     output_name: get(row, "output_name")?,
                     created_at_ms: get(row, "created_at")?,
+                    metadata: json(row, "metadata_json")?,
                 })
             })
             .collect()

@@ -86,6 +86,9 @@ pub struct ArtifactRecord {
     pub step_run_id: Option<String>,
     pub output_name: String,
     pub created_at_ms: i64,
+    /// What the artifact carries besides its bytes (DICOM UIDs, modality, geometry, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]

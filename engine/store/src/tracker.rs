@@ -251,7 +251,7 @@ impl RunTracker for Store {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO artifacts (hash, kind, media_type, size, location, name, run_id, step_run_id, \
-             output_name, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             output_name, created_at, metadata_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&artifact.hash)
         .bind(artifact.kind.name())
@@ -263,6 +263,7 @@ impl RunTracker for Store {
         .bind(step_run_id)
         .bind(output_name)
         .bind(now_ms())
+        .bind(artifact.metadata.as_ref().map(|m| m.to_string()))
         .execute(&self.pool)
         .await
         .map_err(query_error("recording an artifact"))?;

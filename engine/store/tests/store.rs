@@ -56,6 +56,7 @@ async fn exercise(store: &Store) {
         media_type: "application/octet-stream".into(),
         size: 12,
         name: Some("mask.nii.gz".into()),
+        metadata: Some(serde_json::json!({"Modality": "MR", "dims": [4, 3, 1]})),
     };
     store
         .record_artifact(&id, Some(&second), "mask", &artifact, "/x")
@@ -82,6 +83,10 @@ async fn exercise(store: &Store) {
     assert_eq!(
         (artifacts[0].kind.as_str(), artifacts[0].size),
         ("mask", 12)
+    );
+    assert_eq!(
+        artifacts[0].metadata.as_ref().unwrap()["dims"],
+        serde_json::json!([4, 3, 1])
     );
     assert_eq!(store.events(&id).await.unwrap()[0].message, "hello");
     assert!(matches!(

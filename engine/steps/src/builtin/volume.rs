@@ -90,7 +90,8 @@ fn run_load_volume(ctx: &StepContext<'_>, args: &StepArgs) -> Result<StepOutputs
     let (volume, mut metadata) = if is_nifti_path(&source) {
         let (v, info) = read_nifti(&source).map_err(|e| failed(&e))?;
         let meta = serde_json::json!({ "format": "nifti", "source": source.display().to_string(),
-            "stored_dtype": info.stored_dtype, "affine_source": info.affine_source });
+            "nifti_version": info.version, "stored_dtype": info.stored_dtype,
+            "affine_source": info.affine_source });
         (v, meta)
     } else {
         let found = scan(&source).map_err(|e| failed(&e))?;
@@ -126,7 +127,9 @@ fn run_load_volume(ctx: &StepContext<'_>, args: &StepArgs) -> Result<StepOutputs
         g.spacing[2],
         g.orientation_ras()
     ));
-    let stored = store_volume(ctx, &volume, ArtifactKind::Volume, "volume.nii.gz")?;
+    let mut stored = store_volume(ctx, &volume, ArtifactKind::Volume, "volume.nii.gz")?;
+    // On the volume itself (and so in the run record's artifacts), and as a JSON output for later steps.
+    stored.metadata = Some(metadata.clone());
     let meta_bytes = serde_json::to_vec_pretty(&metadata).map_err(|e| failed(&e))?;
     let meta =
         ctx.artifacts
