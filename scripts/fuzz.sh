@@ -18,7 +18,7 @@ else
   echo "SKIPPED seeding: no test data at $data"
 fi
 export RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$PWD/target/fuzz
-for t in nifti_bytes dicom_file; do
+for t in ${FUZZ_TARGETS:-nifti_bytes dicom_file}; do
   echo "== $t for ${seconds}s"
   (cd engine/imaging && cargo fuzz run -s none --release "$t" "$PWD/../../$work/corpus/$t" -- \
      -max_total_time="$seconds" -rss_limit_mb=4096 -malloc_limit_mb=2048 -timeout=20 \
