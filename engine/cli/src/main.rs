@@ -49,6 +49,9 @@ enum Command {
     Inspect(commands::imaging::InspectArgs),
     /// Convert a DICOM series (or a NIfTI file) to NIfTI.
     Convert(commands::imaging::ConvertArgs),
+    /// Create, build, inspect and try out plugins.
+    #[command(subcommand)]
+    Plugin(commands::plugin::PluginCommand),
     /// Database maintenance.
     #[command(subcommand)]
     Db(commands::db::DbCommand),
@@ -69,7 +72,8 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Validate(args) => commands::validate::run(&args),
+            Command::Validate(args) => commands::validate::run(&cli.global, &args),
+            Command::Plugin(cmd) => commands::plugin::run(&cli.global, cmd),
             Command::Run(args) => commands::run::run(&cli.global, args).await,
             Command::Runs(cmd) => commands::runs::run(&cli.global, cmd).await,
             Command::Db(cmd) => commands::db::run(&cli.global, cmd).await,

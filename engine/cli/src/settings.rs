@@ -27,6 +27,14 @@ pub struct GlobalArgs {
         default_value = ".voxflow"
     )]
     pub data_dir: PathBuf,
+    /// Folder of plugins (one folder each with a plugin.yaml); workflows use them as `wasm/NAME`.
+    #[arg(
+        long,
+        global = true,
+        env = "VOXFLOW_PLUGINS",
+        default_value = "plugins"
+    )]
+    pub plugins: PathBuf,
     /// Log line format on stderr (levels from RUST_LOG, default warn).
     #[arg(long, global = true, value_enum, default_value = "text")]
     pub log_format: LogFormat,

@@ -37,7 +37,7 @@ pub struct RunArgs {
 }
 
 pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<u8> {
-    let registry = super::registry();
+    let registry = super::registry(global);
     let workflow = match voxflow_spec::load_workflow(&args.workflow, &registry) {
         Ok(wf) => Arc::new(wf),
         Err(diagnostics) => {

@@ -13,8 +13,8 @@ pub struct ValidateArgs {
     pub files: Vec<PathBuf>,
 }
 
-pub fn run(args: &ValidateArgs) -> anyhow::Result<u8> {
-    let registry = super::registry();
+pub fn run(global: &crate::settings::GlobalArgs, args: &ValidateArgs) -> anyhow::Result<u8> {
+    let registry = super::registry(global);
     let mut invalid = 0;
     for file in &args.files {
         match voxflow_spec::load_workflow(file, &registry) {

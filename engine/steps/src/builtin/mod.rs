@@ -7,6 +7,8 @@ mod file_info;
 mod load;
 mod pass;
 mod volume;
+
+pub use volume::{read_volume, store_volume};
 mod write_outputs;
 
 use std::sync::Arc;

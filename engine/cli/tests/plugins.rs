@@ -1,0 +1,228 @@
+//! WebAssembly plugins through the real binary: built from source with `voxflow plugin build`, loaded from
+//! `--plugins`, run in a workflow on a real volume, and contained when they misbehave: a plugin that loops,
+//! allocates without bound, panics, overflows its stack, reads /etc/passwd or opens a socket fails its own
+//! step with a clear message while a sibling step in the same run succeeds.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use voxflow_testkit::testdata;
+
+fn voxflow() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_voxflow"));
+    c.env(
+        "VOXFLOW_COMPONENT_CACHE",
+        repo().join("target/test-components"),
+    );
+    c
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Builds the plugins once per test binary into a plugins folder of their own; `None` (with a message)
+/// when the wasm32-wasip2 target is not installed.
+fn plugins_dir() -> Option<&'static Path> {
+    static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let targets = Command::new("rustup")
+            .args(["target", "list", "--installed"])
+            .output()
+            .ok()?;
+        if !String::from_utf8_lossy(&targets.stdout).contains("wasm32-wasip2") {
+            eprintln!("SKIPPED: the wasm32-wasip2 target is not installed (rustup target add wasm32-wasip2)");
+            return None;
+        }
+        let dir = repo().join("target/test-plugins");
+        for plugin in ["label-fusion", "testing/hostile"] {
+            let source = repo().join("plugins").join(plugin);
+            let out = voxflow().args(["plugin", "build"]).arg(&source).output().unwrap();
+            assert!(
+                out.status.success(),
+                "building {plugin}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let name = source.file_name().unwrap();
+            let to = dir.join(name);
+            std::fs::create_dir_all(&to).unwrap();
+            for entry in std::fs::read_dir(&source).unwrap().flatten() {
+                let p = entry.path();
+                if p.extension().is_some_and(|e| e == "wasm" || e == "yaml") {
+                    std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+                }
+            }
+        }
+        Some(dir)
+    })
+    .as_deref()
+}
+
+fn run(data: &Path, plugins: &Path, workflow: &Path, args: &[&str]) -> std::process::Output {
+    voxflow()
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--plugins")
+        .arg(plugins)
+        .arg("run")
+        .arg(workflow)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn last_run(data: &Path) -> serde_json::Value {
+    let list = voxflow()
+        .arg("--data-dir")
+        .arg(data)
+        .args(["runs", "list", "--json"])
+        .output()
+        .unwrap();
+    let runs: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let id = runs[0]["id"].as_str().unwrap().to_string();
+    let show = voxflow()
+        .arg("--data-dir")
+        .arg(data)
+        .args(["runs", "show", &id, "--json"])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&show.stdout).unwrap()
+}
+
+#[test]
+fn hostile_plugins_fail_their_own_step_only() {
+    let Some(plugins) = plugins_dir() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let workflow = dir.path().join("hostile.yaml");
+    let mut yaml = String::from("apiVersion: voxflow/v1\nname: hostile\nsteps:\n");
+    for mode in ["ok", "loop", "memory", "panic", "stack", "file", "network"] {
+        yaml.push_str(&format!(
+            "  - id: {mode}\n    uses: wasm/hostile\n    with: {{ mode: {mode} }}\n    continue_on_error: true\n"
+        ));
+    }
+    std::fs::write(&workflow, yaml).unwrap();
+    let out = run(dir.path(), plugins, &workflow, &["--plain"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let record = last_run(dir.path());
+    let steps = record["steps"].as_array().unwrap();
+    let step = |id: &str| {
+        steps
+            .iter()
+            .find(|s| s["step_id"] == id)
+            .unwrap_or_else(|| panic!("no step {id}: {stderr}"))
+    };
+    assert_eq!(step("ok")["status"], "succeeded", "{stderr}");
+    let expect = [
+        ("loop", "exceeded its time limit"),
+        ("memory", "memory allocation"),
+        ("panic", "hostile plugin panics on purpose"),
+        ("stack", "trapped"),
+        ("file", "reading /etc/passwd"),
+        ("network", "connecting to 127.0.0.1:5432"),
+    ];
+    for (id, needle) in expect {
+        let s = step(id);
+        assert_eq!(s["status"], "failed", "{id}: {s}");
+        let error = s["error"].as_str().unwrap_or_default();
+        assert!(error.contains(needle), "{id}: `{error}` lacks `{needle}`");
+        assert!(!error.contains("root:"), "{id} leaked /etc/passwd: {error}");
+    }
+}
+
+#[test]
+fn label_fusion_runs_in_a_workflow_on_a_real_volume() {
+    let Some(plugins) = plugins_dir() else { return };
+    let Some(study) = testdata("prostate/prostatex") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let workflow = dir.path().join("fusion.yaml");
+    std::fs::write(
+        &workflow,
+        r#"apiVersion: voxflow/v1
+name: fusion-on-t2
+inputs:
+  study: { type: dicom-folder }
+steps:
+  - id: load
+    uses: builtin/load-volume
+    inputs: { source: "${{ inputs.study }}" }
+    with: { series: "MR:t2*tra*" }
+  - id: bright
+    uses: builtin/threshold
+    inputs: { volume: "${{ steps.load.outputs.volume }}" }
+    with: { lower: 300 }
+  - id: very_bright
+    uses: builtin/threshold
+    inputs: { volume: "${{ steps.load.outputs.volume }}" }
+    with: { lower: 600 }
+  - id: fuse
+    uses: wasm/label-fusion@0.1.0
+    inputs: { masks: ["${{ steps.bright.outputs.mask }}", "${{ steps.very_bright.outputs.mask }}"] }
+    with: { operation: or }
+outputs:
+  mask: "${{ steps.fuse.outputs.mask }}"
+  agreement: "${{ steps.fuse.outputs.agreement }}"
+  bright: "${{ steps.bright.outputs.mask }}"
+"#,
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let out = run(
+        dir.path(),
+        plugins,
+        &workflow,
+        &[
+            "--plain",
+            "--input",
+            &format!("study={}", study.display()),
+            "--out",
+            &out_dir.display().to_string(),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = |name: &str| {
+        voxflow_imaging::nifti::read_nifti(&out_dir.join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .0
+    };
+    let (fused, bright, agreement) = (
+        read("mask.nii.gz"),
+        read("bright.nii.gz"),
+        read("agreement.nii.gz"),
+    );
+    assert_eq!(fused.dims(), [384, 384, 19]);
+    assert_eq!(fused.geometry, bright.geometry);
+    // OR with a subset is the superset itself; agreement marks exactly the voxels in one mask only.
+    assert_eq!(fused.data.to_f64(), bright.data.to_f64());
+    let disagree = agreement
+        .data
+        .to_f64()
+        .iter()
+        .filter(|&&v| v == 255.0)
+        .count();
+    let only_bright = bright.data.to_f64().iter().filter(|&&v| v != 0.0).count()
+        - read("agreement.nii.gz")
+            .data
+            .to_f64()
+            .iter()
+            .filter(|&&v| v == 1.0)
+            .count();
+    assert!(disagree > 0);
+    assert_eq!(disagree, only_bright);
+    let record = last_run(dir.path());
+    let fuse = record["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step_id"] == "fuse")
+        .unwrap();
+    assert_eq!(fuse["plugin"], "wasm/label-fusion");
+    assert_eq!(fuse["plugin_hash"].as_str().unwrap().len(), 64);
+}
