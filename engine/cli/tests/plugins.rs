@@ -36,7 +36,7 @@ fn plugins_dir() -> Option<&'static Path> {
             return None;
         }
         let dir = repo().join("target/test-plugins");
-        for plugin in ["label-fusion", "testing/hostile"] {
+        for plugin in ["label-fusion", "mask-cleanup", "intensity-normalize", "testing/hostile"] {
             let source = repo().join("plugins").join(plugin);
             let out = voxflow().args(["plugin", "build"]).arg(&source).output().unwrap();
             assert!(
@@ -225,4 +225,109 @@ outputs:
         .unwrap();
     assert_eq!(fuse["plugin"], "wasm/label-fusion");
     assert_eq!(fuse["plugin_hash"].as_str().unwrap().len(), 64);
+}
+
+#[test]
+fn normalize_and_cleanup_on_a_real_volume() {
+    let Some(plugins) = plugins_dir() else { return };
+    let Some(study) = testdata("prostate/prostatex") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let workflow = dir.path().join("clean.yaml");
+    std::fs::write(
+        &workflow,
+        r#"apiVersion: voxflow/v1
+name: normalize-threshold-clean
+inputs:
+  study: { type: dicom-folder }
+steps:
+  - id: load
+    uses: builtin/load-volume
+    inputs: { source: "${{ inputs.study }}" }
+    with: { series: "MR:t2*tra*" }
+  - id: normalize
+    uses: wasm/intensity-normalize@0.1.0
+    inputs: { volume: "${{ steps.load.outputs.volume }}" }
+    with: { method: percentile, lower_percentile: 1, upper_percentile: 99 }
+  - id: bright
+    uses: builtin/threshold
+    inputs: { volume: "${{ steps.normalize.outputs.volume }}" }
+    with: { lower: 0.5 }
+  - id: clean
+    uses: wasm/mask-cleanup@0.1.0
+    inputs: { mask: "${{ steps.bright.outputs.mask }}" }
+    with: { connectivity: 6, min_size_mm3: 50 }
+outputs:
+  source: "${{ steps.load.outputs.volume }}"
+  normalized: "${{ steps.normalize.outputs.volume }}"
+  stats: "${{ steps.normalize.outputs.stats }}"
+  bright: "${{ steps.bright.outputs.mask }}"
+  clean: "${{ steps.clean.outputs.mask }}"
+  report: "${{ steps.clean.outputs.report }}"
+"#,
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let out = run(
+        dir.path(),
+        plugins,
+        &workflow,
+        &[
+            "--plain",
+            "--input",
+            &format!("study={}", study.display()),
+            "--out",
+            &out_dir.display().to_string(),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = |name: &str| {
+        voxflow_imaging::nifti::read_nifti(&out_dir.join(name))
+            .unwrap()
+            .0
+    };
+    let json = |name: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(out_dir.join(name)).unwrap()).unwrap()
+    };
+    // Percentiles computed here, independently (numpy's linear interpolation), must match the plugin's.
+    let source = read("source.nii.gz").data.to_f64();
+    let mut sorted = source.clone();
+    sorted.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        let rank = p / 100.0 * (sorted.len() - 1) as f64;
+        let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+        sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo as f64)
+    };
+    let (lo, hi) = (pct(1.0), pct(99.0));
+    let stats = json("stats.json");
+    assert!(
+        (stats["lower"].as_f64().unwrap() - lo).abs() < 1e-3,
+        "{stats} vs {lo}"
+    );
+    assert!(
+        (stats["upper"].as_f64().unwrap() - hi).abs() < 1e-3,
+        "{stats} vs {hi}"
+    );
+    let normalized = read("normalized.nii.gz").data.to_f64();
+    for (i, (&v, &n)) in source.iter().zip(&normalized).enumerate().step_by(997) {
+        let want = ((v.clamp(lo, hi) - lo) / (hi - lo)) as f32 as f64;
+        assert!((n - want).abs() < 1e-5, "voxel {i}: {n} vs {want}");
+    }
+    // The cleaned mask keeps one component of the thresholded one (plus filled holes), on the same grid.
+    let (bright, clean) = (read("bright.nii.gz"), read("clean.nii.gz"));
+    assert_eq!(bright.geometry, clean.geometry);
+    let report = json("report.json");
+    let kept = clean.data.to_f64().iter().filter(|&&v| v != 0.0).count();
+    assert_eq!(report["voxels_after"].as_u64().unwrap() as usize, kept);
+    assert!(
+        report["components_before"].as_u64().unwrap() > 1,
+        "{report}"
+    );
+    assert!(kept > 0 && kept < bright.data.to_f64().iter().filter(|&&v| v != 0.0).count() * 2);
 }

@@ -212,10 +212,12 @@ impl WasmPlugin {
                         Some(&format!("{}.json", port.name)),
                     )?
                 }
-                wit::Value::Volumes(_) => return Err(StepError::Failed(format!(
+                wit::Value::Volumes(_) => {
+                    return Err(StepError::Failed(format!(
                     "plugin {name}: output `{}` is a list of volumes; outputs are single values",
                     port.name
-                ))),
+                )))
+                }
             };
             outputs.insert(port.name.clone(), Value::artifact(stored));
         }
