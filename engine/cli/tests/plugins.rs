@@ -331,3 +331,73 @@ outputs:
     );
     assert!(kept > 0 && kept < bright.data.to_f64().iter().filter(|&&v| v != 0.0).count() * 2);
 }
+
+#[test]
+fn a_pinned_hash_refuses_a_different_component_and_inspect_prints_the_real_one() {
+    let Some(plugins) = plugins_dir() else { return };
+    let inspect = voxflow()
+        .args(["plugin", "inspect", "--json"])
+        .arg(plugins.join("label-fusion"))
+        .output()
+        .unwrap();
+    assert!(inspect.status.success(), "{}", String::from_utf8_lossy(&inspect.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    let sha = doc["sha256"].as_str().unwrap().to_string();
+    assert_eq!(doc["describe"]["name"], "label-fusion");
+    assert_eq!(doc["inputs"][0]["list"], true);
+    let dir = tempfile::tempdir().unwrap();
+    let write = |pin: &str| {
+        let path = dir.path().join("pinned.yaml");
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: voxflow/v1\nname: pinned\nsteps:\n  - id: fuse\n    uses: wasm/label-fusion@0.1.0#sha256:{pin}\n    inputs: {{ masks: [] }}\n"
+            ),
+        )
+        .unwrap();
+        voxflow()
+            .arg("--plugins")
+            .arg(plugins)
+            .arg("validate")
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+    let good = write(&sha);
+    assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stdout));
+    let other = write(&"0".repeat(64));
+    assert_eq!(other.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&other.stdout);
+    assert!(text.contains("refusing to run a different plugin"), "{text}");
+}
+
+#[test]
+fn plugin_new_creates_a_plugin_that_builds_and_loads() {
+    let Some(_) = plugins_dir() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let created = voxflow()
+        .args(["plugin", "new", "my-filter", "--dir"])
+        .arg(dir.path())
+        .arg("--sdk")
+        .arg(repo().join("plugins/sdk"))
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let folder = dir.path().join("my-filter");
+    // Reuse the plugins' build folder so the SDK is not compiled again.
+    let built = voxflow()
+        .env("CARGO_TARGET_DIR", repo().join("target/plugins"))
+        .args(["plugin", "build"])
+        .arg(&folder)
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    assert!(folder.join("my_filter.wasm").is_file());
+    let inspect = voxflow()
+        .args(["plugin", "inspect"])
+        .arg(&folder)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&inspect.stdout);
+    assert!(text.contains("wasm/my-filter 0.1.0") && text.contains("describe   my-filter"), "{text}");
+}
