@@ -131,6 +131,44 @@ fn hostile_plugins_fail_their_own_step_only() {
 }
 
 #[test]
+fn a_granted_folder_is_readable_and_nothing_else() {
+    let Some(plugins) = plugins_dir() else { return };
+    let Some(study) = testdata("prostate/prostatex/ProstateX-0000_t2_tse_tra") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let workflow = dir.path().join("grant.yaml");
+    std::fs::write(
+        &workflow,
+        format!(
+            "apiVersion: voxflow/v1\nname: grant\nsteps:\n  - id: look\n    uses: wasm/hostile\n    with: {{ mode: grant, folder: \"{}\" }}\noutputs:\n  report: \"${{{{ steps.look.outputs.report }}}}\"\n",
+            study.display()
+        ),
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let out = run(
+        dir.path(),
+        plugins,
+        &workflow,
+        &["--plain", "--out", &out_dir.display().to_string()],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["folder"], "/grants/folder");
+    assert_eq!(report["entries"].as_array().unwrap().len(), 19, "{report}");
+    assert_eq!(report["write_refused"], true);
+    assert_eq!(report["passwd_readable"], false);
+    assert!(!study.join("written-by-plugin").exists());
+}
+
+#[test]
 fn label_fusion_runs_in_a_workflow_on_a_real_volume() {
     let Some(plugins) = plugins_dir() else { return };
     let Some(study) = testdata("prostate/prostatex") else {
@@ -340,7 +378,11 @@ fn a_pinned_hash_refuses_a_different_component_and_inspect_prints_the_real_one()
         .arg(plugins.join("label-fusion"))
         .output()
         .unwrap();
-    assert!(inspect.status.success(), "{}", String::from_utf8_lossy(&inspect.stderr));
+    assert!(
+        inspect.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inspect.stderr)
+    );
     let doc: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
     let sha = doc["sha256"].as_str().unwrap().to_string();
     assert_eq!(doc["describe"]["name"], "label-fusion");
@@ -364,11 +406,18 @@ fn a_pinned_hash_refuses_a_different_component_and_inspect_prints_the_real_one()
             .unwrap()
     };
     let good = write(&sha);
-    assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stdout));
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stdout)
+    );
     let other = write(&"0".repeat(64));
     assert_eq!(other.status.code(), Some(1));
     let text = String::from_utf8_lossy(&other.stdout);
-    assert!(text.contains("refusing to run a different plugin"), "{text}");
+    assert!(
+        text.contains("refusing to run a different plugin"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -382,7 +431,11 @@ fn plugin_new_creates_a_plugin_that_builds_and_loads() {
         .arg(repo().join("plugins/sdk"))
         .output()
         .unwrap();
-    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
     let folder = dir.path().join("my-filter");
     // Reuse the plugins' build folder so the SDK is not compiled again.
     let built = voxflow()
@@ -391,7 +444,11 @@ fn plugin_new_creates_a_plugin_that_builds_and_loads() {
         .arg(&folder)
         .output()
         .unwrap();
-    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
     assert!(folder.join("my_filter.wasm").is_file());
     let inspect = voxflow()
         .args(["plugin", "inspect"])
@@ -399,5 +456,56 @@ fn plugin_new_creates_a_plugin_that_builds_and_loads() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&inspect.stdout);
-    assert!(text.contains("wasm/my-filter 0.1.0") && text.contains("describe   my-filter"), "{text}");
+    assert!(
+        text.contains("wasm/my-filter 0.1.0") && text.contains("describe   my-filter"),
+        "{text}"
+    );
+}
+
+#[test]
+fn plugin_test_runs_a_plugin_on_files_without_a_workflow() {
+    let Some(plugins) = plugins_dir() else { return };
+    let Some(series) = testdata("prostate/prostatex/ProstateX-0000_t2_tse_tra") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = voxflow()
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["plugin", "test"])
+        .arg(plugins.join("intensity-normalize"))
+        .arg("--input")
+        .arg(format!("volume={}", series.display()))
+        .args(["-p", "method=zscore", "--out"])
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("stats: {") && text.contains("\"method\":\"zscore\""),
+        "{text}"
+    );
+    let (v, _) = voxflow_imaging::nifti::read_nifti(&dir.path().join("out/volume.nii.gz")).unwrap();
+    let values = v.data.to_f64();
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    assert!(mean.abs() < 1e-3, "z-scored mean {mean}");
+    // A bad parameter is refused before the plugin runs, naming it.
+    let bad = voxflow()
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["plugin", "test"])
+        .arg(plugins.join("intensity-normalize"))
+        .arg("--input")
+        .arg(format!("volume={}", series.display()))
+        .args(["-p", "method=median"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("parameter `method`"), "{err}");
 }

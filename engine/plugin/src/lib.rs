@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use manifest::{Manifest, PluginKind, MANIFEST_FILE};
-pub use wasm::{WasmHost, WasmPlugin};
+pub use wasm::{CallOutput, WasmHost, WasmPlugin};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {

@@ -130,6 +130,15 @@ pub struct Manifest {
     pub params: BTreeMap<String, ParamDecl>,
     #[serde(default)]
     pub limits: Limits,
+    /// String parameters that name folders the plugin may read: the host mounts each read-only at
+    /// `/grants/NAME` and hands the plugin that path instead. Nothing else on disk is visible.
+    #[serde(default)]
+    pub reads: Vec<String>,
+}
+
+/// Where a granted folder appears inside the sandbox.
+pub fn grant_path(param: &str) -> String {
+    format!("/grants/{param}")
 }
 
 impl Manifest {
@@ -194,6 +203,16 @@ impl Manifest {
                     p.ty
                 )
             })?;
+        }
+        for name in &self.reads {
+            match self.params.get(name) {
+                Some(p) if p.ty == "string" => {}
+                _ => {
+                    return Err(format!(
+                        "reads: `{name}` must be a string parameter naming a folder"
+                    ))
+                }
+            }
         }
         if self.limits.memory_mb == 0 || self.limits.memory_mb > 64 * 1024 {
             return Err(format!(

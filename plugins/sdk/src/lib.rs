@@ -318,25 +318,31 @@ pub fn run_for<P: Plugin>(
         .collect())
 }
 
-/// Exports a [`Plugin`] as the component's `describe` and `run`.
+/// Exports a [`Plugin`] as the component's `describe` and `run`. Only on wasm32: a native build (unit
+/// tests, benchmarks linking several plugins) exports nothing, so plugins link side by side.
 #[macro_export]
 macro_rules! export_plugin {
     ($plugin:ty) => {
-        struct __VoxflowGuest;
-        impl $crate::bindings::Guest for __VoxflowGuest {
-            fn describe() -> $crate::bindings::voxflow::plugin::types::Description {
-                $crate::describe_for::<$plugin>()
+        #[cfg(target_arch = "wasm32")]
+        mod __voxflow_export {
+            #[allow(unused_imports)]
+            use super::*;
+            struct VoxflowGuest;
+            impl $crate::bindings::Guest for VoxflowGuest {
+                fn describe() -> $crate::bindings::voxflow::plugin::types::Description {
+                    $crate::describe_for::<$plugin>()
+                }
+                fn run(
+                    inputs: ::std::vec::Vec<$crate::bindings::voxflow::plugin::types::NamedValue>,
+                    params: ::std::string::String,
+                ) -> ::std::result::Result<
+                    ::std::vec::Vec<$crate::bindings::voxflow::plugin::types::NamedValue>,
+                    $crate::bindings::voxflow::plugin::types::PluginError,
+                > {
+                    $crate::run_for::<$plugin>(inputs, params)
+                }
             }
-            fn run(
-                inputs: ::std::vec::Vec<$crate::bindings::voxflow::plugin::types::NamedValue>,
-                params: ::std::string::String,
-            ) -> ::std::result::Result<
-                ::std::vec::Vec<$crate::bindings::voxflow::plugin::types::NamedValue>,
-                $crate::bindings::voxflow::plugin::types::PluginError,
-            > {
-                $crate::run_for::<$plugin>(inputs, params)
-            }
+            $crate::bindings::export_guest!(VoxflowGuest with_types_in $crate::bindings);
         }
-        $crate::bindings::export_guest!(__VoxflowGuest with_types_in $crate::bindings);
     };
 }

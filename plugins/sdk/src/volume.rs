@@ -182,28 +182,20 @@ impl Volume {
 
     pub(crate) fn into_wit(self) -> wit::Volume {
         let g = self.geometry;
+        fn bytes<T: Copy, const N: usize>(v: &[T], f: impl Fn(T) -> [u8; N]) -> Vec<u8> {
+            let mut out = Vec::with_capacity(v.len() * N);
+            for &x in v {
+                out.extend_from_slice(&f(x));
+            }
+            out
+        }
         let (dtype, data) = match self.data {
             VoxelData::U8(v) => (wit::Dtype::Uint8, v),
-            VoxelData::I16(v) => (
-                wit::Dtype::Int16,
-                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            ),
-            VoxelData::U16(v) => (
-                wit::Dtype::Uint16,
-                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            ),
-            VoxelData::I32(v) => (
-                wit::Dtype::Int32,
-                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            ),
-            VoxelData::F32(v) => (
-                wit::Dtype::Float32,
-                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            ),
-            VoxelData::F64(v) => (
-                wit::Dtype::Float64,
-                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            ),
+            VoxelData::I16(v) => (wit::Dtype::Int16, bytes(&v, i16::to_le_bytes)),
+            VoxelData::U16(v) => (wit::Dtype::Uint16, bytes(&v, u16::to_le_bytes)),
+            VoxelData::I32(v) => (wit::Dtype::Int32, bytes(&v, i32::to_le_bytes)),
+            VoxelData::F32(v) => (wit::Dtype::Float32, bytes(&v, f32::to_le_bytes)),
+            VoxelData::F64(v) => (wit::Dtype::Float64, bytes(&v, f64::to_le_bytes)),
         };
         wit::Volume {
             dtype,

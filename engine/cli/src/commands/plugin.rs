@@ -26,6 +26,18 @@ pub enum PluginCommand {
     /// Build DIR's component (`cargo build --release --target wasm32-wasip2`) and place it next to its
     /// plugin.yaml, where the engine loads it from.
     Build { dir: PathBuf },
+    /// Run a built plugin once on files, without a workflow: each `--input NAME=PATH` is a NIfTI file or
+    /// a DICOM series folder (repeat a name for a list port); outputs are written to `--out`.
+    Test {
+        dir: PathBuf,
+        #[arg(long = "input", short = 'i', value_name = "NAME=PATH")]
+        inputs: Vec<String>,
+        /// A parameter; the value is read as JSON when it parses, else as a string.
+        #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
+        params: Vec<String>,
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
     /// Print a plugin's manifest, ports, parameters, limits and component hash (DIR or DIR/plugin.yaml).
     Inspect {
         path: PathBuf,
@@ -39,6 +51,12 @@ pub fn run(global: &GlobalArgs, command: PluginCommand) -> anyhow::Result<u8> {
         PluginCommand::New { name, dir, sdk } => new(&name, &dir, &sdk).map(|_| 0),
         PluginCommand::Build { dir } => build(&dir).map(|_| 0),
         PluginCommand::Inspect { path, json } => inspect(global, &path, json),
+        PluginCommand::Test {
+            dir,
+            inputs,
+            params,
+            out,
+        } => test(global, &dir, &inputs, &params, &out),
     }
 }
 
@@ -214,5 +232,95 @@ fn inspect(global: &GlobalArgs, path: &Path, json: bool) -> anyhow::Result<u8> {
     if let Some(d) = described {
         println!("describe   {} {} (from the component)", d.name, d.version);
     }
+    Ok(0)
+}
+
+fn split_pair<'a>(text: &'a str, what: &str) -> anyhow::Result<(&'a str, &'a str)> {
+    text.split_once('=')
+        .filter(|(k, _)| !k.is_empty())
+        .with_context(|| format!("{what} `{text}`: write NAME=VALUE"))
+}
+
+fn load_volume(path: &Path) -> anyhow::Result<voxflow_imaging::Volume> {
+    use voxflow_imaging::dicom::{load_series, scan, SeriesRule};
+    if voxflow_imaging::inspect::is_nifti_path(path) {
+        return Ok(voxflow_imaging::nifti::read_nifti(path)?.0);
+    }
+    let found = scan(path)?;
+    let series = found.select(&SeriesRule::default(), path)?;
+    Ok(load_series(series)?.volume)
+}
+
+fn test(
+    global: &GlobalArgs,
+    dir: &Path,
+    inputs: &[String],
+    params: &[String],
+    out: &Path,
+) -> anyhow::Result<u8> {
+    let host = WasmHost::shared(Some(&global.data_dir.join("components")))?;
+    let plugin = WasmPlugin::load(host, dir)?;
+    let mut named: Vec<(String, Vec<voxflow_imaging::Volume>)> = Vec::new();
+    for text in inputs {
+        let (name, path) = split_pair(text, "--input")?;
+        let volume = load_volume(Path::new(path)).with_context(|| format!("input `{name}`"))?;
+        match named.iter_mut().find(|(n, _)| n == name) {
+            Some((_, list)) => list.push(volume),
+            None => named.push((name.to_string(), vec![volume])),
+        }
+    }
+    let mut values = std::collections::BTreeMap::new();
+    for text in params {
+        let (name, raw) = split_pair(text, "--param")?;
+        let json = serde_json::from_str(raw).unwrap_or(serde_json::Value::String(raw.to_string()));
+        values.insert(name.to_string(), voxflow_spec::Value::from_json(json));
+    }
+    let started = std::time::Instant::now();
+    let result = plugin.call_volumes(&named, &values);
+    let elapsed = started.elapsed();
+    let (outputs, log) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(crate::EXIT_FAILED);
+        }
+    };
+    for line in log {
+        println!("log: {line}");
+    }
+    std::fs::create_dir_all(out)?;
+    for (name, value) in outputs {
+        match value {
+            voxflow_plugin::CallOutput::Volume(v) => {
+                let path = out.join(format!("{name}.nii.gz"));
+                voxflow_imaging::nifti::write_nifti(
+                    &v,
+                    &path,
+                    &format!("voxflow plugin test {name}"),
+                )?;
+                let nonzero = v.data.to_f64().iter().filter(|&&x| x != 0.0).count();
+                println!(
+                    "{name}: {:?} {} volume, {nonzero} non-zero voxels -> {}",
+                    v.dims(),
+                    v.data.dtype(),
+                    path.display()
+                );
+            }
+            voxflow_plugin::CallOutput::Volumes(vs) => {
+                for (i, v) in vs.iter().enumerate() {
+                    let path = out.join(format!("{name}-{i}.nii.gz"));
+                    voxflow_imaging::nifti::write_nifti(
+                        v,
+                        &path,
+                        &format!("voxflow plugin test {name}"),
+                    )?;
+                    println!("{name}[{i}]: {:?} -> {}", v.dims(), path.display());
+                }
+            }
+            voxflow_plugin::CallOutput::Text(t) => println!("{name}: {t}"),
+            voxflow_plugin::CallOutput::Json(j) => println!("{name}: {j}"),
+        }
+    }
+    println!("ran in {:.1} ms", elapsed.as_secs_f64() * 1000.0);
     Ok(0)
 }

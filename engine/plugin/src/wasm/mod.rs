@@ -6,7 +6,7 @@ mod host;
 mod step;
 
 pub use host::WasmHost;
-pub use step::{Description, WasmPlugin};
+pub use step::{CallOutput, Description, WasmPlugin};
 
 pub(crate) mod bindings {
     wasmtime::component::bindgen!({

@@ -30,6 +30,19 @@ pub struct Description {
     pub params_schema: String,
 }
 
+/// A value a plugin returned from an in-memory call ([`WasmPlugin::call_volumes`]).
+#[derive(Debug, Clone)]
+pub enum CallOutput {
+    Volume(voxflow_imaging::Volume),
+    Volumes(Vec<voxflow_imaging::Volume>),
+    Text(String),
+    /// JSON text.
+    Json(String),
+}
+
+/// What an in-memory call returned: named outputs, and the guest's log lines.
+pub type CallResult = (Vec<(String, CallOutput)>, Vec<String>);
+
 /// A loaded, compiled WebAssembly plugin.
 pub struct WasmPlugin {
     manifest: Manifest,
@@ -78,11 +91,15 @@ impl WasmPlugin {
 
     /// What the component says about itself (`describe`), in a store of its own.
     pub fn describe(&self) -> Result<Description, StepError> {
-        let (mut store, stderr) = self.host.store(
-            tokio_util::sync::CancellationToken::new(),
-            self.manifest.limits.memory_mb as usize * 1024 * 1024,
-            self.manifest.limits.timeout,
-        );
+        let (mut store, stderr) = self
+            .host
+            .store(
+                tokio_util::sync::CancellationToken::new(),
+                self.manifest.limits.memory_mb as usize * 1024 * 1024,
+                self.manifest.limits.timeout,
+                &[],
+            )
+            .map_err(StepError::Failed)?;
         let instance = self
             .pre
             .instantiate(&mut store)
@@ -103,6 +120,134 @@ impl WasmPlugin {
             outputs: ports(d.outputs),
             params_schema: d.params_schema,
         })
+    }
+
+    /// One call in a fresh store: the returned values (or why there are none) and the guest's log lines.
+    fn call(
+        &self,
+        cancel: tokio_util::sync::CancellationToken,
+        inputs: &[wit::NamedValue],
+        params: &serde_json::Value,
+    ) -> (Result<Vec<wit::NamedValue>, StepError>, Vec<String>) {
+        let (params, grants) = match self.grants(params) {
+            Ok(g) => g,
+            Err(e) => return (Err(e), Vec::new()),
+        };
+        let store = self.host.store(
+            cancel,
+            self.manifest.limits.memory_mb as usize * 1024 * 1024,
+            self.manifest.limits.timeout,
+            &grants,
+        );
+        let (mut store, stderr) = match store {
+            Ok(s) => s,
+            Err(e) => return (Err(StepError::Failed(e)), Vec::new()),
+        };
+        let result = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| self.trap_error("cannot start", &e, &store, &stderr))
+            .and_then(|instance| {
+                instance
+                    .call_run(&mut store, inputs, &params.to_string())
+                    .map_err(|e| self.trap_error("trapped", &e, &store, &stderr))
+            })
+            .and_then(|r| {
+                r.map_err(|e| {
+                    StepError::Failed(format!(
+                        "plugin {} reported {}: {}",
+                        self.identity.name, e.code, e.message
+                    ))
+                })
+            });
+        (result, std::mem::take(&mut store.data_mut().log))
+    }
+
+    /// The folders the manifest's `reads` parameters name, checked and mapped to their sandbox paths; the
+    /// parameters the guest sees then hold those paths.
+    fn grants(
+        &self,
+        params: &serde_json::Value,
+    ) -> Result<(serde_json::Value, Vec<(PathBuf, String)>), StepError> {
+        let mut params = params.clone();
+        let mut grants = Vec::new();
+        for name in &self.manifest.reads {
+            let host = params[name.as_str()]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            if host.is_empty() {
+                continue; // not granted this time
+            }
+            if !Path::new(&host).is_dir() {
+                return Err(StepError::BadArgument {
+                    field: name.clone(),
+                    message: format!("`{host}` is not a folder this plugin can be granted"),
+                });
+            }
+            let guest = crate::manifest::grant_path(name);
+            params[name.as_str()] = serde_json::Value::String(guest.clone());
+            grants.push((PathBuf::from(host), guest));
+        }
+        Ok((params, grants))
+    }
+
+    /// Calls the plugin on in-memory volumes (a port with several volumes takes a list), without the
+    /// artifact store: what `voxflow plugin test` and the benchmarks use. Parameters are checked against
+    /// the manifest; the volume outputs come back by name, with the guest's log lines.
+    pub fn call_volumes(
+        &self,
+        inputs: &[(String, Vec<voxflow_imaging::Volume>)],
+        params: &std::collections::BTreeMap<String, Value>,
+    ) -> Result<CallResult, StepError> {
+        let params =
+            self.manifest
+                .checked_params(params)
+                .map_err(|message| StepError::BadArgument {
+                    field: "with".into(),
+                    message,
+                })?;
+        let inputs: Vec<wit::NamedValue> = inputs
+            .iter()
+            .map(|(name, volumes)| {
+                let list = self
+                    .manifest
+                    .inputs
+                    .iter()
+                    .any(|p| &p.name == name && p.list);
+                let value = match volumes.as_slice() {
+                    [one] if !list => wit::Value::Volume(convert::to_wit(one)),
+                    many => wit::Value::Volumes(many.iter().map(convert::to_wit).collect()),
+                };
+                wit::NamedValue {
+                    name: name.clone(),
+                    value,
+                }
+            })
+            .collect();
+        let (returned, log) =
+            self.call(tokio_util::sync::CancellationToken::new(), &inputs, &params);
+        let outputs = returned?
+            .into_iter()
+            .map(|nv| {
+                let value = match nv.value {
+                    wit::Value::Volume(v) => CallOutput::Volume(
+                        convert::from_wit(v)
+                            .map_err(|e| StepError::Failed(format!("output `{}`: {e}", nv.name)))?,
+                    ),
+                    wit::Value::Volumes(vs) => CallOutput::Volumes(
+                        vs.into_iter()
+                            .map(convert::from_wit)
+                            .collect::<Result<_, _>>()
+                            .map_err(|e| StepError::Failed(format!("output `{}`: {e}", nv.name)))?,
+                    ),
+                    wit::Value::Text(t) => CallOutput::Text(t),
+                    wit::Value::Json(j) => CallOutput::Json(j),
+                };
+                Ok((nv.name, value))
+            })
+            .collect::<Result<_, StepError>>()?;
+        Ok((outputs, log))
     }
 
     fn inputs(
@@ -296,29 +441,10 @@ impl Step for WasmPlugin {
             })?;
         let inputs = self.inputs(ctx, args)?;
         ctx.check_cancelled()?;
-        let (mut store, stderr) = self.host.store(
-            ctx.cancel.clone(),
-            self.manifest.limits.memory_mb as usize * 1024 * 1024,
-            self.manifest.limits.timeout,
-        );
-        let result = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| self.trap_error("cannot start", &e, &store, &stderr))
-            .and_then(|instance| {
-                instance
-                    .call_run(&mut store, &inputs, &params.to_string())
-                    .map_err(|e| self.trap_error("trapped", &e, &store, &stderr))
-            });
-        for line in std::mem::take(&mut store.data_mut().log) {
+        let (returned, log) = self.call(ctx.cancel.clone(), &inputs, &params);
+        for line in log {
             ctx.log(line);
         }
-        match result? {
-            Ok(returned) => self.outputs(ctx, returned),
-            Err(e) => Err(StepError::Failed(format!(
-                "plugin {} reported {}: {}",
-                self.identity.name, e.code, e.message
-            ))),
-        }
+        self.outputs(ctx, returned?)
     }
 }

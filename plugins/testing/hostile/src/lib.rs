@@ -1,5 +1,7 @@
 //! hostile: a plugin that misbehaves on request, for the engine's sandbox tests. Each mode is something a
 //! careless or malicious plugin could do; the engine must fail that step with a clear message and go on.
+// Only the wasm32 build exports the plugin; a native build (tests) never calls it.
+#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
 use voxflow_plugin_sdk::{export_plugin, Description, Inputs, Outputs, Plugin, PluginError, Port};
 
@@ -59,6 +61,26 @@ impl Plugin for Hostile {
                     format!("connecting to 127.0.0.1:5432: {e}"),
                 )),
             },
+            "grant" => {
+                let folder = params["folder"].as_str().unwrap_or_default().to_string();
+                let mut names: Vec<String> = std::fs::read_dir(&folder)
+                    .map_err(|e| PluginError::new("denied", format!("listing {folder}: {e}")))?
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect();
+                names.sort();
+                let write = std::fs::write(format!("{folder}/written-by-plugin"), b"x");
+                let passwd = std::fs::read_to_string("/etc/passwd").is_ok();
+                Ok(Outputs::new().json(
+                    "report",
+                    serde_json::json!({
+                        "folder": folder,
+                        "entries": names,
+                        "write_refused": write.is_err(),
+                        "passwd_readable": passwd,
+                    }),
+                ))
+            }
             _ => {
                 let voxels = inputs
                     .optional_volume("volume")?

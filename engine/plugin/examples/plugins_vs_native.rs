@@ -1,0 +1,147 @@
+//! Times each first plugin through the WebAssembly host (fresh sandboxed store, volumes copied in and out)
+//! against the same Rust functions called natively, on a real volume, and the per-call overhead on a tiny
+//! input. Used by bench/plugins_vs_native.sh; prints a table of medians and ratios.
+//!
+//! usage: plugins_vs_native PLUGINS_DIR SERIES_DIR [REPEAT]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use voxflow_imaging::dicom::{load_series, scan, SeriesRule};
+use voxflow_imaging::{Geometry, Volume, VoxelData};
+use voxflow_plugin::{WasmHost, WasmPlugin};
+use voxflow_spec::Value;
+
+fn median_ms(repeat: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut times: Vec<f64> = (0..repeat)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn mask_of(v: &Volume, threshold: f64) -> Volume {
+    let data = v
+        .data
+        .to_f64()
+        .iter()
+        .map(|&x| u8::from(x > threshold))
+        .collect();
+    Volume::new(v.geometry.clone(), VoxelData::U8(data)).expect("same grid")
+}
+
+fn params(pairs: &[(&str, Value)]) -> BTreeMap<String, Value> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() < 3 {
+        eprintln!("usage: plugins_vs_native PLUGINS_DIR SERIES_DIR [REPEAT]");
+        std::process::exit(2);
+    }
+    let plugins = Path::new(&args[1]);
+    let repeat: usize = args.get(3).and_then(|r| r.parse().ok()).unwrap_or(11);
+    let series_dir = Path::new(&args[2]);
+    let found = scan(series_dir).expect("a DICOM series");
+    let series = found
+        .select(&SeriesRule::default(), series_dir)
+        .expect("one series");
+    let volume = load_series(series).expect("loads").volume;
+    let host = WasmHost::shared(None).expect("wasm host");
+    let load =
+        |name: &str| WasmPlugin::load(host.clone(), &plugins.join(name)).expect("built plugin");
+    let (fusion, cleanup, normalize) = (
+        load("label-fusion"),
+        load("mask-cleanup"),
+        load("intensity-normalize"),
+    );
+    let bright = mask_of(&volume, 300.0);
+    let brighter = mask_of(&volume, 600.0);
+    let dims = volume.geometry.dims;
+    println!(
+        "volume {}x{}x{} ({} voxels), median of {repeat} runs",
+        dims[0],
+        dims[1],
+        dims[2],
+        dims.iter().product::<usize>()
+    );
+    println!(
+        "{:28} {:>12} {:>12} {:>8}",
+        "plugin", "wasm ms", "native ms", "ratio"
+    );
+    let row = |name: &str, wasm: f64, native: f64| {
+        println!("{name:28} {wasm:12.2} {native:12.2} {:7.2}x", wasm / native);
+    };
+
+    let nz = |v: &Volume| -> Vec<bool> { v.data.to_f64().iter().map(|&x| x != 0.0).collect() };
+    let wasm = median_ms(repeat, || {
+        fusion
+            .call_volumes(
+                &[("masks".into(), vec![bright.clone(), brighter.clone()])],
+                &params(&[("operation", Value::String("majority".into()))]),
+            )
+            .expect("fusion runs");
+    });
+    let native = median_ms(repeat, || {
+        let masks = vec![nz(&bright), nz(&brighter)];
+        std::hint::black_box(label_fusion::fuse(
+            &masks,
+            label_fusion::Operation::Majority,
+        ));
+        std::hint::black_box(label_fusion::agreement(&masks));
+    });
+    row("label-fusion (majority)", wasm, native);
+
+    let wasm = median_ms(repeat, || {
+        cleanup
+            .call_volumes(&[("mask".into(), vec![bright.clone()])], &params(&[]))
+            .expect("cleanup runs");
+    });
+    let native = median_ms(repeat, || {
+        let m = mask_cleanup::select_components(&nz(&bright), dims, 26, 0, true);
+        let m = mask_cleanup::fill_holes_slices(&m, dims);
+        std::hint::black_box(mask_cleanup::fill_holes_3d(&m, dims));
+    });
+    row("mask-cleanup (26, fill both)", wasm, native);
+
+    let wasm = median_ms(repeat, || {
+        normalize
+            .call_volumes(
+                &[("volume".into(), vec![volume.clone()])],
+                &params(&[("method", Value::String("percentile".into()))]),
+            )
+            .expect("normalize runs");
+    });
+    let native = median_ms(repeat, || {
+        let values = volume.data.to_f32();
+        let lo = intensity_normalize::percentile(&values, None, 0.5).unwrap_or(0.0);
+        let hi = intensity_normalize::percentile(&values, None, 99.5).unwrap_or(1.0);
+        std::hint::black_box(intensity_normalize::clip_scale(&values, lo, hi));
+    });
+    row("intensity-normalize (pct)", wasm, native);
+
+    let tiny =
+        Volume::new(Geometry::new([1, 1, 1], [1.0; 3]), VoxelData::U8(vec![1])).expect("1 voxel");
+    let per_call = median_ms(repeat.max(101), || {
+        fusion
+            .call_volumes(
+                &[("masks".into(), vec![tiny.clone(), tiny.clone()])],
+                &params(&[]),
+            )
+            .expect("tiny call");
+    });
+    println!(
+        "per-call overhead on a 1-voxel input (fresh store, instantiate, call): {:.3} ms",
+        per_call
+    );
+}
