@@ -72,6 +72,33 @@ fn run(data: &Path, plugins: &Path, workflow: &Path, args: &[&str]) -> std::proc
         .unwrap()
 }
 
+/// Writes `yaml` as a workflow, runs it on the study folder with its outputs exported, and expects success;
+/// returns the output folder.
+fn run_on_study(dir: &Path, plugins: &Path, study: &Path, yaml: &str) -> PathBuf {
+    let workflow = dir.join("workflow.yaml");
+    std::fs::write(&workflow, yaml).unwrap();
+    let out_dir = dir.join("out");
+    let out = run(
+        dir,
+        plugins,
+        &workflow,
+        &[
+            "--plain",
+            "--input",
+            &format!("study={}", study.display()),
+            "--out",
+            &out_dir.display().to_string(),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out_dir
+}
+
 fn last_run(data: &Path) -> serde_json::Value {
     let list = voxflow()
         .arg("--data-dir")
@@ -175,9 +202,10 @@ fn label_fusion_runs_in_a_workflow_on_a_real_volume() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let workflow = dir.path().join("fusion.yaml");
-    std::fs::write(
-        &workflow,
+    let out_dir = run_on_study(
+        dir.path(),
+        plugins,
+        &study,
         r#"apiVersion: voxflow/v1
 name: fusion-on-t2
 inputs:
@@ -204,26 +232,6 @@ outputs:
   agreement: "${{ steps.fuse.outputs.agreement }}"
   bright: "${{ steps.bright.outputs.mask }}"
 "#,
-    )
-    .unwrap();
-    let out_dir = dir.path().join("out");
-    let out = run(
-        dir.path(),
-        plugins,
-        &workflow,
-        &[
-            "--plain",
-            "--input",
-            &format!("study={}", study.display()),
-            "--out",
-            &out_dir.display().to_string(),
-        ],
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     let read = |name: &str| {
         voxflow_imaging::nifti::read_nifti(&out_dir.join(name))
@@ -272,9 +280,10 @@ fn normalize_and_cleanup_on_a_real_volume() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let workflow = dir.path().join("clean.yaml");
-    std::fs::write(
-        &workflow,
+    let out_dir = run_on_study(
+        dir.path(),
+        plugins,
+        &study,
         r#"apiVersion: voxflow/v1
 name: normalize-threshold-clean
 inputs:
@@ -304,26 +313,6 @@ outputs:
   clean: "${{ steps.clean.outputs.mask }}"
   report: "${{ steps.clean.outputs.report }}"
 "#,
-    )
-    .unwrap();
-    let out_dir = dir.path().join("out");
-    let out = run(
-        dir.path(),
-        plugins,
-        &workflow,
-        &[
-            "--plain",
-            "--input",
-            &format!("study={}", study.display()),
-            "--out",
-            &out_dir.display().to_string(),
-        ],
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     let read = |name: &str| {
         voxflow_imaging::nifti::read_nifti(&out_dir.join(name))
