@@ -273,6 +273,7 @@ outputs:
     assert_eq!(fuse["plugin_hash"].as_str().unwrap().len(), 64);
 }
 
+/// The shipped workflows/mr-normalize-clean.yaml.
 #[test]
 fn normalize_and_cleanup_on_a_real_volume() {
     let Some(plugins) = plugins_dir() else { return };
@@ -284,35 +285,7 @@ fn normalize_and_cleanup_on_a_real_volume() {
         dir.path(),
         plugins,
         &study,
-        r#"apiVersion: voxflow/v1
-name: normalize-threshold-clean
-inputs:
-  study: { type: dicom-folder }
-steps:
-  - id: load
-    uses: builtin/load-volume
-    inputs: { source: "${{ inputs.study }}" }
-    with: { series: "MR:t2*tra*" }
-  - id: normalize
-    uses: wasm/intensity-normalize@0.1.0
-    inputs: { volume: "${{ steps.load.outputs.volume }}" }
-    with: { method: percentile, lower_percentile: 1, upper_percentile: 99 }
-  - id: bright
-    uses: builtin/threshold
-    inputs: { volume: "${{ steps.normalize.outputs.volume }}" }
-    with: { lower: 0.5 }
-  - id: clean
-    uses: wasm/mask-cleanup@0.1.0
-    inputs: { mask: "${{ steps.bright.outputs.mask }}" }
-    with: { connectivity: 6, min_size_mm3: 50 }
-outputs:
-  source: "${{ steps.load.outputs.volume }}"
-  normalized: "${{ steps.normalize.outputs.volume }}"
-  stats: "${{ steps.normalize.outputs.stats }}"
-  bright: "${{ steps.bright.outputs.mask }}"
-  clean: "${{ steps.clean.outputs.mask }}"
-  report: "${{ steps.clean.outputs.report }}"
-"#,
+        &std::fs::read_to_string(repo().join("workflows/mr-normalize-clean.yaml")).unwrap(),
     );
     let read = |name: &str| {
         voxflow_imaging::nifti::read_nifti(&out_dir.join(name))
