@@ -471,3 +471,51 @@ fn plugin_test_runs_a_plugin_on_files_without_a_workflow() {
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("parameter `method`"), "{err}");
 }
+
+#[test]
+fn a_fuel_budget_stops_a_loop_before_the_clock_does() {
+    let Some(plugins) = plugins_dir() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // The hostile plugin again, declared with an instruction budget (and a long timeout, so fuel decides).
+    let metered = dir.path().join("plugins/hostile-metered");
+    std::fs::create_dir_all(&metered).unwrap();
+    std::fs::copy(
+        plugins.join("hostile/hostile.wasm"),
+        metered.join("hostile.wasm"),
+    )
+    .unwrap();
+    let manifest = std::fs::read_to_string(plugins.join("hostile/plugin.yaml"))
+        .unwrap()
+        .replace("name: hostile", "name: hostile-metered")
+        .replace("  timeout: 2s", "  timeout: 60s\n  fuel: 20000000");
+    assert!(manifest.contains("fuel: 20000000"));
+    std::fs::write(metered.join("plugin.yaml"), manifest).unwrap();
+    let workflow = dir.path().join("fuel.yaml");
+    std::fs::write(
+        &workflow,
+        "apiVersion: voxflow/v1\nname: fuel\nsteps:\n  - id: spin\n    uses: wasm/hostile-metered\n    with: { mode: loop }\n    continue_on_error: true\n  - id: fine\n    uses: wasm/hostile-metered\n    with: { mode: ok }\n",
+    )
+    .unwrap();
+    let out = run(
+        dir.path(),
+        &dir.path().join("plugins"),
+        &workflow,
+        &["--plain"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let record = last_run(dir.path());
+    let steps = record["steps"].as_array().unwrap();
+    let spin = steps.iter().find(|s| s["step_id"] == "spin").unwrap();
+    assert_eq!(spin["status"], "failed");
+    let error = spin["error"].as_str().unwrap();
+    assert!(
+        error.contains("used up its instruction budget (fuel 20000000)"),
+        "{error}"
+    );
+    let fine = steps.iter().find(|s| s["step_id"] == "fine").unwrap();
+    assert_eq!(fine["status"], "succeeded");
+}

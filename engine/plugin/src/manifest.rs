@@ -67,6 +67,9 @@ pub struct Limits {
     /// Wall-clock limit per call, e.g. `90s`, `5m`.
     #[serde(default = "default_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
+    /// Optional instruction budget per call (wasmtime fuel); such a plugin runs on a metered engine.
+    #[serde(default)]
+    pub fuel: Option<u64>,
 }
 
 fn default_memory_mb() -> u64 {
@@ -82,6 +85,7 @@ impl Default for Limits {
         Limits {
             memory_mb: default_memory_mb(),
             timeout: default_timeout(),
+            fuel: None,
         }
     }
 }

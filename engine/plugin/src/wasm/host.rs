@@ -1,5 +1,5 @@
 //! The wasmtime side: one engine per process (component model, epoch interruption driven by a 10 ms
-//! ticker), components compiled once and cached on disk, and a fresh store per call that grants nothing
+//! ticker; a second, fuel-metered engine for plugins that declare an instruction budget), components compiled once and cached on disk, and a fresh store per call that grants nothing
 //! (no files, no network, no environment) and caps memory and wall-clock time.
 
 use std::path::{Path, PathBuf};
@@ -82,10 +82,44 @@ impl bindings::voxflow::plugin::host::Host for CallState {
     }
 }
 
-/// The process-wide wasmtime engine and the linker every plugin is instantiated with.
-pub struct WasmHost {
+/// One wasmtime engine and the linker plugins are instantiated with.
+struct Runtime {
     engine: Engine,
     linker: Linker<CallState>,
+}
+
+impl Runtime {
+    fn new(metered: bool) -> Result<Runtime, PluginError> {
+        let host_err = |e: wasmtime::Error| PluginError::Host(format!("{e:#}"));
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        // Fuel costs every instruction, so only plugins that ask for a budget run on the metered engine.
+        config.consume_fuel(metered);
+        // Linear memories come from a pool and stay resident between calls (up to 64 MiB each): a fresh
+        // mapping per call pays page faults on every volume copied in (measured 6-12 ms per 10 MB).
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(MAX_CONCURRENT_CALLS)
+            .total_core_instances(MAX_CONCURRENT_CALLS * 8)
+            .total_memories(MAX_CONCURRENT_CALLS * 2)
+            .total_tables(MAX_CONCURRENT_CALLS * 8)
+            .max_memory_size(4 << 30)
+            .linear_memory_keep_resident(64 << 20);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(host_err)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(host_err)?;
+        bindings::Step::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
+            .map_err(host_err)?;
+        Ok(Runtime { engine, linker })
+    }
+}
+
+/// The process-wide WebAssembly host: a plain engine, a fuel-metered one for plugins with an instruction
+/// budget, the epoch ticker that drives both, and the compiled-component cache.
+pub struct WasmHost {
+    plain: Runtime,
+    metered: Runtime,
     cache_dir: Option<PathBuf>,
 }
 
@@ -106,41 +140,37 @@ impl WasmHost {
     }
 
     fn new(cache_dir: Option<PathBuf>) -> Result<WasmHost, PluginError> {
-        let host_err = |e: wasmtime::Error| PluginError::Host(format!("{e:#}"));
-        let mut config = Config::new();
-        config.wasm_component_model(true);
-        config.epoch_interruption(true);
-        // Linear memories come from a pool and stay resident between calls (up to 64 MiB each): a fresh
-        // mapping per call pays page faults on every volume copied in (measured 6-12 ms per 10 MB).
-        let mut pool = PoolingAllocationConfig::new();
-        pool.total_component_instances(MAX_CONCURRENT_CALLS)
-            .total_core_instances(MAX_CONCURRENT_CALLS * 8)
-            .total_memories(MAX_CONCURRENT_CALLS * 2)
-            .total_tables(MAX_CONCURRENT_CALLS * 8)
-            .max_memory_size(4 << 30)
-            .linear_memory_keep_resident(64 << 20);
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = Engine::new(&config).map_err(host_err)?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(host_err)?;
-        bindings::Step::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
-            .map_err(host_err)?;
-        let ticker = engine.weak();
+        let (plain, metered) = (Runtime::new(false)?, Runtime::new(true)?);
+        let tickers = [plain.engine.weak(), metered.engine.weak()];
         std::thread::Builder::new()
             .name("voxflow-wasm-epoch".into())
-            .spawn(move || {
-                while let Some(engine) = ticker.upgrade() {
-                    engine.increment_epoch();
-                    drop(engine);
-                    std::thread::sleep(TICK);
+            .spawn(move || loop {
+                let mut alive = false;
+                for weak in &tickers {
+                    if let Some(engine) = weak.upgrade() {
+                        engine.increment_epoch();
+                        alive = true;
+                    }
                 }
+                if !alive {
+                    break;
+                }
+                std::thread::sleep(TICK);
             })
             .map_err(|e| PluginError::Host(format!("cannot start the epoch ticker: {e}")))?;
         Ok(WasmHost {
-            engine,
-            linker,
+            plain,
+            metered,
             cache_dir,
         })
+    }
+
+    fn runtime(&self, metered: bool) -> &Runtime {
+        if metered {
+            &self.metered
+        } else {
+            &self.plain
+        }
     }
 
     /// Compiles a component (or loads the compilation this engine made of the same bytes before) and
@@ -150,15 +180,17 @@ impl WasmHost {
         wasm: &[u8],
         sha256: &str,
         path: &Path,
+        metered: bool,
     ) -> Result<bindings::StepPre<CallState>, PluginError> {
+        let runtime = self.runtime(metered);
         let bad = |what: &str, e: wasmtime::Error| PluginError::Component {
             path: path.to_path_buf(),
             message: format!("{what}: {e:#}"),
         };
         let component = self
-            .compile_cached(wasm, sha256)
+            .compile_cached(&runtime.engine, wasm, sha256)
             .map_err(|e| bad("cannot compile", e))?;
-        let pre = self
+        let pre = runtime
             .linker
             .instantiate_pre(&component)
             .map_err(|e| bad("does not fit the voxflow:plugin contract", e))?;
@@ -166,31 +198,36 @@ impl WasmHost {
             .map_err(|e| bad("does not export the voxflow:plugin/step world", e))
     }
 
-    fn compile_cached(&self, wasm: &[u8], sha256: &str) -> wasmtime::Result<Component> {
+    fn compile_cached(
+        &self,
+        engine: &Engine,
+        wasm: &[u8],
+        sha256: &str,
+    ) -> wasmtime::Result<Component> {
         let Some(dir) = &self.cache_dir else {
-            return Component::new(&self.engine, wasm);
+            return Component::new(engine, wasm);
         };
         let mut key = Sha256::new();
         key.update(sha256.as_bytes());
         std::hash::Hash::hash(
-            &self.engine.precompile_compatibility_hash(),
+            &engine.precompile_compatibility_hash(),
             &mut HashToSha(&mut key),
         );
         let file = dir.join(format!("{}.cwasm", hex::encode(key.finalize())));
         if file.is_file() {
             // SAFETY: files in this folder are only ever written below, by this engine configuration's
             // `precompile_component`, under a key that includes the compatibility hash.
-            if let Ok(c) = unsafe { Component::deserialize_file(&self.engine, &file) } {
+            if let Ok(c) = unsafe { Component::deserialize_file(engine, &file) } {
                 return Ok(c);
             }
         }
-        let compiled = self.engine.precompile_component(wasm)?;
+        let compiled = engine.precompile_component(wasm)?;
         std::fs::create_dir_all(dir)?;
         let tmp = dir.join(format!(".{}.partial-{}", sha256, std::process::id()));
         std::fs::write(&tmp, &compiled)?;
         std::fs::rename(&tmp, &file)?;
         // SAFETY: as above; the bytes were produced by this engine a moment ago.
-        unsafe { Component::deserialize(&self.engine, &compiled) }
+        unsafe { Component::deserialize(engine, &compiled) }
     }
 
     /// A store for one call: nothing granted, memory capped, a deadline, and the step's cancellation.
@@ -200,6 +237,7 @@ impl WasmHost {
         memory_bytes: usize,
         timeout: Duration,
         read_only: &[(PathBuf, String)],
+        fuel: Option<u64>,
     ) -> Result<(Store<CallState>, MemoryOutputPipe), String> {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let mut builder = WasiCtx::builder();
@@ -226,7 +264,12 @@ impl WasmHost {
             cancel,
             why_stopped: None,
         };
-        let mut store = Store::new(&self.engine, state);
+        let mut store = Store::new(&self.runtime(fuel.is_some()).engine, state);
+        if let Some(fuel) = fuel {
+            store
+                .set_fuel(fuel)
+                .map_err(|e| format!("cannot set the fuel budget: {e:#}"))?;
+        }
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|mut ctx| {

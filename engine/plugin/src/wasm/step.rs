@@ -66,7 +66,12 @@ impl WasmPlugin {
             ),
         })?;
         let sha256 = hex::encode(Sha256::digest(&wasm));
-        let pre = host.prepare(&wasm, &sha256, &component_path)?;
+        let pre = host.prepare(
+            &wasm,
+            &sha256,
+            &component_path,
+            manifest.limits.fuel.is_some(),
+        )?;
         Ok(WasmPlugin {
             identity: PluginIdentity {
                 name: manifest.step_name(),
@@ -98,6 +103,7 @@ impl WasmPlugin {
                 self.manifest.limits.memory_mb as usize * 1024 * 1024,
                 self.manifest.limits.timeout,
                 &[],
+                self.manifest.limits.fuel,
             )
             .map_err(StepError::Failed)?;
         let instance = self
@@ -138,6 +144,7 @@ impl WasmPlugin {
             self.manifest.limits.memory_mb as usize * 1024 * 1024,
             self.manifest.limits.timeout,
             &grants,
+            self.manifest.limits.fuel,
         );
         let (mut store, stderr) = match store {
             Ok(s) => s,
@@ -160,7 +167,11 @@ impl WasmPlugin {
                     ))
                 })
             });
-        (result, std::mem::take(&mut store.data_mut().log))
+        let mut log = std::mem::take(&mut store.data_mut().log);
+        if let Some((done, total)) = store.data().progress {
+            log.push(format!("progress: {done} of {total}"));
+        }
+        (result, log)
     }
 
     /// The folders the manifest's `reads` parameters name, checked and mapped to their sandbox paths; the
@@ -409,6 +420,12 @@ impl WasmPlugin {
             t[start..].to_string()
         };
         let cause = error.root_cause().to_string();
+        if cause.contains("all fuel consumed") {
+            return StepError::Failed(format!(
+                "plugin {name} used up its instruction budget (fuel {}) and was stopped",
+                self.manifest.limits.fuel.unwrap_or_default()
+            ));
+        }
         let hint = if cause.contains("out of bounds memory access") && tail.is_empty() {
             " (a stack overflow shows as this)"
         } else {
