@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-build-deps.sh
+# The WebAssembly plugins the tests build (voxflow plugin build) need this target.
+command -v rustup >/dev/null 2>&1 && rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
 export VOXFLOW_TEST_POSTGRES_URL=${VOXFLOW_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then

@@ -519,3 +519,40 @@ fn a_fuel_budget_stops_a_loop_before_the_clock_does() {
     let fine = steps.iter().find(|s| s["step_id"] == "fine").unwrap();
     assert_eq!(fine["status"], "succeeded");
 }
+
+#[test]
+fn a_workflow_can_tighten_a_plugins_memory_cap_but_not_loosen_it() {
+    let Some(plugins) = plugins_dir() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let workflow = dir.path().join("memory.yaml");
+    std::fs::write(
+        &workflow,
+        "apiVersion: voxflow/v1\nname: memory\nsteps:\n  - id: starved\n    uses: wasm/hostile\n    with: { mode: ok }\n    memory_mb: 1\n    continue_on_error: true\n  - id: generous\n    uses: wasm/hostile\n    with: { mode: memory }\n    memory_mb: 100000\n    continue_on_error: true\n",
+    )
+    .unwrap();
+    let out = run(dir.path(), plugins, &workflow, &["--plain"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let record = last_run(dir.path());
+    let steps = record["steps"].as_array().unwrap();
+    let error = |id: &str| {
+        let s = steps.iter().find(|s| s["step_id"] == id).unwrap();
+        assert_eq!(s["status"], "failed", "{s}");
+        s["error"].as_str().unwrap().to_string()
+    };
+    // 1 MiB is less than the guest's initial memory: it cannot even start.
+    assert!(
+        error("starved").contains("cannot start"),
+        "{}",
+        error("starved")
+    );
+    // Asking for more than the manifest's 64 MiB changes nothing: the memory bomb still hits 64 MiB.
+    assert!(
+        error("generous").contains("memory allocation"),
+        "{}",
+        error("generous")
+    );
+}

@@ -167,16 +167,53 @@ const EXPECTED: &[(&str, &[Expected])] = &[
     ),
 ];
 
+/// Builds the repository's plugins that are not built yet (`voxflow plugin build`); false when the
+/// wasm32-wasip2 target is missing, so they cannot be.
+fn build_missing_plugins() -> bool {
+    let plugins = repo_root().join("plugins");
+    let mut ok = true;
+    for entry in std::fs::read_dir(&plugins).unwrap().flatten() {
+        let dir = entry.path();
+        let Ok(text) = std::fs::read_to_string(dir.join("plugin.yaml")) else {
+            continue;
+        };
+        let Some(component) = text.lines().find_map(|l| l.strip_prefix("component: ")) else {
+            continue;
+        };
+        if dir.join(component.trim()).is_file() {
+            continue;
+        }
+        let built = voxflow()
+            .args(["plugin", "build"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        ok &= built.status.success();
+    }
+    ok
+}
+
 #[test]
 fn shipped_workflows_are_valid() {
     let dir = repo_root().join("workflows");
-    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
     assert!(files.len() >= 2, "expected workflows in {}", dir.display());
-    let out = voxflow().arg("validate").args(&files).output().unwrap();
+    if !build_missing_plugins() {
+        eprintln!(
+            "SKIPPED: workflows using WebAssembly plugins (cannot build them: rustup target add wasm32-wasip2)"
+        );
+        files.retain(|f| !std::fs::read_to_string(f).unwrap().contains("uses: wasm/"));
+    }
+    let out = voxflow()
+        .current_dir(repo_root())
+        .arg("validate")
+        .args(&files)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert_eq!(

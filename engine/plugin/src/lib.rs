@@ -21,7 +21,7 @@ pub enum PluginError {
     Host(String),
 }
 
-/// The plugins under `dir` (one folder each with a `plugin.yaml`), loaded and compiled, and the folders
+/// The plugins under `dir` (one folder each with a `plugin.yaml`), loaded (compiled on first use), and the folders
 /// that could not be loaded with why. ONNX plugins are left to the ONNX runner.
 pub fn load_plugins(
     host: &Arc<WasmHost>,

@@ -311,8 +311,9 @@ async fn execute_blocking<T: RunTracker>(
         key.to_string(),
         token.clone(),
     );
+    let memory_limit_mb = pstep.step.memory_mb;
     let mut handle = tokio::task::spawn_blocking(move || {
-        let sctx = StepContext::new(
+        let mut sctx = StepContext::new(
             &run_id,
             &step_id,
             &key_owned,
@@ -320,6 +321,7 @@ async fn execute_blocking<T: RunTracker>(
             &artifacts,
             inner_token,
         );
+        sctx.memory_limit_mb = memory_limit_mb;
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| step.run(&sctx, &args)));
         (result, sctx.take_log())
     });

@@ -639,6 +639,9 @@ impl Decoder<'_> {
             .and_then(|n| self.retry(n))
             .unwrap_or_default();
         let timeout = f.get("timeout").and_then(|n| self.duration(n, "timeout"));
+        let memory_mb = f
+            .get("memory_mb")
+            .and_then(|n| self.positive_int(n, "memory_mb"));
         let cache = f
             .get("cache")
             .and_then(|n| self.boolean(n, "cache"))
@@ -662,7 +665,7 @@ impl Decoder<'_> {
         if is_group {
             allowed.extend(["steps", "outputs"]);
         } else {
-            allowed.extend(["uses", "inputs", "with"]);
+            allowed.extend(["uses", "inputs", "with", "memory_mb"]);
         }
         f.finish(&allowed, &mut self.d);
         let (Some(id), Some(action)) = (id.clone(), action) else {
@@ -680,6 +683,7 @@ impl Decoder<'_> {
             max_parallel,
             retry,
             timeout,
+            memory_mb,
             cache,
             continue_on_error,
             span: node.span,

@@ -124,6 +124,8 @@ pub struct Step {
     pub max_parallel: Option<usize>,
     pub retry: RetryPolicy,
     pub timeout: Option<Duration>,
+    /// Tightens a plugin's memory cap for this step (MiB); it never loosens the plugin's own limit.
+    pub memory_mb: Option<u64>,
     pub cache: bool,
     /// A failed fan-out item or step does not fail the run; its outputs are null.
     pub continue_on_error: bool,

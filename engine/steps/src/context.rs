@@ -21,6 +21,8 @@ pub struct StepContext<'a> {
     pub artifacts: &'a ArtifactStore,
     /// Cancelled when the run is cancelled or the step's timeout expires.
     pub cancel: CancellationToken,
+    /// The workflow's memory cap for this step (MiB), for plugins that enforce one; `None`: theirs.
+    pub memory_limit_mb: Option<u64>,
     log: Mutex<Vec<String>>,
 }
 
@@ -40,6 +42,7 @@ impl<'a> StepContext<'a> {
             attempt,
             artifacts,
             cancel,
+            memory_limit_mb: None,
             log: Mutex::new(Vec::new()),
         }
     }

@@ -3,7 +3,7 @@
 //! trap, a timeout or a plugin-reported error fails this step only, with the guest's stderr attached.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use sha2::{Digest, Sha256};
 use voxflow_spec::types::ArtifactKind;
@@ -50,11 +50,13 @@ pub struct WasmPlugin {
     identity: PluginIdentity,
     signature: StepSignature,
     host: Arc<WasmHost>,
-    pre: bindings::StepPre<CallState>,
+    /// The component's bytes, compiled on first use (a registry loads every plugin; a run uses few).
+    wasm: Vec<u8>,
+    pre: OnceLock<Result<bindings::StepPre<CallState>, String>>,
 }
 
 impl WasmPlugin {
-    /// Loads the plugin in `dir` (its `plugin.yaml` and the component it names) and compiles it.
+    /// Loads the plugin in `dir`: its `plugin.yaml` and the component it names (compiled on first use).
     pub fn load(host: Arc<WasmHost>, dir: &Path) -> Result<WasmPlugin, PluginError> {
         let (manifest, dir) = Manifest::load(dir)?;
         let component_path = dir.join(manifest.component.as_deref().unwrap_or(Path::new("")));
@@ -66,12 +68,6 @@ impl WasmPlugin {
             ),
         })?;
         let sha256 = hex::encode(Sha256::digest(&wasm));
-        let pre = host.prepare(
-            &wasm,
-            &sha256,
-            &component_path,
-            manifest.limits.fuel.is_some(),
-        )?;
         Ok(WasmPlugin {
             identity: PluginIdentity {
                 name: manifest.step_name(),
@@ -82,8 +78,26 @@ impl WasmPlugin {
             manifest,
             component_path,
             host,
-            pre,
+            wasm,
+            pre: OnceLock::new(),
         })
+    }
+
+    /// The compiled component, ready to instantiate (compiled, or loaded from the cache, once).
+    fn prepared(&self) -> Result<&bindings::StepPre<CallState>, StepError> {
+        self.pre
+            .get_or_init(|| {
+                self.host
+                    .prepare(
+                        &self.wasm,
+                        &self.identity.sha256,
+                        &self.component_path,
+                        self.manifest.limits.fuel.is_some(),
+                    )
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| StepError::Failed(e.clone()))
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -107,7 +121,7 @@ impl WasmPlugin {
             )
             .map_err(StepError::Failed)?;
         let instance = self
-            .pre
+            .prepared()?
             .instantiate(&mut store)
             .map_err(|e| self.trap_error("cannot start", &e, &store, &stderr))?;
         let d = instance
@@ -132,6 +146,7 @@ impl WasmPlugin {
     fn call(
         &self,
         cancel: tokio_util::sync::CancellationToken,
+        memory_mb: u64,
         inputs: &[wit::NamedValue],
         params: &serde_json::Value,
     ) -> (Result<Vec<wit::NamedValue>, StepError>, Vec<String>) {
@@ -141,7 +156,7 @@ impl WasmPlugin {
         };
         let store = self.host.store(
             cancel,
-            self.manifest.limits.memory_mb as usize * 1024 * 1024,
+            memory_mb as usize * 1024 * 1024,
             self.manifest.limits.timeout,
             &grants,
             self.manifest.limits.fuel,
@@ -150,8 +165,11 @@ impl WasmPlugin {
             Ok(s) => s,
             Err(e) => return (Err(StepError::Failed(e)), Vec::new()),
         };
-        let result = self
-            .pre
+        let pre = match self.prepared() {
+            Ok(p) => p,
+            Err(e) => return (Err(e), Vec::new()),
+        };
+        let result = pre
             .instantiate(&mut store)
             .map_err(|e| self.trap_error("cannot start", &e, &store, &stderr))
             .and_then(|instance| {
@@ -236,8 +254,12 @@ impl WasmPlugin {
                 }
             })
             .collect();
-        let (returned, log) =
-            self.call(tokio_util::sync::CancellationToken::new(), &inputs, &params);
+        let (returned, log) = self.call(
+            tokio_util::sync::CancellationToken::new(),
+            self.manifest.limits.memory_mb,
+            &inputs,
+            &params,
+        );
         let outputs = returned?
             .into_iter()
             .map(|nv| {
@@ -458,7 +480,12 @@ impl Step for WasmPlugin {
             })?;
         let inputs = self.inputs(ctx, args)?;
         ctx.check_cancelled()?;
-        let (returned, log) = self.call(ctx.cancel.clone(), &inputs, &params);
+        let memory_mb = ctx
+            .memory_limit_mb
+            .map_or(self.manifest.limits.memory_mb, |m| {
+                m.min(self.manifest.limits.memory_mb)
+            });
+        let (returned, log) = self.call(ctx.cancel.clone(), memory_mb, &inputs, &params);
         for line in log {
             ctx.log(line);
         }
