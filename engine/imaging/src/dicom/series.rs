@@ -498,15 +498,15 @@ fn decode_slices(
     if integer_rescale {
         let mut values: Vec<i32> = Vec::with_capacity(per_slice * slices.len());
         for (f, frame, plane) in planes() {
-            let Samples::Int(all) = &by_file[&f] else {
-                unreachable!("checked above")
-            };
-            let intercept = plane.rescale_intercept as i32;
-            values.extend(
-                all[frame_range(frame)]
-                    .iter()
-                    .map(|&v| v.saturating_add(intercept)),
-            );
+            // Every file holds integers here (`integer_rescale` checked it).
+            if let Samples::Int(all) = &by_file[&f] {
+                let intercept = plane.rescale_intercept as i32;
+                values.extend(
+                    all[frame_range(frame)]
+                        .iter()
+                        .map(|&v| v.saturating_add(intercept)),
+                );
+            }
         }
         return Ok(VoxelData::from_i32_compact(values));
     }
