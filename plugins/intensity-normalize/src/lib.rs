@@ -71,7 +71,7 @@ impl Plugin for IntensityNormalize {
             .output(Port::new("stats", "json"))
     }
 
-    fn run(inputs: Inputs, params: serde_json::Value) -> Result<Outputs, PluginError> {
+    fn run(mut inputs: Inputs, params: serde_json::Value) -> Result<Outputs, PluginError> {
         let volume = inputs.volume("volume")?;
         let mask = inputs.optional_volume("mask")?;
         if let Some(m) = &mask {

@@ -84,7 +84,7 @@ impl Plugin for LabelFusion {
             }))
     }
 
-    fn run(inputs: Inputs, params: serde_json::Value) -> Result<Outputs, PluginError> {
+    fn run(mut inputs: Inputs, params: serde_json::Value) -> Result<Outputs, PluginError> {
         let name = params
             .get("operation")
             .and_then(|v| v.as_str())

@@ -150,7 +150,7 @@ impl Plugin for MaskCleanup {
             .output(Port::new("report", "json"))
     }
 
-    fn run(inputs: Inputs, params: serde_json::Value) -> Result<Outputs, PluginError> {
+    fn run(mut inputs: Inputs, params: serde_json::Value) -> Result<Outputs, PluginError> {
         let volume = inputs.volume("mask")?;
         let connectivity = match params["connectivity"].as_u64().unwrap_or(26) {
             6 => 6,

@@ -12,7 +12,7 @@
 //!             .input(Port::new("mask", "mask"))
 //!             .output(Port::new("mask", "mask"))
 //!     }
-//!     fn run(inputs: Inputs, _params: serde_json::Value) -> Result<Outputs, PluginError> {
+//!     fn run(mut inputs: Inputs, _params: serde_json::Value) -> Result<Outputs, PluginError> {
 //!         let mask = inputs.volume("mask")?;
 //!         let inverted: Vec<bool> = mask.nonzero().into_iter().map(|v| !v).collect();
 //!         Ok(Outputs::new().volume("mask", mask.with_mask(inverted)))
@@ -146,31 +146,36 @@ impl Inputs {
     pub fn get(&self, name: &str) -> Option<&Value> {
         self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v)
     }
+    /// Takes the value off a port (inputs are moved out, not copied: volumes are large).
+    fn take(&mut self, name: &str) -> Option<Value> {
+        let at = self.0.iter().position(|(n, _)| n == name)?;
+        Some(self.0.swap_remove(at).1)
+    }
     /// The volume on a required port.
-    pub fn volume(&self, name: &str) -> Result<Volume, PluginError> {
+    pub fn volume(&mut self, name: &str) -> Result<Volume, PluginError> {
         self.optional_volume(name)?
             .ok_or_else(|| PluginError::bad_input(format!("input `{name}` is missing")))
     }
     /// The volume on an optional port.
-    pub fn optional_volume(&self, name: &str) -> Result<Option<Volume>, PluginError> {
-        match self.get(name) {
+    pub fn optional_volume(&mut self, name: &str) -> Result<Option<Volume>, PluginError> {
+        match self.take(name) {
             None => Ok(None),
-            Some(Value::Volume(v)) => Ok(Some(v.clone())),
+            Some(Value::Volume(v)) => Ok(Some(v)),
             Some(other) => Err(PluginError::bad_input(format!(
                 "input `{name}` must be a volume, got {}",
-                kind_of(other)
+                kind_of(&other)
             ))),
         }
     }
     /// The volumes on a port that takes several (a single volume counts as one).
-    pub fn volumes(&self, name: &str) -> Result<Vec<Volume>, PluginError> {
-        match self.get(name) {
+    pub fn volumes(&mut self, name: &str) -> Result<Vec<Volume>, PluginError> {
+        match self.take(name) {
             None => Err(PluginError::bad_input(format!("input `{name}` is missing"))),
-            Some(Value::Volumes(v)) => Ok(v.clone()),
-            Some(Value::Volume(v)) => Ok(vec![v.clone()]),
+            Some(Value::Volumes(v)) => Ok(v),
+            Some(Value::Volume(v)) => Ok(vec![v]),
             Some(other) => Err(PluginError::bad_input(format!(
                 "input `{name}` must be volumes, got {}",
-                kind_of(other)
+                kind_of(&other)
             ))),
         }
     }

@@ -23,7 +23,7 @@ impl Plugin for Hostile {
             .output(Port::new("report", "json"))
     }
 
-    fn run(inputs: Inputs, params: serde_json::Value) -> Result<Outputs, PluginError> {
+    fn run(mut inputs: Inputs, params: serde_json::Value) -> Result<Outputs, PluginError> {
         let mode = params["mode"].as_str().unwrap_or("ok").to_string();
         match mode.as_str() {
             "loop" => {
