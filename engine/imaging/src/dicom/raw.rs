@@ -93,27 +93,25 @@ fn walk<R: Read + Seek>(
 }
 
 /// The meta group is explicit VR little endian; its lengths are checked by hand because dicom-object's
-/// meta reader, too, allocates a declared length before reading.
+/// meta reader, too, allocates a declared length before reading. Only element headers are read; values
+/// are skipped by seeking.
 fn check_meta_lengths<R: Read + Seek>(
     src: &mut R,
     meta_start: u64,
     total: u64,
 ) -> Result<(), String> {
-    src.seek(std::io::SeekFrom::Start(meta_start + 4))
-        .map_err(|e| e.to_string())?;
-    let mut head = vec![0u8; (total.saturating_sub(meta_start + 4)).min(1 << 20) as usize];
-    let got = read_up_to(src, &mut head)?;
-    let head = &head[..got];
-    let mut pos = 0usize;
-    while pos + 8 <= head.len() {
-        let group = u16::from_le_bytes([head[pos], head[pos + 1]]);
-        if group != 0x0002 {
-            break;
+    let mut at = meta_start + 4;
+    loop {
+        src.seek(std::io::SeekFrom::Start(at))
+            .map_err(|e| e.to_string())?;
+        let mut head = [0u8; 12];
+        let got = read_up_to(src, &mut head)?;
+        if got < 8 || u16::from_le_bytes([head[0], head[1]]) != 0x0002 {
+            return Ok(());
         }
-        let vr = &head[pos + 4..pos + 6];
         // The VRs with a 2-byte length; any other (or unknown, as dicom-parser reads it) has a 4-byte one.
         let short = matches!(
-            vr,
+            &head[4..6],
             b"AE"
                 | b"AS"
                 | b"AT"
@@ -136,33 +134,27 @@ fn check_meta_lengths<R: Read + Seek>(
                 | b"UL"
                 | b"US"
         );
-        let (header, len) = if !short {
-            let Some(l) = head.get(pos + 8..pos + 12) else {
-                break;
-            };
+        let (header, len) = if short {
+            (8, u64::from(u16::from_le_bytes([head[6], head[7]])))
+        } else if got == 12 {
             (
-                12usize,
-                u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize,
+                12,
+                u64::from(u32::from_le_bytes([head[8], head[9], head[10], head[11]])),
             )
         } else {
-            (
-                8usize,
-                usize::from(u16::from_le_bytes([head[pos + 6], head[pos + 7]])),
-            )
+            return Ok(());
         };
-        let end = (pos + header).saturating_add(len);
-        if end > head.len() {
+        let value_at = at + header;
+        if value_at.saturating_add(len) > total {
             return Err(format!(
-                "file meta group: element (0002,{:04X}) declares {len} bytes at byte {} but the file has {} left: \
+                "file meta group: element (0002,{:04X}) declares {len} bytes at byte {value_at} but the file has {} left: \
                  the file is truncated or damaged",
-                u16::from_le_bytes([head[pos + 2], head[pos + 3]]),
-                meta_start as usize + 4 + pos + header,
-                head.len().saturating_sub(pos + header)
+                u16::from_le_bytes([head[2], head[3]]),
+                total.saturating_sub(value_at)
             ));
         }
-        pos = end;
+        at = value_at + len;
     }
-    Ok(())
 }
 
 /// Walks a data set from the source's current position; `None` when it stopped at the pixel data header.
