@@ -7,13 +7,6 @@ use std::ffi::CStr;
 
 use turbojpeg_sys as tj;
 
-/// One decoded grayscale frame: its size and its samples (8- or 12-bit, unsigned as stored in the JPEG).
-pub(crate) struct JpegFrame {
-    pub width: usize,
-    pub height: usize,
-    pub samples: Vec<u16>,
-}
-
 /// A TurboJPEG decompressor, destroyed on drop.
 struct Decompressor(tj::tjhandle);
 
@@ -47,8 +40,10 @@ impl Drop for Decompressor {
     }
 }
 
-/// Decodes one single-component JPEG frame of 8- or 12-bit precision.
-pub(crate) fn decode_gray(jpeg: &[u8]) -> Result<JpegFrame, String> {
+/// Decodes one single-component JPEG frame of 8- or 12-bit precision into its samples (unsigned, as
+/// stored), after checking that its size is the `columns` x `rows` the DICOM header says: nothing is
+/// allocated for a size the header does not vouch for.
+pub(crate) fn decode_gray(jpeg: &[u8], columns: usize, rows: usize) -> Result<Vec<u16>, String> {
     let d = Decompressor::new()?;
     // SAFETY: the buffer is valid for its length for the duration of the call.
     let rc = unsafe { tj::tj3DecompressHeader(d.0, jpeg.as_ptr(), jpeg.len() as _) };
@@ -66,7 +61,12 @@ pub(crate) fn decode_gray(jpeg: &[u8]) -> Result<JpegFrame, String> {
         return Err("only single-component (grayscale) JPEG frames are read here".to_string());
     }
     let (w, h) = (width as usize, height as usize);
-    let samples = match precision {
+    if (w, h) != (columns, rows) {
+        return Err(format!(
+            "the JPEG frame is {w}x{h} but the header says {columns}x{rows}"
+        ));
+    }
+    Ok(match precision {
         8 => {
             let mut out = vec![0u8; w * h];
             // SAFETY: `out` holds width*height bytes, the size of a GRAY frame with pitch = width.
@@ -104,11 +104,6 @@ pub(crate) fn decode_gray(jpeg: &[u8]) -> Result<JpegFrame, String> {
             out.into_iter().map(|v| v as u16 & 0x0fff).collect()
         }
         other => return Err(format!("JPEG precision {other} bits is not 8 or 12")),
-    };
-    Ok(JpegFrame {
-        width: w,
-        height: h,
-        samples,
     })
 }
 
@@ -118,8 +113,8 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_crash() {
-        assert!(decode_gray(b"definitely not a JPEG").is_err());
-        assert!(decode_gray(&[]).is_err());
-        assert!(decode_gray(&[0xff, 0xd8, 0xff, 0xc1, 0x00, 0x0b, 0x0c]).is_err());
+        assert!(decode_gray(b"definitely not a JPEG", 1, 1).is_err());
+        assert!(decode_gray(&[], 1, 1).is_err());
+        assert!(decode_gray(&[0xff, 0xd8, 0xff, 0xc1, 0x00, 0x0b, 0x0c], 1, 1).is_err());
     }
 }

@@ -156,18 +156,9 @@ fn jpeg_extended(
                 .collect();
             &joined[..]
         };
-        let frame = jpeg_turbo::decode_gray(jpeg).map_err(|e| format!("frame {}: {e}", n + 1))?;
-        if (frame.width, frame.height) != (file.columns as usize, file.rows as usize) {
-            return Err(format!(
-                "frame {} is {}x{} but the header says {}x{}",
-                n + 1,
-                frame.width,
-                frame.height,
-                file.columns,
-                file.rows
-            ));
-        }
-        out.extend(frame.samples.into_iter().map(|v| value(u32::from(v))));
+        let samples = jpeg_turbo::decode_gray(jpeg, file.columns as usize, file.rows as usize)
+            .map_err(|e| format!("frame {}: {e}", n + 1))?;
+        out.extend(samples.into_iter().map(|v| value(u32::from(v))));
     }
     Ok(out)
 }
