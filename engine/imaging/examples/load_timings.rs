@@ -10,21 +10,11 @@ use std::path::Path;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::Instant;
 
-use voxflow_imaging::dicom::{load_series, scan, SeriesRule};
-use voxflow_imaging::inspect::is_nifti_path;
-use voxflow_imaging::nifti::read_nifti;
+use voxflow_imaging::dicom::SeriesRule;
+use voxflow_imaging::source::load_source;
 
 fn load_f32(path: &Path) -> Result<Vec<f32>, String> {
-    if is_nifti_path(path) {
-        return read_nifti(path)
-            .map(|(v, _)| v.data.to_f32())
-            .map_err(|e| e.to_string());
-    }
-    let found = scan(path).map_err(|e| e.to_string())?;
-    let series = found
-        .select(&SeriesRule::default(), path)
-        .map_err(|e| e.to_string())?;
-    load_series(series)
+    load_source(path, &SeriesRule::default())
         .map(|l| l.volume.data.to_f32())
         .map_err(|e| e.to_string())
 }

@@ -11,6 +11,7 @@ pub mod nifti;
 pub mod ops;
 mod parallel;
 pub mod png;
+pub mod source;
 pub mod volume;
 
 pub use volume::{Geometry, ShapeMismatch, Volume, VoxelData};

@@ -6,9 +6,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use voxflow_imaging::dicom::{load_series, scan, SeriesRule};
-use voxflow_imaging::inspect::{inspect, is_nifti_path, Report};
-use voxflow_imaging::nifti::{read_nifti, write_nifti};
+use voxflow_imaging::dicom::SeriesRule;
+use voxflow_imaging::inspect::{inspect, Report};
+use voxflow_imaging::nifti::write_nifti;
+use voxflow_imaging::source::{load_source, Origin};
 
 use crate::EXIT_FAILED;
 
@@ -130,38 +131,24 @@ fn describe(report: &Report) -> String {
 }
 
 pub fn convert_command(args: &ConvertArgs) -> anyhow::Result<u8> {
-    let volume = if is_nifti_path(&args.input) {
-        match read_nifti(&args.input) {
-            Ok((v, _)) => v,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Ok(EXIT_FAILED);
+    let rule = args
+        .series
+        .as_deref()
+        .map(SeriesRule::parse)
+        .unwrap_or_default();
+    let volume = match load_source(&args.input, &rule) {
+        Ok(loaded) => {
+            if let Origin::Dicom { warnings, .. } = &loaded.origin {
+                for w in warnings {
+                    eprintln!("warning: {w}");
+                }
             }
+            loaded.volume
         }
-    } else {
-        let found = match scan(&args.input) {
-            Ok(f) => f,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Ok(EXIT_FAILED);
-            }
-        };
-        let rule = args
-            .series
-            .as_deref()
-            .map(SeriesRule::parse)
-            .unwrap_or_default();
-        let loaded = match found.select(&rule, &args.input).and_then(load_series) {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Ok(EXIT_FAILED);
-            }
-        };
-        for w in &loaded.warnings {
-            eprintln!("warning: {w}");
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_FAILED);
         }
-        loaded.volume
     };
     write_nifti(&volume, &args.output, "voxflow convert")
         .with_context(|| format!("cannot write {}", args.output.display()))?;

@@ -242,13 +242,8 @@ fn split_pair<'a>(text: &'a str, what: &str) -> anyhow::Result<(&'a str, &'a str
 }
 
 fn load_volume(path: &Path) -> anyhow::Result<voxflow_imaging::Volume> {
-    use voxflow_imaging::dicom::{load_series, scan, SeriesRule};
-    if voxflow_imaging::inspect::is_nifti_path(path) {
-        return Ok(voxflow_imaging::nifti::read_nifti(path)?.0);
-    }
-    let found = scan(path)?;
-    let series = found.select(&SeriesRule::default(), path)?;
-    Ok(load_series(series)?.volume)
+    use voxflow_imaging::{dicom::SeriesRule, source::load_source};
+    Ok(load_source(path, &SeriesRule::default())?.volume)
 }
 
 fn test(

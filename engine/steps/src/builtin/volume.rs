@@ -5,12 +5,12 @@
 use std::path::Path;
 
 use voxflow_imaging::dicom::{
-    layout, load_series, scan, write_seg, Algorithm, Code, SegmentDescription, SeriesRule,
+    layout, scan, write_seg, Algorithm, Code, SegmentDescription, SeriesRule,
 };
-use voxflow_imaging::inspect::is_nifti_path;
-use voxflow_imaging::nifti::{decode_nifti, encode_nifti_gz, read_nifti};
+use voxflow_imaging::nifti::{decode_nifti, encode_nifti_gz};
 use voxflow_imaging::ops::{resample_onto, Interpolation};
 use voxflow_imaging::png::{render_png, PngOptions};
+use voxflow_imaging::source::{load_source, LoadedSource, Origin};
 use voxflow_imaging::Volume;
 use voxflow_spec::types::{ArtifactKind, DataType};
 use voxflow_spec::{ArtifactRef, PortSpec, Value};
@@ -87,28 +87,25 @@ pub fn load_volume() -> Builtin {
 fn run_load_volume(ctx: &StepContext<'_>, args: &StepArgs) -> Result<StepOutputs, StepError> {
     let source = args.input_path("source")?;
     let failed = |e: &dyn std::fmt::Display| StepError::Failed(e.to_string());
-    let (volume, mut metadata) = if is_nifti_path(&source) {
-        let (v, info) = read_nifti(&source).map_err(|e| failed(&e))?;
-        let meta = serde_json::json!({ "format": "nifti", "source": source.display().to_string(),
-            "nifti_version": info.version, "stored_dtype": info.stored_dtype,
-            "affine_source": info.affine_source });
-        (v, meta)
-    } else {
-        let found = scan(&source).map_err(|e| failed(&e))?;
-        let rule = args
-            .param_str("series")?
-            .map(SeriesRule::parse)
-            .unwrap_or_default();
-        let series = found.select(&rule, &source).map_err(|e| failed(&e))?;
-        ctx.check_cancelled()?;
-        let loaded = load_series(series).map_err(|e| failed(&e))?;
-        for w in &loaded.warnings {
-            ctx.log(format!("warning: {w}"));
+    let rule = args
+        .param_str("series")?
+        .map(SeriesRule::parse)
+        .unwrap_or_default();
+    ctx.check_cancelled()?;
+    let LoadedSource { volume, origin } = load_source(&source, &rule).map_err(|e| failed(&e))?;
+    let mut metadata = match origin {
+        Origin::Nifti(info) => serde_json::json!({ "format": "nifti",
+            "source": source.display().to_string(), "nifti_version": info.version,
+            "stored_dtype": info.stored_dtype, "affine_source": info.affine_source }),
+        Origin::Dicom { metadata, warnings } => {
+            for w in &warnings {
+                ctx.log(format!("warning: {w}"));
+            }
+            let mut meta = serde_json::to_value(&metadata).unwrap_or_default();
+            meta["format"] = "dicom".into();
+            meta["warnings"] = serde_json::json!(warnings);
+            meta
         }
-        let mut meta = serde_json::to_value(&loaded.metadata).unwrap_or_default();
-        meta["format"] = "dicom".into();
-        meta["warnings"] = serde_json::json!(loaded.warnings);
-        (loaded.volume, meta)
     };
     let g = &volume.geometry;
     metadata["dims"] = serde_json::json!(g.dims);
