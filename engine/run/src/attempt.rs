@@ -101,8 +101,17 @@ pub(crate) async fn run_unit<T: RunTracker>(
         "inputs": Value::Map(args.inputs.clone()).to_json(),
         "params": Value::Map(args.params.clone()).to_json(),
     });
-    if step.cache {
-        let key = cache_key(identity, &args);
+    // The key fingerprints folders the inputs name: file-system work, kept off the async threads. If
+    // computing it fails (it cannot panic short of a bug), the step simply runs uncached.
+    let key = if step.cache {
+        let (key_identity, key_args) = (identity.clone(), args.clone());
+        tokio::task::spawn_blocking(move || cache_key(&key_identity, &key_args))
+            .await
+            .ok()
+    } else {
+        None
+    };
+    if let Some(key) = key {
         record.cache_key = Some(key.clone());
         if let Some(hit) = ctx.tracker.find_cached(&key).await? {
             let outputs = Value::from_json(hit.outputs.clone());
