@@ -1,7 +1,40 @@
 //! Damaged NIfTI and DICOM files (truncated at many offsets, bytes overwritten) must give errors, never a
 //! panic, and never an allocation the file does not justify. A deterministic sweep over real files.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The system allocator, noting the largest single request: a reader that trusts a damaged length asks
+/// for gigabytes at once, which this makes visible (a test, not a timing).
+struct LargestRequest;
+
+static LARGEST: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator.
+unsafe impl GlobalAlloc for LargestRequest {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LARGEST.fetch_max(new_size, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: LargestRequest = LargestRequest;
+
+/// No single allocation while reading a damaged file of at most a few hundred KB may exceed this.
+const ALLOCATION_CEILING: usize = 256 << 20;
 
 use voxflow_imaging::dicom::{load_series, scan, SeriesRule};
 use voxflow_imaging::nifti::decode_nifti;
@@ -60,7 +93,7 @@ fn load_dicom(path: &Path) -> Option<String> {
 /// Header bytes are overwritten at every 4th offset (lengths, tags, VRs) and the rest at wider steps; a
 /// damaged length of 0x7F7F7F7F or 0xFFFFFFFF used to make dicom-parser allocate gigabytes before failing.
 #[test]
-fn damaged_dicom_files_never_panic_or_balloon() {
+fn damaged_dicom_files_never_panic_or_allocate_gigabytes() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("damaged.dcm");
     let (mut checked, mut refused) = (0, 0);
@@ -90,7 +123,14 @@ fn damaged_dicom_files_never_panic_or_balloon() {
             }
             for bytes in damaged {
                 std::fs::write(&target, &bytes).unwrap();
-                if let Some(err) = load_dicom(&target) {
+                LARGEST.store(0, Ordering::Relaxed);
+                let result = load_dicom(&target);
+                let largest = LARGEST.load(Ordering::Relaxed);
+                assert!(
+                    largest < ALLOCATION_CEILING,
+                    "{rel} damaged at byte {at}: one allocation of {largest} bytes"
+                );
+                if let Some(err) = result {
                     assert!(err.contains("damaged.dcm"), "{rel} at {at}: {err}");
                     refused += 1;
                 }
