@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
-use voxflow_imaging::dicom::{load_series, scan, SeriesRule};
+use voxflow_imaging::dicom::SeriesRule;
+use voxflow_imaging::source::load_source;
 use voxflow_imaging::{Geometry, Volume, VoxelData};
 use voxflow_plugin::{WasmHost, WasmPlugin};
 use voxflow_spec::Value;
@@ -52,11 +53,9 @@ fn main() {
     let plugins = Path::new(&args[1]);
     let repeat: usize = args.get(3).and_then(|r| r.parse().ok()).unwrap_or(11);
     let series_dir = Path::new(&args[2]);
-    let found = scan(series_dir).expect("a DICOM series");
-    let series = found
-        .select(&SeriesRule::default(), series_dir)
-        .expect("one series");
-    let volume = load_series(series).expect("loads").volume;
+    let volume = load_source(series_dir, &SeriesRule::default())
+        .unwrap_or_else(|e| panic!("{}: {e}", series_dir.display()))
+        .volume;
     let host = WasmHost::shared(None).expect("wasm host");
     let load =
         |name: &str| WasmPlugin::load(host.clone(), &plugins.join(name)).expect("built plugin");
