@@ -476,7 +476,8 @@ fn plugin_test_runs_a_plugin_on_files_without_a_workflow() {
 fn a_fuel_budget_stops_a_loop_before_the_clock_does() {
     let Some(plugins) = plugins_dir() else { return };
     let dir = tempfile::tempdir().unwrap();
-    // The hostile plugin again, declared with an instruction budget (and a long timeout, so fuel decides).
+    // The hostile plugin again, declared with an instruction budget (and a long timeout, so fuel decides);
+    // same name and component, so its describe() still agrees with the manifest.
     let metered = dir.path().join("plugins/hostile-metered");
     std::fs::create_dir_all(&metered).unwrap();
     std::fs::copy(
@@ -486,14 +487,13 @@ fn a_fuel_budget_stops_a_loop_before_the_clock_does() {
     .unwrap();
     let manifest = std::fs::read_to_string(plugins.join("hostile/plugin.yaml"))
         .unwrap()
-        .replace("name: hostile", "name: hostile-metered")
         .replace("  timeout: 2s", "  timeout: 60s\n  fuel: 20000000");
     assert!(manifest.contains("fuel: 20000000"));
     std::fs::write(metered.join("plugin.yaml"), manifest).unwrap();
     let workflow = dir.path().join("fuel.yaml");
     std::fs::write(
         &workflow,
-        "apiVersion: voxflow/v1\nname: fuel\nsteps:\n  - id: spin\n    uses: wasm/hostile-metered\n    with: { mode: loop }\n    continue_on_error: true\n  - id: fine\n    uses: wasm/hostile-metered\n    with: { mode: ok }\n",
+        "apiVersion: voxflow/v1\nname: fuel\nsteps:\n  - id: spin\n    uses: wasm/hostile\n    with: { mode: loop }\n    continue_on_error: true\n  - id: fine\n    uses: wasm/hostile\n    with: { mode: ok }\n",
     )
     .unwrap();
     let out = run(

@@ -1,6 +1,6 @@
-//! Times each first plugin through the WebAssembly host (fresh sandboxed store, volumes copied in and out)
-//! against the same Rust functions called natively, on a real volume, and the per-call overhead on a tiny
-//! input. Used by bench/plugins_vs_native.sh; prints a table of medians and ratios.
+//! Times each first plugin through the WebAssembly host (fresh sandboxed store, volumes copied in and out,
+//! parameters checked) against the same plugin's `Plugin::run` called natively on the same volumes, and the
+//! per-call overhead on a tiny input. Used by bench/plugins_vs_native.sh; prints medians and ratios.
 //!
 //! usage: plugins_vs_native PLUGINS_DIR SERIES_DIR [REPEAT]
 
@@ -12,6 +12,8 @@ use voxflow_imaging::dicom::SeriesRule;
 use voxflow_imaging::source::load_source;
 use voxflow_imaging::{Geometry, Volume, VoxelData};
 use voxflow_plugin::{WasmHost, WasmPlugin};
+use voxflow_plugin_sdk as sdk;
+use voxflow_plugin_sdk::Plugin;
 use voxflow_spec::Value;
 
 fn median_ms(repeat: usize, mut f: impl FnMut()) -> f64 {
@@ -35,6 +37,28 @@ fn mask_of(v: &Volume, threshold: f64) -> Volume {
         .map(|&x| u8::from(x > threshold))
         .collect();
     Volume::new(v.geometry.clone(), VoxelData::U8(data)).expect("same grid")
+}
+
+/// The engine's volume as the plugin SDK's (a copy, as the host's call copies it into the sandbox).
+fn sdk_volume(v: &Volume) -> sdk::Volume {
+    let g = &v.geometry;
+    let data = match &v.data {
+        VoxelData::U8(x) => sdk::VoxelData::U8(x.clone()),
+        VoxelData::I16(x) => sdk::VoxelData::I16(x.clone()),
+        VoxelData::U16(x) => sdk::VoxelData::U16(x.clone()),
+        VoxelData::I32(x) => sdk::VoxelData::I32(x.clone()),
+        VoxelData::F32(x) => sdk::VoxelData::F32(x.clone()),
+        VoxelData::F64(x) => sdk::VoxelData::F64(x.clone()),
+    };
+    sdk::Volume {
+        geometry: sdk::Geometry {
+            dims: g.dims,
+            spacing: g.spacing,
+            origin: g.origin,
+            direction: g.direction,
+        },
+        data,
+    }
 }
 
 fn params(pairs: &[(&str, Value)]) -> BTreeMap<String, Value> {
@@ -68,11 +92,12 @@ fn main() {
     let brighter = mask_of(&volume, 600.0);
     let dims = volume.geometry.dims;
     println!(
-        "volume {}x{}x{} ({} voxels), median of {repeat} runs",
+        "volume {}x{}x{} ({} voxels, {}), median of {repeat} runs",
         dims[0],
         dims[1],
         dims[2],
-        dims.iter().product::<usize>()
+        dims.iter().product::<usize>(),
+        volume.data.dtype()
     );
     println!(
         "{:28} {:>12} {:>12} {:>8}",
@@ -82,7 +107,6 @@ fn main() {
         println!("{name:28} {wasm:12.2} {native:12.2} {:7.2}x", wasm / native);
     };
 
-    let nz = |v: &Volume| -> Vec<bool> { v.data.to_f64().iter().map(|&x| x != 0.0).collect() };
     let wasm = median_ms(repeat, || {
         fusion
             .call_volumes(
@@ -92,12 +116,12 @@ fn main() {
             .expect("fusion runs");
     });
     let native = median_ms(repeat, || {
-        let masks = vec![nz(&bright), nz(&brighter)];
-        std::hint::black_box(label_fusion::fuse(
-            &masks,
-            label_fusion::Operation::Majority,
-        ));
-        std::hint::black_box(label_fusion::agreement(&masks));
+        let masks = sdk::Value::Volumes(vec![sdk_volume(&bright), sdk_volume(&brighter)]);
+        let out = label_fusion::LabelFusion::run(
+            sdk::Inputs(vec![("masks".into(), masks)]),
+            serde_json::json!({"operation": "majority"}),
+        );
+        std::hint::black_box(out.expect("fusion runs natively"));
     });
     row("label-fusion (majority)", wasm, native);
 
@@ -107,9 +131,14 @@ fn main() {
             .expect("cleanup runs");
     });
     let native = median_ms(repeat, || {
-        let m = mask_cleanup::select_components(&nz(&bright), dims, 26, 0, true);
-        let m = mask_cleanup::fill_holes_slices(&m, dims);
-        std::hint::black_box(mask_cleanup::fill_holes_3d(&m, dims));
+        let out = mask_cleanup::MaskCleanup::run(
+            sdk::Inputs(vec![(
+                "mask".into(),
+                sdk::Value::Volume(sdk_volume(&bright)),
+            )]),
+            serde_json::json!({"connectivity": 26, "keep_largest": true, "min_size_mm3": 0, "fill_holes": "both"}),
+        );
+        std::hint::black_box(out.expect("cleanup runs natively"));
     });
     row("mask-cleanup (26, fill both)", wasm, native);
 
@@ -122,10 +151,14 @@ fn main() {
             .expect("normalize runs");
     });
     let native = median_ms(repeat, || {
-        let values = volume.data.to_f32();
-        let lo = intensity_normalize::percentile(&values, None, 0.5).unwrap_or(0.0);
-        let hi = intensity_normalize::percentile(&values, None, 99.5).unwrap_or(1.0);
-        std::hint::black_box(intensity_normalize::clip_scale(&values, lo, hi));
+        let out = intensity_normalize::IntensityNormalize::run(
+            sdk::Inputs(vec![(
+                "volume".into(),
+                sdk::Value::Volume(sdk_volume(&volume)),
+            )]),
+            serde_json::json!({"method": "percentile", "lower_percentile": 0.5, "upper_percentile": 99.5}),
+        );
+        std::hint::black_box(out.expect("normalize runs natively"));
     });
     row("intensity-normalize (pct)", wasm, native);
 

@@ -30,43 +30,61 @@ pub const AGREE_BACKGROUND: u8 = 0;
 pub const AGREE_FOREGROUND: u8 = 1;
 pub const DISAGREE: u8 = 255;
 
-/// The fused mask. All masks must have the same length (the caller checks the grids).
-pub fn fuse(masks: &[Vec<bool>], operation: Operation) -> Vec<bool> {
+/// The most masks one call fuses (votes are counted in a byte per voxel).
+pub const MAX_SOURCES: usize = 255;
+
+/// How many sources are foreground at each voxel. All masks must have the same length and there are at
+/// most [`MAX_SOURCES`] (the caller checks). Written as straight loops over bytes so that they vectorize,
+/// natively and in WebAssembly (simd128), where every loop iteration also pays the host's interruption check.
+pub fn votes(masks: &[Vec<bool>]) -> Vec<u8> {
     let len = masks.first().map_or(0, Vec::len);
-    let n = masks.len();
-    let mut votes = vec![0u16; len];
+    let mut votes = vec![0u8; len];
     for mask in masks {
         for (v, &m) in votes.iter_mut().zip(mask) {
-            *v += u16::from(m);
+            *v += u8::from(m);
         }
     }
     votes
-        .into_iter()
-        .map(|v| match operation {
-            Operation::And => usize::from(v) == n,
-            Operation::Or => v > 0,
-            Operation::Majority => 2 * usize::from(v) > n,
-        })
-        .collect()
 }
 
-/// Per voxel: 1 where all sources are foreground, 0 where all are background, 255 where they disagree.
-pub fn agreement(masks: &[Vec<bool>]) -> Vec<u8> {
-    let len = masks.first().map_or(0, Vec::len);
-    (0..len)
-        .map(|i| {
-            let first = masks[0][i];
-            if masks.iter().all(|m| m[i] == first) {
-                if first {
-                    AGREE_FOREGROUND
-                } else {
-                    AGREE_BACKGROUND
-                }
+/// The fused mask from the votes of `sources` masks.
+pub fn fuse_votes(votes: &[u8], sources: usize, operation: Operation) -> Vec<bool> {
+    let n = sources.min(MAX_SOURCES) as u8;
+    // More than half: 2v > n, i.e. v > n / 2 (integer division).
+    let threshold = match operation {
+        Operation::And => n.saturating_sub(1),
+        Operation::Or => 0,
+        Operation::Majority => n / 2,
+    };
+    votes.iter().map(|&v| v > threshold).collect()
+}
+
+/// Per voxel from the votes of `sources` masks: 1 where all are foreground, 0 where all are background,
+/// 255 where they disagree.
+pub fn agreement_votes(votes: &[u8], sources: usize) -> Vec<u8> {
+    let n = sources.min(MAX_SOURCES) as u8;
+    votes
+        .iter()
+        .map(|&v| {
+            if v == 0 {
+                AGREE_BACKGROUND
+            } else if v == n {
+                AGREE_FOREGROUND
             } else {
                 DISAGREE
             }
         })
         .collect()
+}
+
+/// The fused mask. All masks must have the same length (the caller checks the grids).
+pub fn fuse(masks: &[Vec<bool>], operation: Operation) -> Vec<bool> {
+    fuse_votes(&votes(masks), masks.len(), operation)
+}
+
+/// Per voxel: 1 where all sources are foreground, 0 where all are background, 255 where they disagree.
+pub fn agreement(masks: &[Vec<bool>]) -> Vec<u8> {
+    agreement_votes(&votes(masks), masks.len())
 }
 
 pub struct LabelFusion;
@@ -93,9 +111,9 @@ impl Plugin for LabelFusion {
             PluginError::bad_params(format!("operation `{name}`: expected and, or or majority"))
         })?;
         let volumes = inputs.volumes("masks")?;
-        if volumes.len() < 2 {
+        if volumes.len() < 2 || volumes.len() > MAX_SOURCES {
             return Err(PluginError::bad_input(format!(
-                "fusion needs at least two masks, got {}",
+                "fusion takes 2 to {MAX_SOURCES} masks, got {}",
                 volumes.len()
             )));
         }
@@ -113,8 +131,10 @@ impl Plugin for LabelFusion {
             )));
         }
         let masks: Vec<Vec<bool>> = volumes.iter().map(|v| v.nonzero()).collect();
-        let fused = fuse(&masks, operation);
-        let agree = agreement(&masks);
+        let votes = votes(&masks);
+        drop(masks);
+        let fused = fuse_votes(&votes, volumes.len(), operation);
+        let agree = agreement_votes(&votes, volumes.len());
         let first = &volumes[0];
         Ok(Outputs::new()
             .volume("mask", first.with_mask(fused))

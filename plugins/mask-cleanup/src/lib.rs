@@ -2,8 +2,6 @@
 //! physical size), the largest kept, and holes filled slice-wise and in 3D. The functions are plain Rust
 //! on flat masks (i fastest); the plugin wraps them for voxflow.
 
-use std::collections::VecDeque;
-
 use voxflow_plugin_sdk::{export_plugin, Description, Inputs, Outputs, Plugin, PluginError, Port};
 
 /// Neighbour offsets of a voxel: the 6 face neighbours, or all 26.
@@ -23,48 +21,98 @@ fn offsets(connectivity: u8) -> Vec<[i64; 3]> {
     out
 }
 
-/// Labels the `true` voxels by connected component (0 = background, components 1..=n) and returns the
-/// labels and each component's size (index 0 unused).
+/// Visits every voxel reachable from the seeds on `stack` through the neighbour offsets that `admit`
+/// accepts (`admit` marks a voxel and says whether it is new); returns how many were visited. Voxels away
+/// from the border take their neighbours by flat offsets with no bounds checks: most of a mask is interior,
+/// and in WebAssembly every loop iteration also pays the host's interruption check.
+fn flood(
+    dims: [usize; 3],
+    neighbours: &[[i64; 3]],
+    stack: &mut Vec<usize>,
+    mut admit: impl FnMut(usize) -> bool,
+) -> usize {
+    let [nx, ny, nz] = dims;
+    let flat: Vec<isize> = neighbours
+        .iter()
+        .map(|&[dx, dy, dz]| (dx + nx as i64 * (dy + ny as i64 * dz)) as isize)
+        .collect();
+    let through_slices = neighbours.iter().any(|o| o[2] != 0);
+    let mut visited = 0;
+    while let Some(v) = stack.pop() {
+        visited += 1;
+        let (x, y, z) = (v % nx, (v / nx) % ny, v / (nx * ny));
+        let interior = x > 0
+            && x + 1 < nx
+            && y > 0
+            && y + 1 < ny
+            && (!through_slices || (z > 0 && z + 1 < nz));
+        if interior {
+            for &d in &flat {
+                let n = v.wrapping_add_signed(d);
+                if admit(n) {
+                    stack.push(n);
+                }
+            }
+            continue;
+        }
+        let (x, y, z) = (x as i64, y as i64, z as i64);
+        for [dx, dy, dz] in neighbours {
+            let (a, b, c) = (x + dx, y + dy, z + dz);
+            if a < 0 || b < 0 || c < 0 || a >= nx as i64 || b >= ny as i64 || c >= nz as i64 {
+                continue;
+            }
+            let n = a as usize + nx * (b as usize + ny * c as usize);
+            if admit(n) {
+                stack.push(n);
+            }
+        }
+    }
+    visited
+}
+
+/// Labels the `true` voxels by connected component (0 = background, components 1..=n, numbered in scan
+/// order) and returns the labels and each component's size (index 0 unused).
 pub fn label_components(
     mask: &[bool],
     dims: [usize; 3],
     connectivity: u8,
 ) -> (Vec<u32>, Vec<usize>) {
-    let [nx, ny, nz] = dims;
     let mut labels = vec![0u32; mask.len()];
     let mut sizes = vec![0usize];
     let neighbours = offsets(connectivity);
-    let mut queue = VecDeque::new();
+    let mut stack = Vec::new();
     for start in 0..mask.len() {
         if !mask[start] || labels[start] != 0 {
             continue;
         }
         let label = sizes.len() as u32;
-        let mut size = 0;
         labels[start] = label;
-        queue.push_back(start);
-        while let Some(v) = queue.pop_front() {
-            size += 1;
-            let (x, y, z) = (
-                (v % nx) as i64,
-                ((v / nx) % ny) as i64,
-                (v / (nx * ny)) as i64,
-            );
-            for [dx, dy, dz] in &neighbours {
-                let (a, b, c) = (x + dx, y + dy, z + dz);
-                if a < 0 || b < 0 || c < 0 || a >= nx as i64 || b >= ny as i64 || c >= nz as i64 {
-                    continue;
-                }
-                let n = a as usize + nx * (b as usize + ny * c as usize);
-                if mask[n] && labels[n] == 0 {
-                    labels[n] = label;
-                    queue.push_back(n);
-                }
+        stack.push(start);
+        let size = flood(dims, &neighbours, &mut stack, |n| {
+            let new = mask[n] && labels[n] == 0;
+            if new {
+                labels[n] = label;
             }
-        }
+            new
+        });
         sizes.push(size);
     }
     (labels, sizes)
+}
+
+/// From a labelling: the components with at least `min_voxels` voxels, and of those only the largest if
+/// asked.
+pub fn select_labels(
+    labels: &[u32],
+    sizes: &[usize],
+    min_voxels: usize,
+    keep_largest: bool,
+) -> Vec<bool> {
+    let largest = (1..sizes.len()).max_by_key(|&l| sizes[l]);
+    let keep: Vec<bool> = (0..sizes.len())
+        .map(|l| l != 0 && sizes[l] >= min_voxels && (!keep_largest || Some(l) == largest))
+        .collect();
+    labels.iter().map(|&l| keep[l as usize]).collect()
 }
 
 /// Keeps the components with at least `min_voxels` voxels, and of those only the largest if asked.
@@ -76,15 +124,7 @@ pub fn select_components(
     keep_largest: bool,
 ) -> Vec<bool> {
     let (labels, sizes) = label_components(mask, dims, connectivity);
-    let largest = (1..sizes.len()).max_by_key(|&l| sizes[l]);
-    labels
-        .iter()
-        .map(|&l| {
-            l != 0
-                && sizes[l as usize] >= min_voxels
-                && (!keep_largest || Some(l as usize) == largest)
-        })
-        .collect()
+    select_labels(&labels, &sizes, min_voxels, keep_largest)
 }
 
 /// Fills background regions not connected (6-connectivity) to the volume's border.
@@ -102,7 +142,7 @@ fn fill_enclosed(mask: &[bool], dims: [usize; 3], neighbours: &[[i64; 3]]) -> Ve
     let [nx, ny, nz] = dims;
     let planar = neighbours.iter().all(|o| o[2] == 0);
     let mut outside = vec![false; mask.len()];
-    let mut queue = VecDeque::new();
+    let mut stack = Vec::new();
     for z in 0..nz {
         for y in 0..ny {
             for x in 0..nx {
@@ -114,29 +154,18 @@ fn fill_enclosed(mask: &[bool], dims: [usize; 3], neighbours: &[[i64; 3]]) -> Ve
                 let v = x + nx * (y + ny * z);
                 if border && !mask[v] {
                     outside[v] = true;
-                    queue.push_back(v);
+                    stack.push(v);
                 }
             }
         }
     }
-    while let Some(v) = queue.pop_front() {
-        let (x, y, z) = (
-            (v % nx) as i64,
-            ((v / nx) % ny) as i64,
-            (v / (nx * ny)) as i64,
-        );
-        for [dx, dy, dz] in neighbours {
-            let (a, b, c) = (x + dx, y + dy, z + dz);
-            if a < 0 || b < 0 || c < 0 || a >= nx as i64 || b >= ny as i64 || c >= nz as i64 {
-                continue;
-            }
-            let n = a as usize + nx * (b as usize + ny * c as usize);
-            if !mask[n] && !outside[n] {
-                outside[n] = true;
-                queue.push_back(n);
-            }
+    flood(dims, neighbours, &mut stack, |n| {
+        let new = !mask[n] && !outside[n];
+        if new {
+            outside[n] = true;
         }
-    }
+        new
+    });
     outside.iter().map(|&o| !o).collect()
 }
 
@@ -148,6 +177,16 @@ impl Plugin for MaskCleanup {
             .input(Port::new("mask", "mask"))
             .output(Port::new("mask", "mask"))
             .output(Port::new("report", "json"))
+            .params(serde_json::json!({
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "connectivity": {"type": "integer", "enum": [6, 26]},
+                    "keep_largest": {"type": "boolean"},
+                    "min_size_mm3": {"type": "number", "minimum": 0},
+                    "fill_holes": {"type": "string", "enum": ["none", "slice", "3d", "both"]}
+                }
+            }))
     }
 
     fn run(mut inputs: Inputs, params: serde_json::Value) -> Result<Outputs, PluginError> {
@@ -168,8 +207,9 @@ impl Plugin for MaskCleanup {
         let voxel_mm3 = g.voxel_volume().max(f64::MIN_POSITIVE);
         let min_voxels = (min_mm3 / voxel_mm3).ceil() as usize;
         let before = volume.nonzero();
-        let (_, sizes) = label_components(&before, g.dims, connectivity);
-        let mut mask = select_components(&before, g.dims, connectivity, min_voxels, keep_largest);
+        let (labels, sizes) = label_components(&before, g.dims, connectivity);
+        let mut mask = select_labels(&labels, &sizes, min_voxels, keep_largest);
+        drop(labels);
         if fill == "slice" || fill == "both" {
             mask = fill_holes_slices(&mask, g.dims);
         }
@@ -185,7 +225,7 @@ impl Plugin for MaskCleanup {
             "min_size_voxels": min_voxels,
         });
         voxflow_plugin_sdk::log::info(&format!(
-            "{} components; {} voxels kept of {}",
+            "{} components; {} voxels after cleanup, {} before",
             sizes.len() - 1,
             count(&mask),
             count(&before)
@@ -211,6 +251,72 @@ mod tests {
                     .flat_map(|row| row.chars().map(|c| c == '#'))
             })
             .collect()
+    }
+
+    /// Components by union-find over every in-bounds neighbour pair: slow, obviously right.
+    fn reference_partition(mask: &[bool], dims: [usize; 3], connectivity: u8) -> Vec<usize> {
+        let mut parent: Vec<usize> = (0..mask.len()).collect();
+        fn root(p: &mut [usize], mut v: usize) -> usize {
+            while p[v] != v {
+                v = p[v];
+            }
+            v
+        }
+        let [nx, ny, nz] = dims;
+        for z in 0..nz {
+            for y in 0..ny {
+                for x in 0..nx {
+                    let v = x + nx * (y + ny * z);
+                    for [dx, dy, dz] in offsets(connectivity) {
+                        let (a, b, c) = (x as i64 + dx, y as i64 + dy, z as i64 + dz);
+                        if a < 0
+                            || b < 0
+                            || c < 0
+                            || a >= nx as i64
+                            || b >= ny as i64
+                            || c >= nz as i64
+                        {
+                            continue;
+                        }
+                        let n = a as usize + nx * (b as usize + ny * c as usize);
+                        if mask[v] && mask[n] {
+                            let (r, q) = (root(&mut parent, v), root(&mut parent, n));
+                            parent[r] = q;
+                        }
+                    }
+                }
+            }
+        }
+        (0..mask.len()).map(|v| root(&mut parent, v)).collect()
+    }
+
+    #[test]
+    fn labelling_matches_a_reference_on_a_random_mask() {
+        let dims = [13, 11, 7];
+        let mut x = 7u32;
+        let mask: Vec<bool> = (0..dims.iter().product::<usize>())
+            .map(|_| {
+                x = x.wrapping_mul(1664525).wrapping_add(1013904223);
+                (x >> 24) < 40
+            })
+            .collect();
+        for connectivity in [6, 26] {
+            let (labels, sizes) = label_components(&mask, dims, connectivity);
+            let roots = reference_partition(&mask, dims, connectivity);
+            for v in 0..mask.len() {
+                for w in 0..mask.len() {
+                    if mask[v] && mask[w] {
+                        assert_eq!(labels[v] == labels[w], roots[v] == roots[w], "{v} {w}");
+                    }
+                }
+            }
+            let counted: usize = sizes.iter().sum();
+            assert_eq!(counted, mask.iter().filter(|&&m| m).count());
+            assert!(
+                sizes.len() > 3,
+                "the random mask should have several components"
+            );
+        }
     }
 
     #[test]

@@ -218,7 +218,7 @@ pub trait Plugin {
     fn run(inputs: Inputs, params: serde_json::Value) -> Result<Outputs, PluginError>;
 }
 
-/// Messages into the run's events. On a native build (unit tests) they go to stderr.
+/// Messages into the run's events. On a native debug build (unit tests) they go to stderr.
 pub mod log {
     #[cfg(target_arch = "wasm32")]
     fn emit(level: super::bindings::voxflow::plugin::host::Level, message: &str) {
@@ -226,7 +226,10 @@ pub mod log {
     }
     #[cfg(not(target_arch = "wasm32"))]
     fn emit<L>(_level: L, message: &str) {
-        eprintln!("{message}");
+        // Native debug builds are unit tests: show the lines. Native release builds are benchmarks: quiet.
+        if cfg!(debug_assertions) {
+            eprintln!("{message}");
+        }
     }
     pub fn info(message: &str) {
         emit(super::bindings::voxflow::plugin::host::Level::Info, message);

@@ -4,6 +4,25 @@
 use crate::bindings::voxflow::plugin::types as wit;
 use crate::PluginError;
 
+// The contract's samples are little-endian, as WebAssembly's memory is: a typed slice and its bytes are the
+// same, so conversions are single copies.
+const _: () = assert!(
+    cfg!(target_endian = "little"),
+    "voxel bytes are little-endian"
+);
+
+/// Samples from the contract's bytes (one copy: the byte list carries no alignment).
+fn typed<T: bytemuck::Pod>(bytes: &[u8]) -> Result<Vec<T>, PluginError> {
+    let size = std::mem::size_of::<T>();
+    if !bytes.len().is_multiple_of(size) {
+        return Err(PluginError::bad_input(format!(
+            "{} bytes is not a whole number of {size}-byte voxels",
+            bytes.len()
+        )));
+    }
+    Ok(bytemuck::pod_collect_to_vec(bytes))
+}
+
 /// Voxel dims, spacing, origin and axis directions (LPS), as in voxflow's engine.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Geometry {
@@ -152,50 +171,26 @@ impl Volume {
             direction: [[d[0], d[1], d[2]], [d[3], d[4], d[5]], [d[6], d[7], d[8]]],
         };
         let bytes = v.data;
-        macro_rules! typed {
-            ($t:ty, $variant:ident) => {{
-                let size = std::mem::size_of::<$t>();
-                if bytes.len() % size != 0 {
-                    return Err(PluginError::bad_input(format!(
-                        "{} bytes is not a whole number of {size}-byte voxels",
-                        bytes.len()
-                    )));
-                }
-                VoxelData::$variant(
-                    bytes
-                        .chunks_exact(size)
-                        .map(|c| <$t>::from_le_bytes(c.try_into().unwrap_or_default()))
-                        .collect(),
-                )
-            }};
-        }
         let data = match v.dtype {
             wit::Dtype::Uint8 => VoxelData::U8(bytes),
-            wit::Dtype::Int16 => typed!(i16, I16),
-            wit::Dtype::Uint16 => typed!(u16, U16),
-            wit::Dtype::Int32 => typed!(i32, I32),
-            wit::Dtype::Float32 => typed!(f32, F32),
-            wit::Dtype::Float64 => typed!(f64, F64),
+            wit::Dtype::Int16 => VoxelData::I16(typed(&bytes)?),
+            wit::Dtype::Uint16 => VoxelData::U16(typed(&bytes)?),
+            wit::Dtype::Int32 => VoxelData::I32(typed(&bytes)?),
+            wit::Dtype::Float32 => VoxelData::F32(typed(&bytes)?),
+            wit::Dtype::Float64 => VoxelData::F64(typed(&bytes)?),
         };
         Volume::new(geometry, data)
     }
 
     pub(crate) fn into_wit(self) -> wit::Volume {
         let g = self.geometry;
-        fn bytes<T: Copy, const N: usize>(v: &[T], f: impl Fn(T) -> [u8; N]) -> Vec<u8> {
-            let mut out = Vec::with_capacity(v.len() * N);
-            for &x in v {
-                out.extend_from_slice(&f(x));
-            }
-            out
-        }
         let (dtype, data) = match self.data {
             VoxelData::U8(v) => (wit::Dtype::Uint8, v),
-            VoxelData::I16(v) => (wit::Dtype::Int16, bytes(&v, i16::to_le_bytes)),
-            VoxelData::U16(v) => (wit::Dtype::Uint16, bytes(&v, u16::to_le_bytes)),
-            VoxelData::I32(v) => (wit::Dtype::Int32, bytes(&v, i32::to_le_bytes)),
-            VoxelData::F32(v) => (wit::Dtype::Float32, bytes(&v, f32::to_le_bytes)),
-            VoxelData::F64(v) => (wit::Dtype::Float64, bytes(&v, f64::to_le_bytes)),
+            VoxelData::I16(v) => (wit::Dtype::Int16, bytemuck::cast_slice(&v).to_vec()),
+            VoxelData::U16(v) => (wit::Dtype::Uint16, bytemuck::cast_slice(&v).to_vec()),
+            VoxelData::I32(v) => (wit::Dtype::Int32, bytemuck::cast_slice(&v).to_vec()),
+            VoxelData::F32(v) => (wit::Dtype::Float32, bytemuck::cast_slice(&v).to_vec()),
+            VoxelData::F64(v) => (wit::Dtype::Float64, bytemuck::cast_slice(&v).to_vec()),
         };
         wit::Volume {
             dtype,

@@ -4,22 +4,33 @@ use voxflow_imaging::{Geometry, Volume, VoxelData};
 
 use super::bindings::voxflow::plugin::types as wit;
 
+// The contract's samples are little-endian: on a little-endian host a typed slice and its bytes are the
+// same, so each conversion is one copy.
+const _: () = assert!(
+    cfg!(target_endian = "little"),
+    "voxel bytes are little-endian"
+);
+
+fn typed<T: bytemuck::Pod>(raw: &[u8]) -> Result<Vec<T>, String> {
+    let size = std::mem::size_of::<T>();
+    if !raw.len().is_multiple_of(size) {
+        return Err(format!(
+            "{} bytes is not a whole number of {size}-byte voxels",
+            raw.len()
+        ));
+    }
+    Ok(bytemuck::pod_collect_to_vec(raw))
+}
+
 pub(crate) fn to_wit(volume: &Volume) -> wit::Volume {
     let g = &volume.geometry;
-    fn bytes<T: Copy, const N: usize>(v: &[T], f: impl Fn(T) -> [u8; N]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(v.len() * N);
-        for &x in v {
-            out.extend_from_slice(&f(x));
-        }
-        out
-    }
     let (dtype, data) = match &volume.data {
         VoxelData::U8(v) => (wit::Dtype::Uint8, v.clone()),
-        VoxelData::I16(v) => (wit::Dtype::Int16, bytes(v, i16::to_le_bytes)),
-        VoxelData::U16(v) => (wit::Dtype::Uint16, bytes(v, u16::to_le_bytes)),
-        VoxelData::I32(v) => (wit::Dtype::Int32, bytes(v, i32::to_le_bytes)),
-        VoxelData::F32(v) => (wit::Dtype::Float32, bytes(v, f32::to_le_bytes)),
-        VoxelData::F64(v) => (wit::Dtype::Float64, bytes(v, f64::to_le_bytes)),
+        VoxelData::I16(v) => (wit::Dtype::Int16, bytemuck::cast_slice(v).to_vec()),
+        VoxelData::U16(v) => (wit::Dtype::Uint16, bytemuck::cast_slice(v).to_vec()),
+        VoxelData::I32(v) => (wit::Dtype::Int32, bytemuck::cast_slice(v).to_vec()),
+        VoxelData::F32(v) => (wit::Dtype::Float32, bytemuck::cast_slice(v).to_vec()),
+        VoxelData::F64(v) => (wit::Dtype::Float64, bytemuck::cast_slice(v).to_vec()),
     };
     wit::Volume {
         dtype,
@@ -50,27 +61,13 @@ pub(crate) fn from_wit(v: wit::Volume) -> Result<Volume, String> {
         direction: [[d[0], d[1], d[2]], [d[3], d[4], d[5]], [d[6], d[7], d[8]]],
     };
     let raw = v.data;
-    macro_rules! typed {
-        ($t:ty) => {{
-            const SIZE: usize = std::mem::size_of::<$t>();
-            if raw.len() % SIZE != 0 {
-                return Err(format!(
-                    "{} bytes is not a whole number of {SIZE}-byte voxels",
-                    raw.len()
-                ));
-            }
-            raw.chunks_exact(SIZE)
-                .map(|c| <$t>::from_le_bytes(c.try_into().unwrap_or([0; SIZE])))
-                .collect()
-        }};
-    }
     let data = match v.dtype {
         wit::Dtype::Uint8 => VoxelData::U8(raw),
-        wit::Dtype::Int16 => VoxelData::I16(typed!(i16)),
-        wit::Dtype::Uint16 => VoxelData::U16(typed!(u16)),
-        wit::Dtype::Int32 => VoxelData::I32(typed!(i32)),
-        wit::Dtype::Float32 => VoxelData::F32(typed!(f32)),
-        wit::Dtype::Float64 => VoxelData::F64(typed!(f64)),
+        wit::Dtype::Int16 => VoxelData::I16(typed(&raw)?),
+        wit::Dtype::Uint16 => VoxelData::U16(typed(&raw)?),
+        wit::Dtype::Int32 => VoxelData::I32(typed(&raw)?),
+        wit::Dtype::Float32 => VoxelData::F32(typed(&raw)?),
+        wit::Dtype::Float64 => VoxelData::F64(typed(&raw)?),
     };
     Volume::new(geometry, data).map_err(|e| e.to_string())
 }

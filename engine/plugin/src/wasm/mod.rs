@@ -2,11 +2,13 @@
 //! generated from `plugins/wit`, the same package the guest SDK generates from.
 
 mod convert;
+mod description;
 mod host;
 mod step;
 
+pub use description::{DescribedPort, Description};
 pub use host::WasmHost;
-pub use step::{CallOutput, Description, WasmPlugin};
+pub use step::{CallOutput, WasmPlugin};
 
 pub(crate) mod bindings {
     wasmtime::component::bindgen!({

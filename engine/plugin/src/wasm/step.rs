@@ -12,6 +12,7 @@ use voxflow_steps::builtin::{read_volume, store_volume};
 use voxflow_steps::{PluginIdentity, Step, StepArgs, StepContext, StepError, StepOutputs};
 
 use super::bindings::voxflow::plugin::types as wit;
+use super::description::{DescribedPort, Description};
 use super::host::{CallState, Stopped, WasmHost};
 use super::{bindings, convert};
 use crate::manifest::{port_kind, Manifest};
@@ -19,16 +20,6 @@ use crate::PluginError;
 
 /// Bytes of guest stderr quoted in an error message.
 const STDERR_QUOTED: usize = 4000;
-
-/// What a component says about itself (`describe`): ports as (name, kind, optional, description).
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Description {
-    pub name: String,
-    pub version: String,
-    pub inputs: Vec<(String, String, bool, String)>,
-    pub outputs: Vec<(String, String, bool, String)>,
-    pub params_schema: String,
-}
 
 /// A value a plugin returned from an in-memory call ([`WasmPlugin::call_volumes`]).
 #[derive(Debug, Clone)]
@@ -83,18 +74,29 @@ impl WasmPlugin {
         })
     }
 
-    /// The compiled component, ready to instantiate (compiled, or loaded from the cache, once).
+    /// The compiled component, ready to instantiate (compiled, or loaded from the cache, once), after
+    /// checking that what it says about itself agrees with its manifest.
     fn prepared(&self) -> Result<&bindings::StepPre<CallState>, StepError> {
         self.pre
             .get_or_init(|| {
-                self.host
+                let pre = self
+                    .host
                     .prepare(
                         &self.wasm,
                         &self.identity.sha256,
                         &self.component_path,
                         self.manifest.limits.fuel.is_some(),
                     )
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| e.to_string())?;
+                let description = self.describe_with(&pre).map_err(|e| e.to_string())?;
+                description.check_against(&self.manifest).map_err(|e| {
+                    format!(
+                        "plugin {}: {} disagrees with its plugin.yaml: {e}",
+                        self.identity.name,
+                        self.component_path.display()
+                    )
+                })?;
+                Ok(pre)
             })
             .as_ref()
             .map_err(|e| StepError::Failed(e.clone()))
@@ -110,6 +112,10 @@ impl WasmPlugin {
 
     /// What the component says about itself (`describe`), in a store of its own.
     pub fn describe(&self) -> Result<Description, StepError> {
+        self.describe_with(self.prepared()?)
+    }
+
+    fn describe_with(&self, pre: &bindings::StepPre<CallState>) -> Result<Description, StepError> {
         let (mut store, stderr) = self
             .host
             .store(
@@ -120,8 +126,7 @@ impl WasmPlugin {
                 self.manifest.limits.fuel,
             )
             .map_err(StepError::Failed)?;
-        let instance = self
-            .prepared()?
+        let instance = pre
             .instantiate(&mut store)
             .map_err(|e| self.trap_error("cannot start", &e, &store, &stderr))?;
         let d = instance
@@ -130,7 +135,12 @@ impl WasmPlugin {
         let ports = |ports: Vec<wit::Port>| {
             ports
                 .into_iter()
-                .map(|p| (p.name, p.kind, p.optional, p.description))
+                .map(|p| DescribedPort {
+                    name: p.name,
+                    kind: p.kind,
+                    optional: p.optional,
+                    description: p.description,
+                })
                 .collect()
         };
         Ok(Description {

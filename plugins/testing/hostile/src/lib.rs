@@ -21,6 +21,14 @@ impl Plugin for Hostile {
         Description::new("hostile", env!("CARGO_PKG_VERSION"))
             .input(Port::new("volume", "volume").optional())
             .output(Port::new("report", "json"))
+            .params(serde_json::json!({
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "mode": {"type": "string", "enum": ["ok", "loop", "memory", "panic", "stack", "file", "network", "grant"]},
+                    "folder": {"type": "string"}
+                }
+            }))
     }
 
     fn run(mut inputs: Inputs, params: serde_json::Value) -> Result<Outputs, PluginError> {
