@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: starts the local PostgreSQL server if it is not running (the tests use both
-# SQLite and PostgreSQL), then `cargo test` over the workspace. Real test data is read from
+# Runs the whole test suite: fetches ONNX Runtime's library and computes the reference values the tests
+# compare with, starts the local PostgreSQL server if it is not running (the tests use both SQLite and
+# PostgreSQL), then `cargo test` over the workspace. Real test data is read from
 # VOXFLOW_TESTDATA (default ../shared/data); tests whose data is absent say SKIPPED and pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-build-deps.sh
 # The WebAssembly plugins the tests build (voxflow plugin build) need this target.
 command -v rustup >/dev/null 2>&1 && rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
+# ONNX Runtime's library (from its PyPI wheel) for the model steps; the tests find it through .cargo/config.toml.
+scripts/fetch-onnxruntime.sh >/dev/null
+# Reference values from independent readers and from ONNX Runtime's Python API, on the real test data.
+data=${VOXFLOW_TESTDATA:-../shared/data}
+if [ -d "$data" ]; then
+  python3 -m pip install -q -r scripts/requirements-reference.txt
+  python3 scripts/reference_values.py "$data" target/reference-values.json
+  python3 scripts/onnx_reference.py "$data" target/onnx-reference
+else
+  echo "SKIPPED: no test data at $data (reference values not computed)"
+fi
 export VOXFLOW_TEST_POSTGRES_URL=${VOXFLOW_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then

@@ -35,6 +35,21 @@ pub struct GlobalArgs {
         default_value = "plugins"
     )]
     pub plugins: PathBuf,
+    /// ONNX Runtime's shared library (libonnxruntime.so); default: VOXFLOW_ONNXRUNTIME, else beside the
+    /// voxflow binary. `scripts/fetch-onnxruntime.sh` fetches it.
+    #[arg(long, global = true)]
+    pub onnxruntime: Option<PathBuf>,
+    /// Where ONNX models run unless a step says otherwise: cpu or cuda (needs the GPU build of the library).
+    #[arg(
+        long,
+        global = true,
+        env = "VOXFLOW_ONNX_PROVIDER",
+        default_value = "cpu"
+    )]
+    pub onnx_provider: String,
+    /// Threads inside each ONNX operator; default: the machine's cores.
+    #[arg(long, global = true, env = "VOXFLOW_ONNX_THREADS")]
+    pub onnx_threads: Option<usize>,
     /// Log line format on stderr (levels from RUST_LOG, default warn).
     #[arg(long, global = true, value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -58,6 +73,30 @@ impl GlobalArgs {
         Store::connect(&url)
             .await
             .context("cannot open the run database")
+    }
+
+    /// Where compiled WebAssembly components are cached: VOXFLOW_COMPONENT_CACHE (one cache shared between
+    /// data directories, as the tests do), else DATA_DIR/components.
+    pub fn component_cache(&self) -> PathBuf {
+        std::env::var_os("VOXFLOW_COMPONENT_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| self.data_dir.join("components"))
+    }
+
+    /// The site's ONNX Runtime choices.
+    pub fn onnx_config(&self) -> anyhow::Result<voxflow_onnx::RuntimeConfig> {
+        let mut config = voxflow_onnx::RuntimeConfig {
+            library: self.onnxruntime.clone(),
+            ..Default::default()
+        };
+        config.provider =
+            voxflow_onnx::Provider::parse(&self.onnx_provider).with_context(|| {
+                format!("--onnx-provider `{}`: use cpu or cuda", self.onnx_provider)
+            })?;
+        if let Some(threads) = self.onnx_threads.filter(|&t| t > 0) {
+            config.intra_threads = threads;
+        }
+        Ok(config)
     }
 
     pub fn open_artifacts(&self) -> anyhow::Result<ArtifactStore> {

@@ -126,6 +126,9 @@ pub struct Manifest {
     /// The WebAssembly component, relative to the manifest's folder.
     #[serde(default)]
     pub component: Option<PathBuf>,
+    /// An ONNX plugin's model and the processing around it (read by voxflow-onnx).
+    #[serde(default)]
+    pub model: Option<serde_json::Value>,
     #[serde(default)]
     pub inputs: Vec<PortDecl>,
     #[serde(default)]
@@ -191,6 +194,14 @@ impl Manifest {
         }
         if self.kind == PluginKind::Wasm && self.component.is_none() {
             return Err("a wasm plugin names its `component` file".to_string());
+        }
+        if self.kind == PluginKind::Onnx && self.model.is_none() {
+            return Err("an onnx plugin describes its `model`".to_string());
+        }
+        if self.kind == PluginKind::Wasm && self.model.is_some() {
+            return Err(
+                "`model` is for onnx plugins; a wasm plugin names its `component`".to_string(),
+            );
         }
         for port in self.inputs.iter().chain(&self.outputs) {
             port_kind(&port.ty).ok_or_else(|| {

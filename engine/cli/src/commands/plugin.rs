@@ -1,5 +1,6 @@
-//! `voxflow plugin build|inspect`: build a plugin's component for wasm32-wasip2 and put it next to its
-//! manifest; print a plugin's manifest, ports, hash and what the component says about itself.
+//! `voxflow plugin new|build|test|inspect`: create a plugin from the template, build its component for
+//! wasm32-wasip2 next to its manifest, run it once on files, and print a plugin's manifest, ports, hash and
+//! what the component (or an ONNX model's graph) says about itself.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -161,11 +162,24 @@ pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
 }
 
 fn inspect(global: &GlobalArgs, path: &Path, json: bool) -> anyhow::Result<u8> {
+    if path.extension().is_some_and(|e| e == "onnx") {
+        return inspect_model(global, path, json);
+    }
     let (manifest, dir) = Manifest::load(path)?;
+    if manifest.kind == PluginKind::Onnx {
+        let plugin = voxflow_onnx::OnnxPlugin::load(&dir, global.onnx_config()?)?;
+        println!("plugin     {} {}", manifest.step_name(), manifest.version);
+        println!(
+            "model      {} (sha256 {})",
+            plugin.model_path().display(),
+            voxflow_steps::Step::identity(&plugin).sha256
+        );
+        return inspect_model(global, plugin.model_path(), json);
+    }
     let component = manifest.component.as_ref().map(|c| dir.join(c));
     let built = component.as_ref().is_some_and(|c| c.is_file());
     let loaded = if built && manifest.kind == PluginKind::Wasm {
-        let host = WasmHost::shared(Some(&global.data_dir.join("components")))?;
+        let host = WasmHost::shared(Some(&global.component_cache()))?;
         Some(WasmPlugin::load(host, &dir)?)
     } else {
         None
@@ -230,7 +244,51 @@ fn inspect(global: &GlobalArgs, path: &Path, json: bool) -> anyhow::Result<u8> {
         manifest.limits.memory_mb, manifest.limits.timeout
     );
     if let Some(d) = described {
-        println!("describe   {} {} (from the component)", d.name, d.version);
+        println!(
+            "describe   {} {} (from the component; agrees with plugin.yaml)",
+            d.name, d.version
+        );
+    }
+    Ok(0)
+}
+
+/// What a model file's graph takes and returns, so an author can write the manifest's `model:` section.
+fn inspect_model(global: &GlobalArgs, path: &Path, json: bool) -> anyhow::Result<u8> {
+    let info = voxflow_onnx::inspect_model(path, &global.onnx_config()?)?;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    if json {
+        let mut doc = serde_json::to_value(&info)?;
+        doc["sha256"] = sha256.into();
+        doc["file"] = path.display().to_string().into();
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(0);
+    }
+    println!("file       {} (sha256 {sha256})", path.display());
+    if let Some(p) = &info.producer {
+        println!("producer   {p}");
+    }
+    for (domain, version) in &info.opsets {
+        let domain = if domain.is_empty() { "ai.onnx" } else { domain };
+        println!("opset      {domain} {version}");
+    }
+    let dims = |t: &voxflow_onnx::TensorInfo| {
+        t.shape
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| match t.symbols.get(i).filter(|s| !s.is_empty()) {
+                Some(s) if d < 0 => s.clone(),
+                _ if d < 0 => "?".to_string(),
+                _ => d.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for t in &info.inputs {
+        println!("input      {}: {} [{}]", t.name, t.dtype, dims(t));
+    }
+    for t in &info.outputs {
+        println!("output     {}: {} [{}]", t.name, t.dtype, dims(t));
     }
     Ok(0)
 }
@@ -253,7 +311,7 @@ fn test(
     params: &[String],
     out: &Path,
 ) -> anyhow::Result<u8> {
-    let host = WasmHost::shared(Some(&global.data_dir.join("components")))?;
+    let host = WasmHost::shared(Some(&global.component_cache()))?;
     let plugin = WasmPlugin::load(host, dir)?;
     let mut named: Vec<(String, Vec<voxflow_imaging::Volume>)> = Vec::new();
     for text in inputs {

@@ -1,0 +1,309 @@
+//! The `model:` section of an ONNX plugin's `plugin.yaml`: which model file (and its sha256), how a volume
+//! becomes the network's input tensor (tiling, resampling, normalization, layout), and how each output
+//! tensor becomes the value of an output port.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// The whole section.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// The model, relative to the plugin's folder.
+    pub file: PathBuf,
+    /// Its sha256 (hex); the plugin refuses to load a file that differs.
+    pub sha256: String,
+    pub input: InputSpec,
+    /// By output port name.
+    pub outputs: BTreeMap<String, OutputSpec>,
+}
+
+/// How the input volume becomes tensors.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    /// The graph input's name.
+    pub tensor: String,
+    /// Memory order of the tensor: `nchw` (2D, default), `nhwc` (2D, channels last) or `ncdhw` (3D).
+    #[serde(default)]
+    pub layout: Layout,
+    pub tiling: Tiling,
+    /// Resample to this spacing (mm, i j k) first; outputs are mapped back to the source grid.
+    #[serde(default)]
+    pub spacing: Option<[f64; 3]>,
+    #[serde(default)]
+    pub normalize: Normalize,
+    /// Channels the network takes; one grey channel is repeated to fill them (e.g. 3 for RGB models).
+    /// With `context`, the neighbouring slices are the channels instead.
+    #[serde(default = "one")]
+    pub channels: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    #[default]
+    Nchw,
+    Nhwc,
+    Ncdhw,
+}
+
+/// How the volume is cut into the network's inputs.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tiling {
+    pub mode: TilingMode,
+    /// `slices`: the voxel axis the slices are taken across (0 = i, 1 = j, 2 = k, the default).
+    #[serde(default = "axis_k")]
+    pub axis: usize,
+    /// Tensors per run (`slices`, `patches`).
+    #[serde(default = "one")]
+    pub batch: usize,
+    /// `slices`: neighbouring slices on each side given as extra channels (2.5D).
+    #[serde(default)]
+    pub context: usize,
+    /// `image`, `slices`: resize each slice to [width, height] (bilinear) and map outputs back.
+    #[serde(default)]
+    pub size: Option<[usize; 2]>,
+    /// `patches`: patch size in voxels along i, j, k.
+    #[serde(default)]
+    pub patch: Option<[usize; 3]>,
+    /// `patches`: fraction of a patch that neighbouring patches share (0 <= overlap < 1).
+    #[serde(default = "half")]
+    pub overlap: f64,
+    /// `patches`: how overlapping predictions are combined.
+    #[serde(default)]
+    pub blend: Blend,
+}
+
+fn axis_k() -> usize {
+    2
+}
+
+fn half() -> f64 {
+    0.5
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TilingMode {
+    /// One 2D image (a one-slice volume, e.g. an X-ray or a picture): classifiers.
+    Image,
+    /// Every slice across `axis`, in batches: 2D (or 2.5D) networks on 3D volumes.
+    Slices,
+    /// 3D patches with overlap, blended: 3D networks on volumes larger than their input.
+    Patches,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Blend {
+    /// Weights falling off from the patch centre (sigma = patch / 8), as MONAI's sliding window.
+    #[default]
+    Gaussian,
+    /// Every voxel of a patch counts the same.
+    Constant,
+}
+
+/// Intensity normalization, computed over the whole (resampled) volume.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Normalize {
+    #[serde(default)]
+    pub method: NormalizeMethod,
+    /// `zscore`: statistics of the non-zero voxels only.
+    #[serde(default)]
+    pub nonzero: bool,
+    /// `percentile`: the percentiles clipped to and scaled to [0, 1].
+    #[serde(default = "low_percentile")]
+    pub lower: f64,
+    #[serde(default = "high_percentile")]
+    pub upper: f64,
+    /// `scale`: value * scale + offset.
+    #[serde(default = "unit")]
+    pub scale: f64,
+    #[serde(default)]
+    pub offset: f64,
+}
+
+impl Default for Normalize {
+    fn default() -> Self {
+        Normalize {
+            method: NormalizeMethod::None,
+            nonzero: false,
+            lower: low_percentile(),
+            upper: high_percentile(),
+            scale: unit(),
+            offset: 0.0,
+        }
+    }
+}
+
+fn low_percentile() -> f64 {
+    0.5
+}
+
+fn high_percentile() -> f64 {
+    99.5
+}
+
+fn unit() -> f64 {
+    1.0
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NormalizeMethod {
+    /// The stored values as they are.
+    #[default]
+    None,
+    /// (v - mean) / std.
+    Zscore,
+    /// Clipped to the lower/upper percentiles, scaled to [0, 1].
+    Percentile,
+    /// Scaled so the minimum is 0 and the maximum 1.
+    Minmax,
+    /// v * scale + offset.
+    Scale,
+}
+
+/// How one output tensor becomes a port's value; what it becomes follows from the port's type: `mask`
+/// (foreground where the chosen channel wins, or above `threshold` for one channel), `labels` (the winning
+/// channel per voxel), `volume` (the chosen channel's probability) or `json` (class scores of an `image`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSpec {
+    /// The graph output's name.
+    pub tensor: String,
+    #[serde(default)]
+    pub activation: Activation,
+    /// The foreground channel (`mask`, `volume`); default: any channel but 0 for `mask`, the last for
+    /// `volume`.
+    #[serde(default)]
+    pub channel: Option<usize>,
+    /// One-channel outputs: foreground above this (after the activation).
+    #[serde(default = "half")]
+    pub threshold: f64,
+    /// `json`: names of the classes, in channel order.
+    #[serde(default)]
+    pub classes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    /// The network's outputs as they are (already probabilities, or raw scores).
+    #[default]
+    None,
+    /// Across channels.
+    Softmax,
+    /// Per channel.
+    Sigmoid,
+}
+
+impl ModelSpec {
+    /// The section from the manifest's `model:` value; the error names the field.
+    pub fn from_json(value: &serde_json::Value) -> Result<ModelSpec, String> {
+        let spec: ModelSpec =
+            serde_json::from_value(value.clone()).map_err(|e| format!("model: {e}"))?;
+        spec.check()?;
+        Ok(spec)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.sha256.len() != 64 || !self.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!(
+                "model.sha256 `{}` is not 64 hex digits",
+                self.sha256
+            ));
+        }
+        let t = &self.input.tiling;
+        if t.axis > 2 {
+            return Err(format!(
+                "model.input.tiling.axis {} is not 0, 1 or 2",
+                t.axis
+            ));
+        }
+        if t.batch == 0 {
+            return Err("model.input.tiling.batch must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&t.overlap) {
+            return Err(format!(
+                "model.input.tiling.overlap {} is outside 0..1",
+                t.overlap
+            ));
+        }
+        match (t.mode, self.input.layout) {
+            (TilingMode::Patches, Layout::Ncdhw) if t.patch.is_none_or(|p| p.contains(&0)) => {
+                return Err("model.input.tiling: patches need `patch: [i, j, k]` voxels".into());
+            }
+            (TilingMode::Patches, Layout::Ncdhw) => {}
+            (TilingMode::Patches, _) => {
+                return Err("model.input: 3D patches need layout ncdhw".into());
+            }
+            (_, Layout::Ncdhw) => {
+                return Err("model.input: layout ncdhw is for 3D patches".into());
+            }
+            _ => {}
+        }
+        if t.size.is_some_and(|s| s.contains(&0)) {
+            return Err("model.input.tiling.size has a zero".into());
+        }
+        if self.input.channels == 0 {
+            return Err("model.input.channels must be at least 1".into());
+        }
+        if t.context > 0 && self.input.channels != 2 * t.context + 1 {
+            return Err(format!(
+                "model.input: context {} gives {} channels, but channels is {}",
+                t.context,
+                2 * t.context + 1,
+                self.input.channels
+            ));
+        }
+        if let Some(s) = self.input.spacing {
+            if s.iter().any(|&v| v <= 0.0 || !v.is_finite()) {
+                return Err(format!("model.input.spacing {s:?} must be positive"));
+            }
+        }
+        if self.outputs.is_empty() {
+            return Err("model.outputs names no output port".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_slice_wise_section_and_names_bad_fields() {
+        let ok = serde_json::json!({
+            "file": "m.onnx", "sha256": "a".repeat(64),
+            "input": {"tensor": "image", "tiling": {"mode": "slices", "batch": 4, "size": [256, 256]},
+                      "normalize": {"method": "percentile"}},
+            "outputs": {"mask": {"tensor": "logits", "activation": "softmax"}}
+        });
+        let spec = ModelSpec::from_json(&ok).unwrap();
+        assert_eq!(spec.input.tiling.axis, 2);
+        assert_eq!(spec.input.normalize.upper, 99.5);
+        let mut bad = ok.clone();
+        bad["input"]["tiling"]["mode"] = "tiles".into();
+        assert!(ModelSpec::from_json(&bad).unwrap_err().contains("tiles"));
+        let mut bad = ok.clone();
+        bad["input"]["tiling"]["stride"] = 2.into();
+        assert!(ModelSpec::from_json(&bad).unwrap_err().contains("stride"));
+        let mut bad = ok.clone();
+        bad["input"]["tiling"]["mode"] = "patches".into();
+        assert!(ModelSpec::from_json(&bad).unwrap_err().contains("ncdhw"));
+        let mut bad = ok;
+        bad["sha256"] = "xyz".into();
+        assert!(ModelSpec::from_json(&bad).unwrap_err().contains("sha256"));
+    }
+}

@@ -1,0 +1,348 @@
+//! An ONNX model plugin as a voxflow step: the input volume resampled and normalized as its manifest says,
+//! cut into tensors, run through the shared session, and the outputs assembled, mapped back to the source
+//! grid and stored as masks, label maps, probability maps or class scores. The model's hash, the provider
+//! and the threads are recorded on every output.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+use voxflow_imaging::ops::{resample_onto, resample_to_spacing, Interpolation};
+use voxflow_imaging::{Geometry, Volume, VoxelData};
+use voxflow_plugin::manifest::{port_kind, PluginKind};
+use voxflow_plugin::Manifest;
+use voxflow_spec::types::{ArtifactKind, DataType};
+use voxflow_spec::{PortSpec, StepSignature, Value};
+use voxflow_steps::builtin::{read_volume, store_volume};
+use voxflow_steps::{PluginIdentity, Step, StepArgs, StepContext, StepError, StepOutputs};
+
+use crate::runtime::{Provider, RuntimeConfig};
+use crate::session::{shared_session, ModelSession};
+use crate::spec::ModelSpec;
+use crate::tiling::{run_tiled, Channels, TilingError};
+use crate::{values, OnnxError};
+
+/// Step parameters every ONNX plugin takes besides its manifest's.
+const PROVIDER_PARAM: &str = "provider";
+const THREADS_PARAM: &str = "threads";
+
+/// A loaded ONNX model plugin (the model itself is opened on first use).
+pub struct OnnxPlugin {
+    manifest: Manifest,
+    spec: ModelSpec,
+    model_path: PathBuf,
+    identity: PluginIdentity,
+    signature: StepSignature,
+    config: RuntimeConfig,
+    verified: OnceLock<Result<(), String>>,
+}
+
+impl OnnxPlugin {
+    /// Loads the plugin in `dir`: its `plugin.yaml` with a `model:` section; the model file's hash is checked
+    /// on first use.
+    pub fn load(dir: &Path, config: RuntimeConfig) -> Result<OnnxPlugin, OnnxError> {
+        let (manifest, dir) =
+            Manifest::load(dir).map_err(|e| OnnxError::Manifest(e.to_string()))?;
+        let bad = |message: String| OnnxError::Manifest(format!("{}: {message}", dir.display()));
+        if manifest.kind != PluginKind::Onnx {
+            return Err(bad("not an onnx plugin".into()));
+        }
+        let spec =
+            ModelSpec::from_json(manifest.model.as_ref().unwrap_or(&serde_json::Value::Null))
+                .map_err(bad)?;
+        let volume_inputs: Vec<_> = manifest.inputs.iter().filter(|p| !p.list).collect();
+        if manifest.inputs.len() != 1 || volume_inputs.len() != 1 {
+            return Err(bad("an onnx plugin takes exactly one input volume".into()));
+        }
+        for port in &manifest.outputs {
+            if !spec.outputs.contains_key(&port.name) {
+                return Err(bad(format!(
+                    "output `{}` has no entry under model.outputs",
+                    port.name
+                )));
+            }
+        }
+        if let Some(extra) = spec
+            .outputs
+            .keys()
+            .find(|k| !manifest.outputs.iter().any(|p| &p.name == *k))
+        {
+            return Err(bad(format!(
+                "model.outputs.{extra} is not an output port of the manifest"
+            )));
+        }
+        let mut signature = manifest.signature();
+        signature.params.push(PortSpec::optional(
+            PROVIDER_PARAM,
+            DataType::String,
+            Some(Value::String(config.provider.name().into())),
+            "where to run the model: cpu or cuda (the site's choice by default)",
+        ));
+        signature.params.push(PortSpec::optional(
+            THREADS_PARAM,
+            DataType::Integer,
+            Some(Value::Number(config.intra_threads as f64)),
+            "threads inside each operator",
+        ));
+        Ok(OnnxPlugin {
+            identity: PluginIdentity {
+                name: manifest.step_name(),
+                version: manifest.version.clone(),
+                sha256: spec.sha256.to_lowercase(),
+            },
+            model_path: dir.join(&spec.file),
+            signature,
+            spec,
+            manifest,
+            config,
+            verified: OnceLock::new(),
+        })
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    pub fn model_path(&self) -> &Path {
+        &self.model_path
+    }
+
+    /// The model file, checked once against the manifest's sha256.
+    fn verify_model(&self) -> Result<(), StepError> {
+        self.verified
+            .get_or_init(|| {
+                let bytes = std::fs::read(&self.model_path).map_err(|e| {
+                    format!(
+                        "plugin {}: cannot read its model {}: {e}",
+                        self.identity.name,
+                        self.model_path.display()
+                    )
+                })?;
+                let found = hex::encode(Sha256::digest(&bytes));
+                if found != self.identity.sha256 {
+                    return Err(format!(
+                        "plugin {}: model {} has sha256 {found}, but plugin.yaml pins {}",
+                        self.identity.name,
+                        self.model_path.display(),
+                        self.identity.sha256
+                    ));
+                }
+                Ok(())
+            })
+            .clone()
+            .map_err(StepError::Failed)
+    }
+
+    /// The session for this step's provider and threads.
+    fn session(&self, args: &StepArgs) -> Result<Arc<ModelSession>, StepError> {
+        let mut config = self.config.clone();
+        if let Some(p) = args.params.get(PROVIDER_PARAM) {
+            let name = p.as_str().unwrap_or_default();
+            config.provider = Provider::parse(name).ok_or_else(|| StepError::BadArgument {
+                field: PROVIDER_PARAM.into(),
+                message: format!("`{name}` is not cpu or cuda"),
+            })?;
+        }
+        if let Some(t) = args.params.get(THREADS_PARAM) {
+            config.intra_threads = t
+                .as_f64()
+                .filter(|&n| n.fract() == 0.0 && (1.0..=1024.0).contains(&n))
+                .ok_or_else(|| StepError::BadArgument {
+                    field: THREADS_PARAM.into(),
+                    message: format!("{t:?} is not a thread count"),
+                })? as usize;
+        }
+        self.verify_model()?;
+        shared_session(&self.model_path, &self.identity.sha256, &config)
+            .map_err(|e| StepError::Failed(format!("plugin {}: {e}", self.identity.name)))
+    }
+
+    /// Runs the model on a volume: each output port's channels, on the volume's own grid.
+    pub fn infer(
+        &self,
+        session: &ModelSession,
+        volume: &Volume,
+        cancel: &dyn Fn() -> Result<(), StepError>,
+    ) -> Result<(Vec<(String, Channels)>, usize), StepError> {
+        let name = &self.identity.name;
+        let input = &self.spec.input;
+        let working = match input.spacing {
+            Some(spacing) => resample_to_spacing(volume, spacing, Interpolation::Linear),
+            None => volume.clone(),
+        };
+        let mut voxels = working.data.to_f32();
+        values::normalize(&mut voxels, &input.normalize);
+        let ports: Vec<&String> = self.spec.outputs.keys().collect();
+        let tensors: Vec<String> = ports
+            .iter()
+            .map(|p| self.spec.outputs[*p].tensor.clone())
+            .collect();
+        let mut runs = 0;
+        let assembled = run_tiled(
+            &voxels,
+            working.geometry.dims,
+            input,
+            tensors.len(),
+            |tensor| {
+                cancel()?;
+                runs += 1;
+                session
+                    .run(&input.tensor, &tensor, &tensors)
+                    .map_err(|e| StepError::Failed(format!("plugin {name}: {e}")))
+            },
+        )
+        .map_err(|e| match e {
+            TilingError::Network(e) => e,
+            TilingError::Shape(m) => StepError::Failed(format!("plugin {name}: {m}")),
+        })?;
+        let mut out = Vec::new();
+        for (port, mut channels) in ports.into_iter().zip(assembled) {
+            values::activate(&mut channels, self.spec.outputs[port].activation);
+            if input.spacing.is_some() && channels.dims != [1, 1, 1] {
+                channels = back_to(&channels, &working.geometry, &volume.geometry);
+            }
+            out.push((port.clone(), channels));
+        }
+        Ok((out, runs))
+    }
+}
+
+/// Resamples every channel from the working grid back onto the source grid (linear, then decided there).
+fn back_to(channels: &Channels, working: &Geometry, source: &Geometry) -> Channels {
+    let mut out = Channels::zeros(source.dims, channels.count);
+    let n = out.voxels();
+    for c in 0..channels.count {
+        let v = Volume {
+            geometry: working.clone(),
+            data: VoxelData::F32(channels.channel(c).to_vec()),
+        };
+        let back = resample_onto(&v, source, Interpolation::Linear)
+            .data
+            .to_f32();
+        out.data[c * n..(c + 1) * n].copy_from_slice(&back);
+    }
+    out
+}
+
+impl Step for OnnxPlugin {
+    fn signature(&self) -> &StepSignature {
+        &self.signature
+    }
+
+    fn identity(&self) -> &PluginIdentity {
+        &self.identity
+    }
+
+    fn run(&self, ctx: &StepContext<'_>, args: &StepArgs) -> Result<StepOutputs, StepError> {
+        let name = &self.identity.name;
+        let own: BTreeMap<String, Value> = args
+            .params
+            .iter()
+            .filter(|(k, _)| *k != PROVIDER_PARAM && *k != THREADS_PARAM)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        self.manifest
+            .checked_params(&own)
+            .map_err(|message| StepError::BadArgument {
+                field: "with".into(),
+                message,
+            })?;
+        let port = &self.manifest.inputs[0];
+        let Some(Value::Artifact(input)) = args.inputs.get(&port.name) else {
+            return Err(StepError::BadArgument {
+                field: port.name.clone(),
+                message: "expects a volume artifact".into(),
+            });
+        };
+        let volume = read_volume(ctx, &input.artifact, &port.name)?;
+        let session = self.session(args)?;
+        let started = Instant::now();
+        let (outputs, runs) = self.infer(&session, &volume, &|| ctx.check_cancelled())?;
+        let provenance = serde_json::json!({
+            "model_sha256": self.identity.sha256,
+            "provider": session.provider,
+            "intra_threads": session.intra_threads,
+            "library": crate::runtime::loaded_library(),
+            "runs": runs,
+        });
+        ctx.log(format!(
+            "onnx: {name} model sha256 {} on {} with {} threads, {runs} runs in {:.0} ms",
+            self.identity.sha256,
+            session.provider.name(),
+            session.intra_threads,
+            started.elapsed().as_secs_f64() * 1000.0
+        ));
+        let mut stored = StepOutputs::new();
+        for (port_name, channels) in outputs {
+            let decl = self
+                .manifest
+                .outputs
+                .iter()
+                .find(|p| p.name == port_name)
+                .ok_or_else(|| StepError::Failed(format!("no output port `{port_name}`")))?;
+            let spec = &self.spec.outputs[&port_name];
+            let kind = port_kind(&decl.ty).unwrap_or(ArtifactKind::File);
+            let as_volume = |data: VoxelData| -> Result<Volume, StepError> {
+                if channels.dims != volume.geometry.dims {
+                    return Err(StepError::Failed(format!(
+                        "plugin {name}: output `{port_name}` is scores, not a map; declare the port as json"
+                    )));
+                }
+                Ok(Volume {
+                    geometry: volume.geometry.clone(),
+                    data,
+                })
+            };
+            let mut artifact = match decl.ty.as_str() {
+                "mask" => store_volume(
+                    ctx,
+                    &as_volume(VoxelData::U8(values::mask(&channels, spec)))?,
+                    kind,
+                    &format!("{port_name}.nii.gz"),
+                )?,
+                "labels" => {
+                    let labels = values::argmax(&channels)
+                        .into_iter()
+                        .map(|c| c.min(255) as u8);
+                    store_volume(
+                        ctx,
+                        &as_volume(VoxelData::U8(labels.collect()))?,
+                        kind,
+                        &format!("{port_name}.nii.gz"),
+                    )?
+                }
+                "volume" => {
+                    let c = spec
+                        .channel
+                        .unwrap_or(channels.count - 1)
+                        .min(channels.count - 1);
+                    store_volume(
+                        ctx,
+                        &as_volume(VoxelData::F32(channels.channel(c).to_vec()))?,
+                        kind,
+                        &format!("{port_name}.nii.gz"),
+                    )?
+                }
+                "json" => {
+                    let json = values::scores_json(&channels, spec);
+                    ctx.artifacts.put_bytes(
+                        json.to_string().as_bytes(),
+                        ArtifactKind::Json,
+                        None,
+                        Some(&format!("{port_name}.json")),
+                    )?
+                }
+                other => {
+                    return Err(StepError::Failed(format!(
+                    "plugin {name}: output `{port_name}` of type {other} cannot come from a model"
+                )))
+                }
+            };
+            artifact.metadata = Some(serde_json::json!({ "onnx": provenance }));
+            stored.insert(port_name, Value::artifact(artifact));
+        }
+        Ok(stored)
+    }
+}

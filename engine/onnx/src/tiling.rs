@@ -1,0 +1,545 @@
+//! From a volume's voxels to the network's input tensors and back: whole images, 2D/2.5D slices in
+//! batches (resized if the network wants another size), or 3D patches with overlap blended by Gaussian or
+//! constant weights. Pure computation; the network itself is a closure, so this is tested without a model.
+
+use crate::spec::{Blend, InputSpec, Layout, TilingMode};
+
+/// Values with several channels on a voxel grid: channel-major, then k, j, i (i fastest).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Channels {
+    pub dims: [usize; 3],
+    pub count: usize,
+    pub data: Vec<f32>,
+}
+
+impl Channels {
+    pub fn zeros(dims: [usize; 3], count: usize) -> Channels {
+        Channels {
+            dims,
+            count,
+            data: vec![0.0; count * dims.iter().product::<usize>()],
+        }
+    }
+    pub fn voxels(&self) -> usize {
+        self.dims.iter().product()
+    }
+    pub fn channel(&self, c: usize) -> &[f32] {
+        let n = self.voxels();
+        &self.data[c * n..(c + 1) * n]
+    }
+}
+
+/// One tensor a network returned: its shape and values (row-major).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+/// Why tiling could not go on: the network's answer did not fit, or the closure failed.
+#[derive(Debug)]
+pub enum TilingError<E> {
+    Shape(String),
+    Network(E),
+}
+
+/// Runs `network` over `values` (on a grid of `dims`) as `spec` says and assembles each of its output
+/// tensors (in the order the closure returns them) into channels on the same grid. Classifier outputs
+/// (`[N, K]`) come back as K channels on a 1x1x1 grid.
+pub fn run_tiled<E>(
+    values: &[f32],
+    dims: [usize; 3],
+    spec: &InputSpec,
+    outputs: usize,
+    mut network: impl FnMut(Tensor) -> Result<Vec<Tensor>, E>,
+) -> Result<Vec<Channels>, TilingError<E>> {
+    match spec.tiling.mode {
+        TilingMode::Image | TilingMode::Slices => {
+            let axis = if spec.tiling.mode == TilingMode::Image {
+                2
+            } else {
+                spec.tiling.axis
+            };
+            slices(values, dims, axis, spec, outputs, &mut network)
+        }
+        TilingMode::Patches => patches(values, dims, spec, outputs, &mut network),
+    }
+}
+
+/// Plane axes (columns, rows) of a slice across `axis`: the same convention as the PNG and slice views.
+fn plane_axes(axis: usize) -> (usize, usize) {
+    match axis {
+        0 => (1, 2),
+        1 => (0, 2),
+        _ => (0, 1),
+    }
+}
+
+fn flat(dims: [usize; 3], ijk: [usize; 3]) -> usize {
+    ijk[0] + dims[0] * (ijk[1] + dims[1] * ijk[2])
+}
+
+fn slices<E>(
+    values: &[f32],
+    dims: [usize; 3],
+    axis: usize,
+    spec: &InputSpec,
+    outputs: usize,
+    network: &mut impl FnMut(Tensor) -> Result<Vec<Tensor>, E>,
+) -> Result<Vec<Channels>, TilingError<E>> {
+    let (u, v) = plane_axes(axis);
+    let (w, h) = (dims[u], dims[v]);
+    let [tw, th] = spec.tiling.size.unwrap_or([w, h]);
+    let context = spec.tiling.context;
+    let channels = spec.channels.max(1);
+    let count = dims[axis];
+    let plane = |index: usize| -> Vec<f32> {
+        let mut out = Vec::with_capacity(w * h);
+        for b in 0..h {
+            for a in 0..w {
+                let mut ijk = [0; 3];
+                ijk[axis] = index;
+                ijk[u] = a;
+                ijk[v] = b;
+                out.push(values[flat(dims, ijk)]);
+            }
+        }
+        if (tw, th) == (w, h) {
+            out
+        } else {
+            resize_bilinear(&out, w, h, tw, th)
+        }
+    };
+    let mut assembled: Vec<Option<Channels>> = vec![None; outputs];
+    let batch = spec.tiling.batch.max(1);
+    let mut start = 0;
+    while start < count {
+        let n = batch.min(count - start);
+        let mut data = Vec::with_capacity(n * channels * tw * th);
+        let mut planes = Vec::with_capacity(channels);
+        for s in start..start + n {
+            planes.clear();
+            for c in 0..channels {
+                let index = if context > 0 {
+                    (s + c).saturating_sub(context).min(count - 1)
+                } else {
+                    s
+                };
+                planes.push(plane(index));
+            }
+            match spec.layout {
+                Layout::Nhwc => {
+                    for p in 0..tw * th {
+                        for pl in &planes {
+                            data.push(pl[p]);
+                        }
+                    }
+                }
+                _ => planes.iter().for_each(|pl| data.extend_from_slice(pl)),
+            }
+        }
+        let shape = match spec.layout {
+            Layout::Nhwc => vec![n, th, tw, channels],
+            _ => vec![n, channels, th, tw],
+        };
+        let returned = network(Tensor { shape, data }).map_err(TilingError::Network)?;
+        if returned.len() != outputs {
+            return Err(TilingError::Shape(format!(
+                "the network returned {} tensors, expected {outputs}",
+                returned.len()
+            )));
+        }
+        for (slot, tensor) in assembled.iter_mut().zip(returned) {
+            place_slices(slot, tensor, n, start, dims, axis, spec.layout)?;
+        }
+        start += n;
+    }
+    Ok(assembled.into_iter().flatten().collect())
+}
+
+/// Writes one batch's output (`[n, K]` scores, or `[n, K, H', W']` / `[n, H', W', K]` maps) into the
+/// assembled channels, resizing maps back to the slice's size.
+fn place_slices<E>(
+    slot: &mut Option<Channels>,
+    tensor: Tensor,
+    n: usize,
+    start: usize,
+    dims: [usize; 3],
+    axis: usize,
+    layout: Layout,
+) -> Result<(), TilingError<E>> {
+    let shape = &tensor.shape;
+    if shape.first() != Some(&n) || tensor.data.len() != shape.iter().product::<usize>() {
+        return Err(TilingError::Shape(format!(
+            "an output of shape {shape:?} does not hold {n} results"
+        )));
+    }
+    if shape.len() == 2 {
+        // Scores per image: only one image (a classifier) has a place to go.
+        if dims[axis] != 1 {
+            return Err(TilingError::Shape(format!(
+                "the network returns scores {shape:?}, not a map, for a volume of {} slices",
+                dims[axis]
+            )));
+        }
+        *slot = Some(Channels {
+            dims: [1, 1, 1],
+            count: shape[1],
+            data: tensor.data,
+        });
+        return Ok(());
+    }
+    if shape.len() != 4 {
+        return Err(TilingError::Shape(format!(
+            "an output of shape {shape:?} is neither scores [N, K] nor a 2D map"
+        )));
+    }
+    let (k, oh, ow) = match layout {
+        Layout::Nhwc => (shape[3], shape[1], shape[2]),
+        _ => (shape[1], shape[2], shape[3]),
+    };
+    let (u, v) = plane_axes(axis);
+    let (w, h) = (dims[u], dims[v]);
+    let out = slot.get_or_insert_with(|| Channels::zeros(dims, k));
+    if out.count != k {
+        return Err(TilingError::Shape(format!(
+            "the network returned {k} channels after {} before",
+            out.count
+        )));
+    }
+    let voxels = out.voxels();
+    for b in 0..n {
+        for c in 0..k {
+            let map: Vec<f32> = (0..oh * ow)
+                .map(|p| match layout {
+                    Layout::Nhwc => tensor.data[(b * oh * ow + p) * k + c],
+                    _ => tensor.data[(b * k + c) * oh * ow + p],
+                })
+                .collect();
+            let map = if (ow, oh) == (w, h) {
+                map
+            } else {
+                resize_bilinear(&map, ow, oh, w, h)
+            };
+            for row in 0..h {
+                for col in 0..w {
+                    let mut ijk = [0; 3];
+                    ijk[axis] = start + b;
+                    ijk[u] = col;
+                    ijk[v] = row;
+                    out.data[c * voxels + flat(dims, ijk)] = map[row * w + col];
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Bilinear resize of a row-major `w` x `h` picture to `nw` x `nh` (pixel centres aligned, as PyTorch's
+/// `align_corners=False`; edges clamped).
+pub fn resize_bilinear(src: &[f32], w: usize, h: usize, nw: usize, nh: usize) -> Vec<f32> {
+    let coords = |n: usize, from: usize| -> Vec<(usize, usize, f32)> {
+        let scale = from as f64 / n as f64;
+        (0..n)
+            .map(|x| {
+                let s = ((x as f64 + 0.5) * scale - 0.5).clamp(0.0, (from - 1) as f64);
+                let lo = s.floor() as usize;
+                (lo, (lo + 1).min(from - 1), (s - lo as f64) as f32)
+            })
+            .collect()
+    };
+    let (xs, ys) = (coords(nw, w), coords(nh, h));
+    let mut out = Vec::with_capacity(nw * nh);
+    for &(y0, y1, fy) in &ys {
+        for &(x0, x1, fx) in &xs {
+            let top = src[y0 * w + x0] * (1.0 - fx) + src[y0 * w + x1] * fx;
+            let bottom = src[y1 * w + x0] * (1.0 - fx) + src[y1 * w + x1] * fx;
+            out.push(top * (1.0 - fy) + bottom * fy);
+        }
+    }
+    out
+}
+
+/// Patch starts along one axis: every `step` voxels, the last patch flush with the end.
+pub fn patch_starts(dim: usize, patch: usize, overlap: f64) -> Vec<usize> {
+    if dim <= patch {
+        return vec![0];
+    }
+    let step = ((patch as f64 * (1.0 - overlap)).round() as usize).max(1);
+    let mut starts: Vec<usize> = (0..)
+        .map(|n| n * step)
+        .take_while(|&s| s + patch < dim)
+        .collect();
+    starts.push(dim - patch);
+    starts.dedup();
+    starts
+}
+
+/// Per-axis weights of a patch: a Gaussian with sigma = size / 8 around the centre, or all ones.
+fn blend_weights(size: usize, blend: Blend) -> Vec<f32> {
+    match blend {
+        Blend::Constant => vec![1.0; size],
+        Blend::Gaussian => {
+            let sigma = (size as f64 * 0.125).max(1e-3);
+            let centre = (size as f64 - 1.0) / 2.0;
+            (0..size)
+                .map(|i| {
+                    let d = i as f64 - centre;
+                    // Never exactly zero, so every voxel has weight (MONAI clamps the same way).
+                    ((-d * d / (2.0 * sigma * sigma)).exp() as f32).max(1e-3)
+                })
+                .collect()
+        }
+    }
+}
+
+fn patches<E>(
+    values: &[f32],
+    dims: [usize; 3],
+    spec: &InputSpec,
+    outputs: usize,
+    network: &mut impl FnMut(Tensor) -> Result<Vec<Tensor>, E>,
+) -> Result<Vec<Channels>, TilingError<E>> {
+    let patch = spec.tiling.patch.unwrap_or(dims);
+    // Axes shorter than the patch are padded with zeros (and cropped back at the end).
+    let padded: [usize; 3] = std::array::from_fn(|a| dims[a].max(patch[a]));
+    let starts: [Vec<usize>; 3] =
+        std::array::from_fn(|a| patch_starts(padded[a], patch[a], spec.tiling.overlap));
+    let weights: [Vec<f32>; 3] =
+        std::array::from_fn(|a| blend_weights(patch[a], spec.tiling.blend));
+    let channels = spec.channels.max(1);
+    let mut corners = Vec::new();
+    for &k in &starts[2] {
+        for &j in &starts[1] {
+            for &i in &starts[0] {
+                corners.push([i, j, k]);
+            }
+        }
+    }
+    let patch_voxels: usize = patch.iter().product();
+    let mut sums: Vec<Option<Channels>> = vec![None; outputs];
+    let mut weight_sum = vec![0f32; padded.iter().product()];
+    for group in corners.chunks(spec.tiling.batch.max(1)) {
+        let mut data = Vec::with_capacity(group.len() * channels * patch_voxels);
+        for corner in group {
+            let mut one = Vec::with_capacity(patch_voxels);
+            for k in 0..patch[2] {
+                for j in 0..patch[1] {
+                    for i in 0..patch[0] {
+                        let at = [corner[0] + i, corner[1] + j, corner[2] + k];
+                        let inside = (0..3).all(|a| at[a] < dims[a]);
+                        one.push(if inside { values[flat(dims, at)] } else { 0.0 });
+                    }
+                }
+            }
+            for _ in 0..channels {
+                data.extend_from_slice(&one);
+            }
+        }
+        let shape = vec![group.len(), channels, patch[2], patch[1], patch[0]];
+        let returned = network(Tensor { shape, data }).map_err(TilingError::Network)?;
+        if returned.len() != outputs {
+            return Err(TilingError::Shape(format!(
+                "the network returned {} tensors, expected {outputs}",
+                returned.len()
+            )));
+        }
+        for (slot, tensor) in sums.iter_mut().zip(returned) {
+            let s = &tensor.shape;
+            let fits = s.len() == 5
+                && s[0] == group.len()
+                && s[2..] == [patch[2], patch[1], patch[0]]
+                && tensor.data.len() == s.iter().product::<usize>();
+            if !fits {
+                return Err(TilingError::Shape(format!(
+                    "an output of shape {s:?} is not {} maps of the patch size {:?} (k, j, i)",
+                    group.len(),
+                    [patch[2], patch[1], patch[0]]
+                )));
+            }
+            let k_out = s[1];
+            let sum = slot.get_or_insert_with(|| Channels::zeros(padded, k_out));
+            let voxels = sum.voxels();
+            for (b, corner) in group.iter().enumerate() {
+                for c in 0..k_out {
+                    let base = (b * k_out + c) * patch_voxels;
+                    let mut p = 0;
+                    for k in 0..patch[2] {
+                        for j in 0..patch[1] {
+                            let wjk = weights[2][k] * weights[1][j];
+                            let row = c * voxels
+                                + flat(padded, [corner[0], corner[1] + j, corner[2] + k]);
+                            let predicted = &tensor.data[base + p..base + p + patch[0]];
+                            let target = &mut sum.data[row..row + patch[0]];
+                            for ((t, &v), &wi) in target.iter_mut().zip(predicted).zip(&weights[0])
+                            {
+                                *t += v * wjk * wi;
+                            }
+                            p += patch[0];
+                        }
+                    }
+                }
+            }
+        }
+        for corner in group {
+            for k in 0..patch[2] {
+                for j in 0..patch[1] {
+                    let wjk = weights[2][k] * weights[1][j];
+                    let row = flat(padded, [corner[0], corner[1] + j, corner[2] + k]);
+                    for i in 0..patch[0] {
+                        weight_sum[row + i] += wjk * weights[0][i];
+                    }
+                }
+            }
+        }
+    }
+    Ok(sums
+        .into_iter()
+        .flatten()
+        .map(|sum| {
+            let voxels = sum.voxels();
+            let mut out = Channels::zeros(dims, sum.count);
+            let out_voxels = out.voxels();
+            for c in 0..sum.count {
+                for k in 0..dims[2] {
+                    for j in 0..dims[1] {
+                        for i in 0..dims[0] {
+                            let from = flat(padded, [i, j, k]);
+                            out.data[c * out_voxels + flat(dims, [i, j, k])] =
+                                sum.data[c * voxels + from] / weight_sum[from];
+                        }
+                    }
+                }
+            }
+            out
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{Normalize, Tiling};
+
+    fn spec(mode: TilingMode, layout: Layout) -> InputSpec {
+        InputSpec {
+            tensor: "x".into(),
+            layout,
+            tiling: Tiling {
+                mode,
+                axis: 2,
+                batch: 3,
+                context: 0,
+                size: None,
+                patch: Some([4, 3, 2]),
+                overlap: 0.5,
+                blend: Blend::Gaussian,
+            },
+            spacing: None,
+            normalize: Normalize::default(),
+            channels: 1,
+        }
+    }
+
+    fn ramp(dims: [usize; 3]) -> Vec<f32> {
+        (0..dims.iter().product::<usize>())
+            .map(|v| v as f32)
+            .collect()
+    }
+
+    #[test]
+    fn slices_round_trip_through_an_identity_network() {
+        let dims = [5, 4, 7];
+        let values = ramp(dims);
+        for axis in 0..3 {
+            for layout in [Layout::Nchw, Layout::Nhwc] {
+                let mut s = spec(TilingMode::Slices, layout);
+                s.tiling.axis = axis;
+                let mut calls = 0;
+                let out = run_tiled(&values, dims, &s, 1, |t| {
+                    calls += 1;
+                    Ok::<_, ()>(vec![t])
+                })
+                .unwrap();
+                assert_eq!(out[0].data, values, "axis {axis} {layout:?}");
+                assert_eq!(calls, dims[axis].div_ceil(3));
+            }
+        }
+    }
+
+    #[test]
+    fn context_slices_are_channels_clamped_at_the_ends() {
+        let dims = [2, 1, 3];
+        let values = ramp(dims);
+        let mut s = spec(TilingMode::Slices, Layout::Nchw);
+        s.tiling.context = 1;
+        s.channels = 3;
+        s.tiling.batch = 1;
+        let mut seen = Vec::new();
+        run_tiled(&values, dims, &s, 1, |t| {
+            seen.push(t.data.clone());
+            // Return the middle channel only.
+            Ok::<_, ()>(vec![Tensor {
+                shape: vec![1, 1, 1, 2],
+                data: t.data[2..4].to_vec(),
+            }])
+        })
+        .unwrap();
+        assert_eq!(seen[0], vec![0.0, 1.0, 0.0, 1.0, 2.0, 3.0]);
+        assert_eq!(seen[2], vec![2.0, 3.0, 4.0, 5.0, 4.0, 5.0]);
+    }
+
+    #[test]
+    fn patches_cover_every_voxel_and_blend_back_exactly() {
+        // An identity network: blending identical predictions gives the input back, whatever the weights.
+        let dims = [9, 5, 3];
+        let values = ramp(dims);
+        for blend in [Blend::Gaussian, Blend::Constant] {
+            let mut s = spec(TilingMode::Patches, Layout::Ncdhw);
+            s.tiling.blend = blend;
+            let out = run_tiled(&values, dims, &s, 1, |t| Ok::<_, ()>(vec![t])).unwrap();
+            for (a, b) in out[0].data.iter().zip(&values) {
+                assert!((a - b).abs() < 1e-3 * b.max(1.0), "{a} vs {b}");
+            }
+        }
+        assert_eq!(patch_starts(9, 4, 0.5), vec![0, 2, 4, 5]);
+        assert_eq!(patch_starts(3, 4, 0.5), vec![0]);
+    }
+
+    #[test]
+    fn a_short_axis_is_padded_and_cropped_back() {
+        let dims = [3, 3, 1];
+        let values = ramp(dims);
+        let s = spec(TilingMode::Patches, Layout::Ncdhw);
+        let out = run_tiled(&values, dims, &s, 1, |t| {
+            assert_eq!(t.shape, vec![1, 1, 2, 3, 4]);
+            Ok::<_, ()>(vec![t])
+        })
+        .unwrap();
+        assert_eq!(out[0].dims, dims);
+        for (a, b) in out[0].data.iter().zip(&values) {
+            assert!((a - b).abs() < 1e-5 * b.max(1.0), "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn wrong_output_shapes_are_errors() {
+        let dims = [4, 4, 2];
+        let s = spec(TilingMode::Slices, Layout::Nchw);
+        let e = run_tiled(&ramp(dims), dims, &s, 1, |_| {
+            Ok::<_, ()>(vec![Tensor {
+                shape: vec![2, 3],
+                data: vec![0.0; 6],
+            }])
+        })
+        .unwrap_err();
+        assert!(matches!(e, TilingError::Shape(m) if m.contains("scores")));
+    }
+
+    #[test]
+    fn bilinear_resize_keeps_constants_and_ramps() {
+        assert_eq!(resize_bilinear(&[2.0; 6], 3, 2, 5, 4), vec![2.0; 20]);
+        let up = resize_bilinear(&[0.0, 1.0], 2, 1, 4, 1);
+        assert_eq!(up, vec![0.0, 0.25, 0.75, 1.0]);
+    }
+}
