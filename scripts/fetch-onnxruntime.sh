@@ -2,8 +2,8 @@
 # Fetches ONNX Runtime's shared library (CPU build) from its PyPI wheel: the `ort` crate loads it at run time
 # (load-dynamic), so nothing is downloaded while building and an offline hospital can ship the file itself.
 # usage: scripts/fetch-onnxruntime.sh [DEST_DIR]   (default target/onnxruntime; prints the library's path)
-# voxflow finds it through --onnxruntime / VOXFLOW_ONNXRUNTIME, or beside the voxflow binary; inside this
-# repository .cargo/config.toml points cargo-run commands and tests at target/onnxruntime.
+# voxflow finds it through --onnxruntime / VOXFLOW_ONNXRUNTIME, or beside the voxflow binary; binaries built
+# in this repository (and the tests) also look in target/onnxruntime/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 version=1.31.1

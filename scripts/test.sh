@@ -8,8 +8,11 @@ cd "$(dirname "$0")/.."
 scripts/install-build-deps.sh
 # The WebAssembly plugins the tests build (voxflow plugin build) need this target.
 command -v rustup >/dev/null 2>&1 && rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
-# ONNX Runtime's library (from its PyPI wheel) for the model steps; the tests find it through .cargo/config.toml.
+# ONNX Runtime's library (from its PyPI wheel) for the model steps, into target/onnxruntime/ where the
+# binaries of this build tree (and the tests) look for it.
 scripts/fetch-onnxruntime.sh >/dev/null
+# The third-party TAPS prostate model (lavlab-taps on PyPI), which plugins/taps-prostate describes.
+scripts/fetch-taps-model.sh >/dev/null
 # Reference values from independent readers and from ONNX Runtime's Python API, on the real test data.
 data=${VOXFLOW_TESTDATA:-../shared/data}
 if [ -d "$data" ]; then

@@ -556,3 +556,62 @@ fn a_workflow_can_tighten_a_plugins_memory_cap_but_not_loosen_it() {
         error("generous")
     );
 }
+
+/// The shipped workflows/prostate-taps.yaml: the TAPS ONNX model, then the mask-cleanup plugin, a DICOM SEG,
+/// NIfTI and an overlay, on the ProstateX T2 series.
+#[test]
+fn taps_prostate_workflow_on_a_real_series() {
+    let Some(plugins) = plugins_dir() else { return };
+    let model = repo().join("plugins/taps-prostate/model_v1.onnx");
+    if !model.is_file() {
+        eprintln!("SKIPPED: the TAPS model is absent (scripts/fetch-taps-model.sh)");
+        return;
+    }
+    if let Err(e) = voxflow_onnx::runtime::locate(None) {
+        eprintln!("SKIPPED: {e}");
+        return;
+    }
+    let Some(study) = testdata("prostate/prostatex") else {
+        return;
+    };
+    // The plugin's manifest, next to the test's WebAssembly plugins, naming the fetched model in place.
+    let taps = plugins.join("taps-prostate");
+    std::fs::create_dir_all(&taps).unwrap();
+    let manifest = std::fs::read_to_string(repo().join("plugins/taps-prostate/plugin.yaml"))
+        .unwrap()
+        .replace("file: model_v1.onnx", &format!("file: {}", model.display()));
+    std::fs::write(taps.join("plugin.yaml"), manifest).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = run_on_study(
+        dir.path(),
+        plugins,
+        &study,
+        &std::fs::read_to_string(repo().join("workflows/prostate-taps.yaml")).unwrap(),
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("report.json")).unwrap()).unwrap();
+    let millilitres = report["volume_after_mm3"].as_f64().unwrap() / 1000.0;
+    // `taps segment` itself gives 40.1 mL on this series.
+    assert!((30.0..=50.0).contains(&millilitres), "{report}");
+    assert_eq!(report["components_before"], 1, "{report}");
+    for file in [
+        "seg.dcm",
+        "mask.nii.gz",
+        "overlay.png",
+        "probability.nii.gz",
+    ] {
+        assert!(out_dir.join(file).is_file(), "{file} missing");
+    }
+    let record = last_run(dir.path());
+    let taps_step = record["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step_id"] == "taps")
+        .unwrap();
+    assert_eq!(taps_step["plugin"], "onnx/taps-prostate");
+    assert_eq!(
+        taps_step["plugin_hash"],
+        "1e39be9d19f6f71810cb0931a7fe895441cfd318d6002730c918ee99b9d79b91"
+    );
+}

@@ -120,8 +120,11 @@ pub fn threshold(volume: &Volume, lower: Option<f64>, upper: Option<f64>, label:
 pub enum Interpolation {
     /// For label maps and masks.
     Nearest,
-    /// Trilinear, for images.
+    /// Trilinear, for images; points past the volume's edge read as 0.
     Linear,
+    /// Trilinear; points past the edge take the value at the edge (MONAI's and ITK's "border" padding),
+    /// for resampling an image onto a grid that reaches slightly past it.
+    LinearBorder,
 }
 
 /// Resamples to a new spacing over the same physical extent (same origin and direction). Linear results
@@ -186,13 +189,16 @@ pub fn resample_onto(volume: &Volume, target: &Geometry, interpolation: Interpol
                 ];
                 out.push(match interpolation {
                     Interpolation::Nearest => sample_nearest(volume, c),
-                    Interpolation::Linear => sample_linear(volume, c),
+                    Interpolation::Linear => sample_linear(volume, c, false),
+                    Interpolation::LinearBorder => sample_linear(volume, c, true),
                 });
             }
         }
     }
     let data = match (interpolation, &volume.data) {
-        (Interpolation::Linear, _) => VoxelData::F32(out.iter().map(|&v| v as f32).collect()),
+        (Interpolation::Linear | Interpolation::LinearBorder, _) => {
+            VoxelData::F32(out.iter().map(|&v| v as f32).collect())
+        }
         (Interpolation::Nearest, VoxelData::U8(_)) => {
             VoxelData::U8(out.iter().map(|&v| v as u8).collect())
         }
@@ -225,12 +231,13 @@ fn sample_nearest(v: &Volume, c: [f64; 3]) -> f64 {
     v.get_f64(idx[0] as usize, idx[1] as usize, idx[2] as usize)
 }
 
-fn sample_linear(v: &Volume, c: [f64; 3]) -> f64 {
+fn sample_linear(v: &Volume, c: [f64; 3], border: bool) -> f64 {
     let d = v.geometry.dims;
     let eps = 1e-6;
-    if (0..3).any(|a| c[a] < -eps || c[a] > (d[a] - 1) as f64 + eps) {
+    if !border && (0..3).any(|a| c[a] < -eps || c[a] > (d[a] - 1) as f64 + eps) {
         return 0.0;
     }
+    let c: [f64; 3] = std::array::from_fn(|a| c[a].clamp(0.0, (d[a] - 1) as f64));
     let base: Vec<usize> = (0..3)
         .map(|a| (c[a].max(0.0).floor() as usize).min(d[a].saturating_sub(1)))
         .collect();
@@ -501,6 +508,12 @@ mod tests {
         let coarse = resample_to_spacing(&labels, [2.0, 4.0, 6.0], Interpolation::Nearest);
         assert!(matches!(coarse.data, VoxelData::U8(_)));
         assert_eq!(coarse.dims(), [2, 2, 2]);
+        // A finer grid's last sample lies past the last voxel centre: 0 plain, the edge value with border.
+        let past = resample_to_spacing(&v, [0.5, 2.0, 3.0], Interpolation::Linear);
+        let border = resample_to_spacing(&v, [0.5, 2.0, 3.0], Interpolation::LinearBorder);
+        assert_eq!(past.get_f64(7, 1, 1), 0.0);
+        assert_eq!(border.get_f64(7, 1, 1), v.get_f64(3, 1, 1));
+        assert_eq!(border.get_f64(1, 1, 1), past.get_f64(1, 1, 1));
     }
 
     #[test]

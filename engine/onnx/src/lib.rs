@@ -2,6 +2,7 @@
 //! one shared session per model, provider and thread count, and the processing around a network (tiling,
 //! resampling, normalization, activations, masks and class scores) declared in the plugin's manifest.
 
+pub mod regions;
 pub mod runtime;
 pub mod session;
 pub mod spec;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 
 pub use runtime::{Provider, RuntimeConfig};
 pub use session::{inspect_model, ModelInfo, TensorInfo};
-pub use step::OnnxPlugin;
+pub use step::{OnnxPlugin, Produced, Provenance};
 
 /// What goes wrong around a model.
 #[derive(Debug, thiserror::Error)]

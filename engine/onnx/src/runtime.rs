@@ -69,8 +69,8 @@ impl Default for RuntimeConfig {
     }
 }
 
-/// The library to load: the configured path, the variable's, or the file beside the running binary (or one
-/// folder up, where cargo puts test binaries' parents).
+/// The library to load: the configured path, the variable's, or the file beside the running binary (or in
+/// the build tree's `target/onnxruntime/`).
 pub fn locate(configured: Option<&Path>) -> Result<PathBuf, OnnxError> {
     let named = configured
         .map(|p| (p.to_path_buf(), "--onnxruntime"))
@@ -86,11 +86,19 @@ pub fn locate(configured: Option<&Path>) -> Result<PathBuf, OnnxError> {
         };
     }
     let exe = std::env::current_exe().ok();
+    // Beside the binary; and, in a build tree (target/release/voxflow, target/debug/deps/TEST), where
+    // scripts/fetch-onnxruntime.sh puts it (target/onnxruntime/).
     let beside = exe
         .as_deref()
         .and_then(Path::parent)
         .into_iter()
-        .flat_map(|dir| [dir.join(LIBRARY_FILE), dir.join("..").join(LIBRARY_FILE)]);
+        .flat_map(|dir| {
+            [
+                dir.join(LIBRARY_FILE),
+                dir.join("../onnxruntime").join(LIBRARY_FILE),
+                dir.join("../../onnxruntime").join(LIBRARY_FILE),
+            ]
+        });
     for candidate in beside {
         if candidate.is_file() {
             return Ok(candidate);
@@ -112,7 +120,10 @@ pub fn environment(
     configured: Option<&Path>,
 ) -> Result<&'static ort::environment::Environment, OnnxError> {
     let loaded = ENVIRONMENT.get_or_init(|| {
-        let path = locate(configured).map_err(|e| e.to_string())?;
+        let path = locate(configured).map_err(|e| match e {
+            OnnxError::RuntimeMissing(why) => why,
+            other => other.to_string(),
+        })?;
         let builder = ort::init_from(&path).map_err(|e| {
             format!(
                 "ONNX Runtime could not be loaded from {}: {e}; {HOW_TO_GET}",

@@ -30,9 +30,17 @@ pub struct InputSpec {
     #[serde(default)]
     pub layout: Layout,
     pub tiling: Tiling,
+    /// Reorder the voxel axes to the closest patient orientation first (`ras`, as nibabel's closest
+    /// canonical and MONAI's `Orientation("RAS")`; `lps`, DICOM's); outputs are reordered back.
+    #[serde(default)]
+    pub orientation: Option<Orientation>,
     /// Resample to this spacing (mm, i j k) first; outputs are mapped back to the source grid.
     #[serde(default)]
     pub spacing: Option<[f64; 3]>,
+    /// After normalization, run the network only on the bounding box of the values above zero grown by
+    /// this many voxels (MONAI's `CropForeground`); outside it the outputs are zero.
+    #[serde(default)]
+    pub crop_foreground: Option<usize>,
     #[serde(default)]
     pub normalize: Normalize,
     /// Channels the network takes; one grey channel is repeated to fill them (e.g. 3 for RGB models).
@@ -45,13 +53,33 @@ fn one() -> usize {
     1
 }
 
+/// Memory order of the network's input and output tensors.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Layout {
+    /// 2D: [N, C, rows, columns].
     #[default]
     Nchw,
+    /// 2D, channels last: [N, rows, columns, C].
     Nhwc,
+    /// 3D: [N, C, k, j, i] (i fastest, as voxflow stores volumes).
     Ncdhw,
+    /// 3D: [N, C, i, j, k] (k fastest, as a NIfTI array in numpy, MONAI and nnU-Net).
+    Ncijk,
+}
+
+impl Layout {
+    pub fn is_3d(self) -> bool {
+        matches!(self, Layout::Ncdhw | Layout::Ncijk)
+    }
+}
+
+/// A patient orientation to bring the voxel axes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Orientation {
+    Ras,
+    Lps,
 }
 
 /// How the volume is cut into the network's inputs.
@@ -193,6 +221,9 @@ pub struct OutputSpec {
     /// `json`: names of the classes, in channel order.
     #[serde(default)]
     pub classes: Vec<String>,
+    /// Gaussian smoothing of the raw outputs before anything else (sigma in voxels of the network's grid).
+    #[serde(default)]
+    pub smooth: f64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -239,16 +270,16 @@ impl ModelSpec {
                 t.overlap
             ));
         }
-        match (t.mode, self.input.layout) {
-            (TilingMode::Patches, Layout::Ncdhw) if t.patch.is_none_or(|p| p.contains(&0)) => {
+        match (t.mode, self.input.layout.is_3d()) {
+            (TilingMode::Patches, true) if t.patch.is_none_or(|p| p.contains(&0)) => {
                 return Err("model.input.tiling: patches need `patch: [i, j, k]` voxels".into());
             }
-            (TilingMode::Patches, Layout::Ncdhw) => {}
-            (TilingMode::Patches, _) => {
-                return Err("model.input: 3D patches need layout ncdhw".into());
+            (TilingMode::Patches, true) => {}
+            (TilingMode::Patches, false) => {
+                return Err("model.input: 3D patches need layout ncdhw or ncijk".into());
             }
-            (_, Layout::Ncdhw) => {
-                return Err("model.input: layout ncdhw is for 3D patches".into());
+            (_, true) => {
+                return Err("model.input: layouts ncdhw and ncijk are for 3D patches".into());
             }
             _ => {}
         }
@@ -270,6 +301,13 @@ impl ModelSpec {
             if s.iter().any(|&v| v <= 0.0 || !v.is_finite()) {
                 return Err(format!("model.input.spacing {s:?} must be positive"));
             }
+        }
+        if let Some((port, _)) = self
+            .outputs
+            .iter()
+            .find(|(_, o)| !o.smooth.is_finite() || o.smooth < 0.0)
+        {
+            return Err(format!("model.outputs.{port}.smooth must be 0 or more"));
         }
         if self.outputs.is_empty() {
             return Err("model.outputs names no output port".into());
@@ -301,7 +339,7 @@ mod tests {
         assert!(ModelSpec::from_json(&bad).unwrap_err().contains("stride"));
         let mut bad = ok.clone();
         bad["input"]["tiling"]["mode"] = "patches".into();
-        assert!(ModelSpec::from_json(&bad).unwrap_err().contains("ncdhw"));
+        assert!(ModelSpec::from_json(&bad).unwrap_err().contains("ncijk"));
         let mut bad = ok;
         bad["sha256"] = "xyz".into();
         assert!(ModelSpec::from_json(&bad).unwrap_err().contains("sha256"));

@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
-use voxflow_imaging::ops::{resample_onto, resample_to_spacing, Interpolation};
+use voxflow_imaging::ops::{resample_onto, resample_to_spacing, AxisMap, Interpolation};
 use voxflow_imaging::{Geometry, Volume, VoxelData};
 use voxflow_plugin::manifest::{port_kind, PluginKind};
 use voxflow_plugin::Manifest;
@@ -18,9 +18,10 @@ use voxflow_spec::{PortSpec, StepSignature, Value};
 use voxflow_steps::builtin::{read_volume, store_volume};
 use voxflow_steps::{PluginIdentity, Step, StepArgs, StepContext, StepError, StepOutputs};
 
+use crate::regions::{self, Region};
 use crate::runtime::{Provider, RuntimeConfig};
 use crate::session::{shared_session, ModelSession};
-use crate::spec::ModelSpec;
+use crate::spec::{ModelSpec, Orientation};
 use crate::tiling::{run_tiled, Channels, TilingError};
 use crate::{values, OnnxError};
 
@@ -136,16 +137,16 @@ impl OnnxPlugin {
     }
 
     /// The session for this step's provider and threads.
-    fn session(&self, args: &StepArgs) -> Result<Arc<ModelSession>, StepError> {
+    fn session(&self, params: &BTreeMap<String, Value>) -> Result<Arc<ModelSession>, StepError> {
         let mut config = self.config.clone();
-        if let Some(p) = args.params.get(PROVIDER_PARAM) {
+        if let Some(p) = params.get(PROVIDER_PARAM) {
             let name = p.as_str().unwrap_or_default();
             config.provider = Provider::parse(name).ok_or_else(|| StepError::BadArgument {
                 field: PROVIDER_PARAM.into(),
                 message: format!("`{name}` is not cpu or cuda"),
             })?;
         }
-        if let Some(t) = args.params.get(THREADS_PARAM) {
+        if let Some(t) = params.get(THREADS_PARAM) {
             config.intra_threads = t
                 .as_f64()
                 .filter(|&n| n.fract() == 0.0 && (1.0..=1024.0).contains(&n))
@@ -159,7 +160,9 @@ impl OnnxPlugin {
             .map_err(|e| StepError::Failed(format!("plugin {}: {e}", self.identity.name)))
     }
 
-    /// Runs the model on a volume: each output port's channels, on the volume's own grid.
+    /// Runs the model on a volume: each output port's channels, activated, on the volume's own grid (class
+    /// scores on a 1x1x1 grid). The order follows MONAI's pipelines: orient, resample, normalize, crop; run;
+    /// smooth, uncrop, map back, activate.
     pub fn infer(
         &self,
         session: &ModelSession,
@@ -168,62 +171,186 @@ impl OnnxPlugin {
     ) -> Result<(Vec<(String, Channels)>, usize), StepError> {
         let name = &self.identity.name;
         let input = &self.spec.input;
-        let working = match input.spacing {
-            Some(spacing) => resample_to_spacing(volume, spacing, Interpolation::Linear),
+        let orient = input.orientation.map(|o| match o {
+            Orientation::Ras => AxisMap::to_closest_ras(&volume.geometry),
+            Orientation::Lps => AxisMap::to_closest_lps(&volume.geometry),
+        });
+        let oriented = match &orient {
+            Some(map) => map.apply(volume),
             None => volume.clone(),
         };
+        let working = match input.spacing {
+            Some(spacing) => resample_to_spacing(&oriented, spacing, Interpolation::LinearBorder),
+            None => oriented.clone(),
+        };
+        let dims = working.geometry.dims;
         let mut voxels = working.data.to_f32();
         values::normalize(&mut voxels, &input.normalize);
+        let region = match input.crop_foreground {
+            Some(margin) => regions::foreground_region(&voxels, dims, margin),
+            None => Region::all(dims),
+        };
+        let cropped = if region == Region::all(dims) {
+            voxels
+        } else {
+            regions::crop(&voxels, dims, region)
+        };
         let ports: Vec<&String> = self.spec.outputs.keys().collect();
         let tensors: Vec<String> = ports
             .iter()
             .map(|p| self.spec.outputs[*p].tensor.clone())
             .collect();
         let mut runs = 0;
-        let assembled = run_tiled(
-            &voxels,
-            working.geometry.dims,
-            input,
-            tensors.len(),
-            |tensor| {
-                cancel()?;
-                runs += 1;
-                session
-                    .run(&input.tensor, &tensor, &tensors)
-                    .map_err(|e| StepError::Failed(format!("plugin {name}: {e}")))
-            },
-        )
+        let assembled = run_tiled(&cropped, region.size, input, tensors.len(), |tensor| {
+            cancel()?;
+            runs += 1;
+            session
+                .run(&input.tensor, &tensor, &tensors)
+                .map_err(|e| StepError::Failed(format!("plugin {name}: {e}")))
+        })
         .map_err(|e| match e {
             TilingError::Network(e) => e,
             TilingError::Shape(m) => StepError::Failed(format!("plugin {name}: {m}")),
         })?;
         let mut out = Vec::new();
         for (port, mut channels) in ports.into_iter().zip(assembled) {
-            values::activate(&mut channels, self.spec.outputs[port].activation);
-            if input.spacing.is_some() && channels.dims != [1, 1, 1] {
-                channels = back_to(&channels, &working.geometry, &volume.geometry);
+            let spec = &self.spec.outputs[port];
+            if channels.dims != [1, 1, 1] {
+                regions::gaussian_smooth(&mut channels, spec.smooth);
+                if region != Region::all(dims) {
+                    channels = regions::uncrop(&channels, dims, region);
+                }
+                if input.spacing.is_some() {
+                    channels = map_channels(&channels, &working.geometry, |v| {
+                        resample_onto(&v, &oriented.geometry, Interpolation::LinearBorder)
+                    });
+                }
+                if let Some(map) = &orient {
+                    let inverse = map.inverse();
+                    channels = map_channels(&channels, &oriented.geometry, |v| inverse.apply(&v));
+                }
             }
+            values::activate(&mut channels, spec.activation);
             out.push((port.clone(), channels));
         }
         Ok((out, runs))
     }
 }
 
-/// Resamples every channel from the working grid back onto the source grid (linear, then decided there).
-fn back_to(channels: &Channels, working: &Geometry, source: &Geometry) -> Channels {
-    let mut out = Channels::zeros(source.dims, channels.count);
-    let n = out.voxels();
+/// Each channel as a float volume on `grid`, transformed by `f` (which fixes the new grid).
+fn map_channels(channels: &Channels, grid: &Geometry, f: impl Fn(Volume) -> Volume) -> Channels {
+    let mut out: Option<Channels> = None;
     for c in 0..channels.count {
-        let v = Volume {
-            geometry: working.clone(),
+        let mapped = f(Volume {
+            geometry: grid.clone(),
             data: VoxelData::F32(channels.channel(c).to_vec()),
-        };
-        let back = resample_onto(&v, source, Interpolation::Linear)
-            .data
-            .to_f32();
-        out.data[c * n..(c + 1) * n].copy_from_slice(&back);
+        });
+        let target =
+            out.get_or_insert_with(|| Channels::zeros(mapped.geometry.dims, channels.count));
+        let n = target.voxels();
+        target.data[c * n..(c + 1) * n].copy_from_slice(&mapped.data.to_f32());
     }
-    out
+    out.unwrap_or_else(|| Channels::zeros(grid.dims, 0))
+}
+
+/// What an output port produced.
+#[derive(Debug, Clone)]
+pub enum Produced {
+    /// A mask, label map or probability map on the input's grid.
+    Volume(Volume),
+    /// Class scores.
+    Json(serde_json::Value),
+}
+
+/// How a call ran: the model, where, and how many network runs it took.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Provenance {
+    pub model_sha256: String,
+    pub provider: Provider,
+    pub intra_threads: usize,
+    pub library: Option<PathBuf>,
+    pub runs: usize,
+    pub milliseconds: f64,
+}
+
+impl OnnxPlugin {
+    /// One call on an in-memory volume with the step's parameters (`provider`, `threads` and the manifest's):
+    /// each output port's value, and how it ran. What `Step::run` and `voxflow plugin test` use.
+    pub fn call(
+        &self,
+        volume: &Volume,
+        params: &BTreeMap<String, Value>,
+        cancel: &dyn Fn() -> Result<(), StepError>,
+    ) -> Result<(Vec<(String, Produced)>, Provenance), StepError> {
+        let name = &self.identity.name;
+        let own: BTreeMap<String, Value> = params
+            .iter()
+            .filter(|(k, _)| *k != PROVIDER_PARAM && *k != THREADS_PARAM)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        self.manifest
+            .checked_params(&own)
+            .map_err(|message| StepError::BadArgument {
+                field: "with".into(),
+                message,
+            })?;
+        let session = self.session(params)?;
+        let started = Instant::now();
+        let (outputs, runs) = self.infer(&session, volume, cancel)?;
+        let provenance = Provenance {
+            model_sha256: self.identity.sha256.clone(),
+            provider: session.provider,
+            intra_threads: session.intra_threads,
+            library: crate::runtime::loaded_library().map(Path::to_path_buf),
+            runs,
+            milliseconds: started.elapsed().as_secs_f64() * 1000.0,
+        };
+        let mut produced = Vec::new();
+        for (port_name, channels) in outputs {
+            let decl = self
+                .manifest
+                .outputs
+                .iter()
+                .find(|p| p.name == port_name)
+                .ok_or_else(|| StepError::Failed(format!("no output port `{port_name}`")))?;
+            let spec = &self.spec.outputs[&port_name];
+            let as_volume = |data: VoxelData| -> Result<Produced, StepError> {
+                if channels.dims != volume.geometry.dims {
+                    return Err(StepError::Failed(format!(
+                        "plugin {name}: output `{port_name}` is scores, not a map; declare the port as json"
+                    )));
+                }
+                Ok(Produced::Volume(Volume {
+                    geometry: volume.geometry.clone(),
+                    data,
+                }))
+            };
+            let value = match decl.ty.as_str() {
+                "mask" => as_volume(VoxelData::U8(values::mask(&channels, spec)))?,
+                "labels" => as_volume(VoxelData::U8(
+                    values::argmax(&channels)
+                        .into_iter()
+                        .map(|c| c.min(255) as u8)
+                        .collect(),
+                ))?,
+                "volume" => {
+                    let c = spec
+                        .channel
+                        .unwrap_or(channels.count - 1)
+                        .min(channels.count - 1);
+                    as_volume(VoxelData::F32(channels.channel(c).to_vec()))?
+                }
+                "json" => Produced::Json(values::scores_json(&channels, spec)),
+                other => {
+                    return Err(StepError::Failed(format!(
+                    "plugin {name}: output `{port_name}` of type {other} cannot come from a model"
+                )))
+                }
+            };
+            produced.push((port_name, value));
+        }
+        Ok((produced, provenance))
+    }
 }
 
 impl Step for OnnxPlugin {
@@ -236,19 +363,6 @@ impl Step for OnnxPlugin {
     }
 
     fn run(&self, ctx: &StepContext<'_>, args: &StepArgs) -> Result<StepOutputs, StepError> {
-        let name = &self.identity.name;
-        let own: BTreeMap<String, Value> = args
-            .params
-            .iter()
-            .filter(|(k, _)| *k != PROVIDER_PARAM && *k != THREADS_PARAM)
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        self.manifest
-            .checked_params(&own)
-            .map_err(|message| StepError::BadArgument {
-                field: "with".into(),
-                message,
-            })?;
         let port = &self.manifest.inputs[0];
         let Some(Value::Artifact(input)) = args.inputs.get(&port.name) else {
             return Err(StepError::BadArgument {
@@ -257,90 +371,36 @@ impl Step for OnnxPlugin {
             });
         };
         let volume = read_volume(ctx, &input.artifact, &port.name)?;
-        let session = self.session(args)?;
-        let started = Instant::now();
-        let (outputs, runs) = self.infer(&session, &volume, &|| ctx.check_cancelled())?;
-        let provenance = serde_json::json!({
-            "model_sha256": self.identity.sha256,
-            "provider": session.provider,
-            "intra_threads": session.intra_threads,
-            "library": crate::runtime::loaded_library(),
-            "runs": runs,
-        });
+        let (produced, provenance) = self.call(&volume, &args.params, &|| ctx.check_cancelled())?;
         ctx.log(format!(
-            "onnx: {name} model sha256 {} on {} with {} threads, {runs} runs in {:.0} ms",
-            self.identity.sha256,
-            session.provider.name(),
-            session.intra_threads,
-            started.elapsed().as_secs_f64() * 1000.0
+            "onnx: {} model sha256 {} on {} with {} threads, {} runs in {:.0} ms",
+            self.identity.name,
+            provenance.model_sha256,
+            provenance.provider.name(),
+            provenance.intra_threads,
+            provenance.runs,
+            provenance.milliseconds
         ));
+        let recorded = serde_json::json!({ "onnx": provenance });
         let mut stored = StepOutputs::new();
-        for (port_name, channels) in outputs {
-            let decl = self
+        for (port_name, value) in produced {
+            let kind = self
                 .manifest
                 .outputs
                 .iter()
                 .find(|p| p.name == port_name)
-                .ok_or_else(|| StepError::Failed(format!("no output port `{port_name}`")))?;
-            let spec = &self.spec.outputs[&port_name];
-            let kind = port_kind(&decl.ty).unwrap_or(ArtifactKind::File);
-            let as_volume = |data: VoxelData| -> Result<Volume, StepError> {
-                if channels.dims != volume.geometry.dims {
-                    return Err(StepError::Failed(format!(
-                        "plugin {name}: output `{port_name}` is scores, not a map; declare the port as json"
-                    )));
-                }
-                Ok(Volume {
-                    geometry: volume.geometry.clone(),
-                    data,
-                })
-            };
-            let mut artifact = match decl.ty.as_str() {
-                "mask" => store_volume(
-                    ctx,
-                    &as_volume(VoxelData::U8(values::mask(&channels, spec)))?,
-                    kind,
-                    &format!("{port_name}.nii.gz"),
+                .and_then(|p| port_kind(&p.ty))
+                .unwrap_or(ArtifactKind::File);
+            let mut artifact = match value {
+                Produced::Volume(v) => store_volume(ctx, &v, kind, &format!("{port_name}.nii.gz"))?,
+                Produced::Json(json) => ctx.artifacts.put_bytes(
+                    json.to_string().as_bytes(),
+                    ArtifactKind::Json,
+                    None,
+                    Some(&format!("{port_name}.json")),
                 )?,
-                "labels" => {
-                    let labels = values::argmax(&channels)
-                        .into_iter()
-                        .map(|c| c.min(255) as u8);
-                    store_volume(
-                        ctx,
-                        &as_volume(VoxelData::U8(labels.collect()))?,
-                        kind,
-                        &format!("{port_name}.nii.gz"),
-                    )?
-                }
-                "volume" => {
-                    let c = spec
-                        .channel
-                        .unwrap_or(channels.count - 1)
-                        .min(channels.count - 1);
-                    store_volume(
-                        ctx,
-                        &as_volume(VoxelData::F32(channels.channel(c).to_vec()))?,
-                        kind,
-                        &format!("{port_name}.nii.gz"),
-                    )?
-                }
-                "json" => {
-                    let json = values::scores_json(&channels, spec);
-                    ctx.artifacts.put_bytes(
-                        json.to_string().as_bytes(),
-                        ArtifactKind::Json,
-                        None,
-                        Some(&format!("{port_name}.json")),
-                    )?
-                }
-                other => {
-                    return Err(StepError::Failed(format!(
-                    "plugin {name}: output `{port_name}` of type {other} cannot come from a model"
-                )))
-                }
             };
-            artifact.metadata = Some(serde_json::json!({ "onnx": provenance }));
+            artifact.metadata = Some(recorded.clone());
             stored.insert(port_name, Value::artifact(artifact));
         }
         Ok(stored)

@@ -260,6 +260,32 @@ pub fn resize_bilinear(src: &[f32], w: usize, h: usize, nw: usize, nh: usize) ->
     out
 }
 
+/// A patch from voxflow's order (i fastest) to [i][j][k] order (k fastest).
+fn transpose_to_ijk(values: &[f32], size: [usize; 3]) -> Vec<f32> {
+    let mut out = vec![0.0; values.len()];
+    for k in 0..size[2] {
+        for j in 0..size[1] {
+            for i in 0..size[0] {
+                out[(i * size[1] + j) * size[2] + k] = values[flat(size, [i, j, k])];
+            }
+        }
+    }
+    out
+}
+
+/// The inverse of [`transpose_to_ijk`].
+fn transpose_from_ijk(values: &[f32], size: [usize; 3]) -> Vec<f32> {
+    let mut out = vec![0.0; values.len()];
+    for k in 0..size[2] {
+        for j in 0..size[1] {
+            for i in 0..size[0] {
+                out[flat(size, [i, j, k])] = values[(i * size[1] + j) * size[2] + k];
+            }
+        }
+    }
+    out
+}
+
 /// Patch starts along one axis: every `step` voxels, the last patch flush with the end.
 pub fn patch_starts(dim: usize, patch: usize, overlap: f64) -> Vec<usize> {
     if dim <= patch {
@@ -275,23 +301,26 @@ pub fn patch_starts(dim: usize, patch: usize, overlap: f64) -> Vec<usize> {
     starts
 }
 
-/// Per-axis weights of a patch: a Gaussian with sigma = size / 8 around the centre, or all ones.
+/// Per-axis weights of a patch: a Gaussian with sigma = size / 8 around voxel size / 2 (as MONAI's
+/// importance map), or all ones. The product over the axes is clamped below by [`MIN_BLEND_WEIGHT`].
 fn blend_weights(size: usize, blend: Blend) -> Vec<f32> {
     match blend {
         Blend::Constant => vec![1.0; size],
         Blend::Gaussian => {
             let sigma = (size as f64 * 0.125).max(1e-3);
-            let centre = (size as f64 - 1.0) / 2.0;
+            let centre = (size / 2) as f64;
             (0..size)
                 .map(|i| {
                     let d = i as f64 - centre;
-                    // Never exactly zero, so every voxel has weight (MONAI clamps the same way).
-                    ((-d * d / (2.0 * sigma * sigma)).exp() as f32).max(1e-3)
+                    (-d * d / (2.0 * sigma * sigma)).exp() as f32
                 })
                 .collect()
         }
     }
 }
+
+/// Every voxel of a patch keeps at least this weight, so that corners count (MONAI clamps the same way).
+const MIN_BLEND_WEIGHT: f32 = 1e-3;
 
 fn patches<E>(
     values: &[f32],
@@ -301,8 +330,10 @@ fn patches<E>(
     network: &mut impl FnMut(Tensor) -> Result<Vec<Tensor>, E>,
 ) -> Result<Vec<Channels>, TilingError<E>> {
     let patch = spec.tiling.patch.unwrap_or(dims);
-    // Axes shorter than the patch are padded with zeros (and cropped back at the end).
+    // Axes shorter than the patch are padded with zeros on both sides (half before, rounded down, as
+    // MONAI's sliding window), and cropped back at the end.
     let padded: [usize; 3] = std::array::from_fn(|a| dims[a].max(patch[a]));
+    let before: [usize; 3] = std::array::from_fn(|a| (padded[a] - dims[a]) / 2);
     let starts: [Vec<usize>; 3] =
         std::array::from_fn(|a| patch_starts(padded[a], patch[a], spec.tiling.overlap));
     let weights: [Vec<f32>; 3] =
@@ -327,16 +358,31 @@ fn patches<E>(
                 for j in 0..patch[1] {
                     for i in 0..patch[0] {
                         let at = [corner[0] + i, corner[1] + j, corner[2] + k];
-                        let inside = (0..3).all(|a| at[a] < dims[a]);
-                        one.push(if inside { values[flat(dims, at)] } else { 0.0 });
+                        let inside =
+                            (0..3).all(|a| at[a] >= before[a] && at[a] - before[a] < dims[a]);
+                        one.push(if inside {
+                            values[flat(dims, std::array::from_fn(|a| at[a] - before[a]))]
+                        } else {
+                            0.0
+                        });
                     }
                 }
             }
+            let one = if spec.layout == Layout::Ncijk {
+                transpose_to_ijk(&one, patch)
+            } else {
+                one
+            };
             for _ in 0..channels {
                 data.extend_from_slice(&one);
             }
         }
-        let shape = vec![group.len(), channels, patch[2], patch[1], patch[0]];
+        let spatial = if spec.layout == Layout::Ncijk {
+            [patch[0], patch[1], patch[2]]
+        } else {
+            [patch[2], patch[1], patch[0]]
+        };
+        let shape = vec![group.len(), channels, spatial[0], spatial[1], spatial[2]];
         let returned = network(Tensor { shape, data }).map_err(TilingError::Network)?;
         if returned.len() != outputs {
             return Err(TilingError::Shape(format!(
@@ -348,16 +394,24 @@ fn patches<E>(
             let s = &tensor.shape;
             let fits = s.len() == 5
                 && s[0] == group.len()
-                && s[2..] == [patch[2], patch[1], patch[0]]
+                && s[2..] == spatial
                 && tensor.data.len() == s.iter().product::<usize>();
             if !fits {
                 return Err(TilingError::Shape(format!(
-                    "an output of shape {s:?} is not {} maps of the patch size {:?} (k, j, i)",
+                    "an output of shape {s:?} is not {} maps of the patch size {spatial:?}",
                     group.len(),
-                    [patch[2], patch[1], patch[0]]
                 )));
             }
             let k_out = s[1];
+            let data = if spec.layout == Layout::Ncijk {
+                tensor
+                    .data
+                    .chunks(patch_voxels)
+                    .flat_map(|map| transpose_from_ijk(map, patch))
+                    .collect()
+            } else {
+                tensor.data
+            };
             let sum = slot.get_or_insert_with(|| Channels::zeros(padded, k_out));
             let voxels = sum.voxels();
             for (b, corner) in group.iter().enumerate() {
@@ -369,11 +423,11 @@ fn patches<E>(
                             let wjk = weights[2][k] * weights[1][j];
                             let row = c * voxels
                                 + flat(padded, [corner[0], corner[1] + j, corner[2] + k]);
-                            let predicted = &tensor.data[base + p..base + p + patch[0]];
+                            let predicted = &data[base + p..base + p + patch[0]];
                             let target = &mut sum.data[row..row + patch[0]];
                             for ((t, &v), &wi) in target.iter_mut().zip(predicted).zip(&weights[0])
                             {
-                                *t += v * wjk * wi;
+                                *t += v * (wjk * wi).max(MIN_BLEND_WEIGHT);
                             }
                             p += patch[0];
                         }
@@ -387,7 +441,7 @@ fn patches<E>(
                     let wjk = weights[2][k] * weights[1][j];
                     let row = flat(padded, [corner[0], corner[1] + j, corner[2] + k]);
                     for i in 0..patch[0] {
-                        weight_sum[row + i] += wjk * weights[0][i];
+                        weight_sum[row + i] += (wjk * weights[0][i]).max(MIN_BLEND_WEIGHT);
                     }
                 }
             }
@@ -404,7 +458,7 @@ fn patches<E>(
                 for k in 0..dims[2] {
                     for j in 0..dims[1] {
                         for i in 0..dims[0] {
-                            let from = flat(padded, [i, j, k]);
+                            let from = flat(padded, [i + before[0], j + before[1], k + before[2]]);
                             out.data[c * out_voxels + flat(dims, [i, j, k])] =
                                 sum.data[c * voxels + from] / weight_sum[from];
                         }
@@ -435,7 +489,9 @@ mod tests {
                 overlap: 0.5,
                 blend: Blend::Gaussian,
             },
+            orientation: None,
             spacing: None,
+            crop_foreground: None,
             normalize: Normalize::default(),
             channels: 1,
         }
@@ -504,6 +560,24 @@ mod tests {
         }
         assert_eq!(patch_starts(9, 4, 0.5), vec![0, 2, 4, 5]);
         assert_eq!(patch_starts(3, 4, 0.5), vec![0]);
+    }
+
+    #[test]
+    fn patches_in_ijk_order_put_k_fastest() {
+        let dims = [5, 4, 3];
+        let values = ramp(dims);
+        let mut s = spec(TilingMode::Patches, Layout::Ncijk);
+        s.tiling.patch = Some([5, 4, 3]);
+        let out = run_tiled(&values, dims, &s, 1, |t| {
+            assert_eq!(t.shape, vec![1, 1, 5, 4, 3]);
+            // Element [i=1][j=1][k=2] (row-major over 5x4x3) is voxel (1, 1, 2).
+            assert_eq!(t.data[(4 + 1) * 3 + 2], values[flat(dims, [1, 1, 2])]);
+            Ok::<_, ()>(vec![t])
+        })
+        .unwrap();
+        for (a, b) in out[0].data.iter().zip(&values) {
+            assert!((a - b).abs() < 1e-5 * b.max(1.0), "{a} vs {b}");
+        }
     }
 
     #[test]

@@ -158,6 +158,7 @@ mod tests {
             channel: None,
             threshold: 0.5,
             classes: vec!["no".into(), "yes".into()],
+            smooth: 0.0,
         }
     }
 

@@ -304,6 +304,71 @@ fn load_volume(path: &Path) -> anyhow::Result<voxflow_imaging::Volume> {
     Ok(load_source(path, &SeriesRule::default())?.volume)
 }
 
+/// `--param NAME=VALUE`s: the value as JSON when it parses, else as a string.
+fn parse_params(
+    params: &[String],
+) -> anyhow::Result<std::collections::BTreeMap<String, voxflow_spec::Value>> {
+    let mut values = std::collections::BTreeMap::new();
+    for text in params {
+        let (name, raw) = split_pair(text, "--param")?;
+        let json = serde_json::from_str(raw).unwrap_or(serde_json::Value::String(raw.to_string()));
+        values.insert(name.to_string(), voxflow_spec::Value::from_json(json));
+    }
+    Ok(values)
+}
+
+fn write_volume_output(name: &str, v: &voxflow_imaging::Volume, out: &Path) -> anyhow::Result<()> {
+    let path = out.join(format!("{name}.nii.gz"));
+    voxflow_imaging::nifti::write_nifti(v, &path, &format!("voxflow plugin test {name}"))?;
+    let nonzero = v.data.to_f64().iter().filter(|&&x| x != 0.0).count();
+    println!(
+        "{name}: {:?} {} volume, {nonzero} non-zero voxels -> {}",
+        v.dims(),
+        v.data.dtype(),
+        path.display()
+    );
+    Ok(())
+}
+
+/// `plugin test` for an ONNX model plugin: its one input volume through the model.
+fn test_model(
+    global: &GlobalArgs,
+    dir: &Path,
+    inputs: &[String],
+    params: &[String],
+    out: &Path,
+) -> anyhow::Result<u8> {
+    let plugin = voxflow_onnx::OnnxPlugin::load(dir, global.onnx_config()?)?;
+    let [input] = inputs else {
+        bail!("an ONNX plugin takes one --input NAME=PATH");
+    };
+    let (name, path) = split_pair(input, "--input")?;
+    let volume = load_volume(Path::new(path)).with_context(|| format!("input `{name}`"))?;
+    let values = parse_params(params)?;
+    let (produced, provenance) = match plugin.call(&volume, &values, &|| Ok(())) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(crate::EXIT_FAILED);
+        }
+    };
+    std::fs::create_dir_all(out)?;
+    for (name, value) in produced {
+        match value {
+            voxflow_onnx::Produced::Volume(v) => write_volume_output(&name, &v, out)?,
+            voxflow_onnx::Produced::Json(j) => println!("{name}: {j}"),
+        }
+    }
+    println!(
+        "ran in {:.1} ms ({} network runs on {} with {} threads)",
+        provenance.milliseconds,
+        provenance.runs,
+        provenance.provider.name(),
+        provenance.intra_threads
+    );
+    Ok(0)
+}
+
 fn test(
     global: &GlobalArgs,
     dir: &Path,
@@ -311,6 +376,10 @@ fn test(
     params: &[String],
     out: &Path,
 ) -> anyhow::Result<u8> {
+    let (manifest, _) = Manifest::load(dir)?;
+    if manifest.kind == PluginKind::Onnx {
+        return test_model(global, dir, inputs, params, out);
+    }
     let host = WasmHost::shared(Some(&global.component_cache()))?;
     let plugin = WasmPlugin::load(host, dir)?;
     let mut named: Vec<(String, Vec<voxflow_imaging::Volume>)> = Vec::new();
@@ -322,12 +391,7 @@ fn test(
             None => named.push((name.to_string(), vec![volume])),
         }
     }
-    let mut values = std::collections::BTreeMap::new();
-    for text in params {
-        let (name, raw) = split_pair(text, "--param")?;
-        let json = serde_json::from_str(raw).unwrap_or(serde_json::Value::String(raw.to_string()));
-        values.insert(name.to_string(), voxflow_spec::Value::from_json(json));
-    }
+    let values = parse_params(params)?;
     let started = std::time::Instant::now();
     let result = plugin.call_volumes(&named, &values);
     let elapsed = started.elapsed();
@@ -344,21 +408,7 @@ fn test(
     std::fs::create_dir_all(out)?;
     for (name, value) in outputs {
         match value {
-            voxflow_plugin::CallOutput::Volume(v) => {
-                let path = out.join(format!("{name}.nii.gz"));
-                voxflow_imaging::nifti::write_nifti(
-                    &v,
-                    &path,
-                    &format!("voxflow plugin test {name}"),
-                )?;
-                let nonzero = v.data.to_f64().iter().filter(|&&x| x != 0.0).count();
-                println!(
-                    "{name}: {:?} {} volume, {nonzero} non-zero voxels -> {}",
-                    v.dims(),
-                    v.data.dtype(),
-                    path.display()
-                );
-            }
+            voxflow_plugin::CallOutput::Volume(v) => write_volume_output(&name, &v, out)?,
             voxflow_plugin::CallOutput::Volumes(vs) => {
                 for (i, v) in vs.iter().enumerate() {
                     let path = out.join(format!("{name}-{i}.nii.gz"));
