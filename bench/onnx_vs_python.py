@@ -59,7 +59,7 @@ def python_ms(model, feeds, repeat, threads):
 
 
 def main():
-    data = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("VOXFLOW_TESTDATA", os.path.join(ROOT, "../shared/data"))
+    data = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("VOXFLOW_TESTDATA", os.path.join(ROOT, "../shared/data")))
     repeat = int(sys.argv[2]) if len(sys.argv) > 2 else 15
     threads = int(sys.argv[3]) if len(sys.argv) > 3 else os.cpu_count()
     subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "voxflow-onnx", "--example", "onnx_step_timing"],
@@ -99,6 +99,16 @@ def main():
     v = voxflow_ms(seg, nifti, repeat, threads)
     rows.append((f"2D net slice-wise, {planes.shape[0]} slices 384x384", v["median_ms"],
                  python_ms(net, feeds, repeat, threads), planes.shape[0]))
+
+    # 3. A real 3D network: TAPS on the same series (9 patches of 128x128x32 after resampling and cropping);
+    # Python runs the same number of patches of the same size, bare. One timed call each (they are long).
+    taps_dir = os.path.join(ROOT, "plugins", "taps-prostate")
+    if os.path.exists(os.path.join(taps_dir, "model_v1.onnx")):
+        v = voxflow_ms(taps_dir, nifti, 1, threads)
+        rng = np.random.default_rng(0)
+        patches = [rng.standard_normal((1, 1, 128, 128, 32), dtype=np.float32) for _ in range(v["runs_per_call"])]
+        rows.append((f"TAPS 3D, {v['runs_per_call']} patches 128x128x32 (1 call)", v["median_ms"],
+                     python_ms(os.path.join(taps_dir, "model_v1.onnx"), patches, 1, threads), planes.shape[0]))
 
     print(f"{threads} threads, median of {repeat}; voxflow = the whole step call, Python = the bare session.run calls")
     print(f"{'case':40} {'voxflow ms':>11} {'python ms':>10} {'ratio':>7} {'voxflow slices/s':>17}")

@@ -61,7 +61,7 @@ def timed(command, env=None):
 
 
 def main():
-    data = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("VOXFLOW_TESTDATA", os.path.join(ROOT, "../shared/data"))
+    data = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("VOXFLOW_TESTDATA", os.path.join(ROOT, "../shared/data")))
     promise_cases = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     threads = int(sys.argv[3]) if len(sys.argv) > 3 else os.cpu_count()
     taps = os.environ.get("TAPS", "taps")

@@ -80,7 +80,7 @@ pub fn open(model: &Path, config: &RuntimeConfig) -> Result<ModelSession, OnnxEr
     }
     let mut builder = Session::builder(env)
         .map_err(|e| bad(&e))?
-        .with_optimization_level(GraphOptimizationLevel::Level3)
+        .with_optimization_level(GraphOptimizationLevel::All)
         .map_err(|e| bad(&e))?
         .with_intra_threads(config.intra_threads.max(1))
         .map_err(|e| bad(&e))?;

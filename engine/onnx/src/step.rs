@@ -21,7 +21,7 @@ use voxflow_steps::{PluginIdentity, Step, StepArgs, StepContext, StepError, Step
 use crate::regions::{self, Region};
 use crate::runtime::{Provider, RuntimeConfig};
 use crate::session::{shared_session, ModelSession};
-use crate::spec::{ModelSpec, Orientation};
+use crate::spec::{Activation, ModelSpec, Orientation};
 use crate::tiling::{run_tiled, Channels, TilingError};
 use crate::{values, OnnxError};
 
@@ -160,9 +160,9 @@ impl OnnxPlugin {
             .map_err(|e| StepError::Failed(format!("plugin {}: {e}", self.identity.name)))
     }
 
-    /// Runs the model on a volume: each output port's channels, activated, on the volume's own grid (class
-    /// scores on a 1x1x1 grid). The order follows MONAI's pipelines: orient, resample, normalize, crop; run;
-    /// smooth, uncrop, map back, activate.
+    /// Runs the model on a volume: each output port's raw channels on the volume's own grid (class scores on
+    /// a 1x1x1 grid). The order follows MONAI's pipelines: orient, resample, normalize, crop; run; smooth,
+    /// uncrop, map back (the activation comes after, in [`OnnxPlugin::call`]).
     pub fn infer(
         &self,
         session: &ModelSession,
@@ -230,7 +230,6 @@ impl OnnxPlugin {
                     channels = map_channels(&channels, &oriented.geometry, |v| inverse.apply(&v));
                 }
             }
-            values::activate(&mut channels, spec.activation);
             out.push((port.clone(), channels));
         }
         Ok((out, runs))
@@ -306,7 +305,7 @@ impl OnnxPlugin {
             milliseconds: started.elapsed().as_secs_f64() * 1000.0,
         };
         let mut produced = Vec::new();
-        for (port_name, channels) in outputs {
+        for (port_name, mut channels) in outputs {
             let decl = self
                 .manifest
                 .outputs
@@ -314,6 +313,13 @@ impl OnnxPlugin {
                 .find(|p| p.name == port_name)
                 .ok_or_else(|| StepError::Failed(format!("no output port `{port_name}`")))?;
             let spec = &self.spec.outputs[&port_name];
+            // Softmax keeps each voxel's winning channel: masks and label maps by argmax skip it.
+            let argmax_only = matches!(decl.ty.as_str(), "mask" | "labels")
+                && spec.activation == Activation::Softmax
+                && channels.count > 1;
+            if !argmax_only {
+                values::activate(&mut channels, spec.activation);
+            }
             let as_volume = |data: VoxelData| -> Result<Produced, StepError> {
                 if channels.dims != volume.geometry.dims {
                     return Err(StepError::Failed(format!(

@@ -79,6 +79,22 @@ fn flat(dims: [usize; 3], ijk: [usize; 3]) -> usize {
     ijk[0] + dims[0] * (ijk[1] + dims[1] * ijk[2])
 }
 
+/// One slice across `axis` (0 or 1), row by row.
+fn plane_across(values: &[f32], dims: [usize; 3], axis: usize, index: usize) -> Vec<f32> {
+    let (u, v) = plane_axes(axis);
+    let mut out = Vec::with_capacity(dims[u] * dims[v]);
+    for b in 0..dims[v] {
+        for a in 0..dims[u] {
+            let mut ijk = [0; 3];
+            ijk[axis] = index;
+            ijk[u] = a;
+            ijk[v] = b;
+            out.push(values[flat(dims, ijk)]);
+        }
+    }
+    out
+}
+
 fn slices<E>(
     values: &[f32],
     dims: [usize; 3],
@@ -94,16 +110,12 @@ fn slices<E>(
     let channels = spec.channels.max(1);
     let count = dims[axis];
     let plane = |index: usize| -> Vec<f32> {
-        let mut out = Vec::with_capacity(w * h);
-        for b in 0..h {
-            for a in 0..w {
-                let mut ijk = [0; 3];
-                ijk[axis] = index;
-                ijk[u] = a;
-                ijk[v] = b;
-                out.push(values[flat(dims, ijk)]);
-            }
-        }
+        let out = if axis == 2 {
+            // Axial slices are contiguous in voxflow's order.
+            values[index * w * h..(index + 1) * w * h].to_vec()
+        } else {
+            plane_across(values, dims, axis, index)
+        };
         if (tw, th) == (w, h) {
             out
         } else {
@@ -208,6 +220,17 @@ fn place_slices<E>(
         )));
     }
     let voxels = out.voxels();
+    if axis == 2 && layout != Layout::Nhwc && (ow, oh) == (w, h) {
+        // Axial maps of the slice's own size go back as contiguous blocks.
+        for b in 0..n {
+            for c in 0..k {
+                let to = c * voxels + (start + b) * w * h;
+                let from = (b * k + c) * w * h;
+                out.data[to..to + w * h].copy_from_slice(&tensor.data[from..from + w * h]);
+            }
+        }
+        return Ok(());
+    }
     for b in 0..n {
         for c in 0..k {
             let map: Vec<f32> = (0..oh * ow)

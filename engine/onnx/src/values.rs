@@ -78,6 +78,15 @@ pub fn activate(channels: &mut Channels, activation: Activation) {
             .data
             .iter_mut()
             .for_each(|v| *v = 1.0 / (1.0 + (-*v).exp())),
+        Activation::Softmax if channels.count == 2 => {
+            // Two classes: p1 = sigmoid(x1 - x0), one exponential per voxel.
+            let (first, second) = channels.data.split_at_mut(n);
+            for (a, b) in first.iter_mut().zip(second.iter_mut()) {
+                let p = 1.0 / (1.0 + (*a - *b).exp());
+                *a = 1.0 - p;
+                *b = p;
+            }
+        }
         Activation::Softmax => {
             for voxel in 0..n {
                 let at = |c: usize| c * n + voxel;
@@ -171,6 +180,15 @@ mod tests {
         };
         activate(&mut c, Activation::Softmax);
         assert!((c.data[0] - 1.0 / (1.0 + 1f32.exp())).abs() < 1e-6);
+        // Three channels take the general path; each voxel's probabilities sum to one.
+        let mut three = Channels {
+            dims: [1, 1, 1],
+            count: 3,
+            data: vec![1.0, 2.0, 3.0],
+        };
+        activate(&mut three, Activation::Softmax);
+        assert!((three.data.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!(three.data[2] > three.data[1] && three.data[1] > three.data[0]);
         assert!((c.data[0] + c.data[2] - 1.0).abs() < 1e-6);
         assert_eq!(mask(&c, &output()), vec![1, 0]);
         let one = Channels {
