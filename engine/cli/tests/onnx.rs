@@ -2,19 +2,13 @@
 //! network slice-wise on a real MR series with the model's hash and provider in the run record, and a
 //! missing ONNX Runtime library failing the model's step with how to get it while other steps still run.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
+use std::path::{Path, PathBuf};
+
+use common::{last_run, repo, voxflow};
 use sha2::{Digest, Sha256};
 use voxflow_testkit::testdata;
-
-fn voxflow() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_voxflow"))
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// The test networks from scripts/onnx_reference.py and the runtime, or None with a message.
 fn reference() -> Option<PathBuf> {
@@ -134,24 +128,6 @@ fn run(
         .arg(format!("study={}", study.display()))
         .output()
         .unwrap()
-}
-
-fn last_run(data: &Path) -> serde_json::Value {
-    let list = voxflow()
-        .arg("--data-dir")
-        .arg(data)
-        .args(["runs", "list", "--json"])
-        .output()
-        .unwrap();
-    let runs: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
-    let id = runs[0]["id"].as_str().unwrap().to_string();
-    let show = voxflow()
-        .arg("--data-dir")
-        .arg(data)
-        .args(["runs", "show", &id, "--json"])
-        .output()
-        .unwrap();
-    serde_json::from_slice(&show.stdout).unwrap()
 }
 
 #[test]

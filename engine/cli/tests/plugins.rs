@@ -3,24 +3,14 @@
 //! allocates without bound, panics, overflows its stack, reads /etc/passwd or opens a socket fails its own
 //! step with a clear message while a sibling step in the same run succeeds.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use common::{last_run, repo, voxflow};
 use voxflow_testkit::testdata;
-
-fn voxflow() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_voxflow"));
-    c.env(
-        "VOXFLOW_COMPONENT_CACHE",
-        repo().join("target/test-components"),
-    );
-    c
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// Builds the plugins once per test binary into a plugins folder of their own; `None` (with a message)
 /// when the wasm32-wasip2 target is not installed.
@@ -97,24 +87,6 @@ fn run_on_study(dir: &Path, plugins: &Path, study: &Path, yaml: &str) -> PathBuf
         String::from_utf8_lossy(&out.stderr)
     );
     out_dir
-}
-
-fn last_run(data: &Path) -> serde_json::Value {
-    let list = voxflow()
-        .arg("--data-dir")
-        .arg(data)
-        .args(["runs", "list", "--json"])
-        .output()
-        .unwrap();
-    let runs: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
-    let id = runs[0]["id"].as_str().unwrap().to_string();
-    let show = voxflow()
-        .arg("--data-dir")
-        .arg(data)
-        .args(["runs", "show", &id, "--json"])
-        .output()
-        .unwrap();
-    serde_json::from_slice(&show.stdout).unwrap()
 }
 
 #[test]

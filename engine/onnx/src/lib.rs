@@ -10,8 +10,7 @@ pub mod step;
 pub mod tiling;
 pub mod values;
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 
 pub use runtime::{Provider, RuntimeConfig};
 pub use session::{inspect_model, ModelInfo, TensorInfo};
@@ -31,34 +30,4 @@ pub enum OnnxError {
     Manifest(String),
     #[error("the session cache lock is poisoned")]
     Poisoned,
-}
-
-/// The ONNX plugins in `dir` (one folder each with a `plugin.yaml` of kind `onnx`), and the folders that
-/// could not be loaded with why. The runtime library is not needed to load them, only to run them.
-pub fn load_onnx_plugins(
-    dir: &Path,
-    config: &RuntimeConfig,
-) -> (Vec<Arc<OnnxPlugin>>, Vec<(PathBuf, String)>) {
-    let mut loaded = Vec::new();
-    let mut problems = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return (loaded, problems);
-    };
-    let mut folders: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.join(voxflow_plugin::MANIFEST_FILE).is_file())
-        .collect();
-    folders.sort();
-    for folder in folders {
-        match voxflow_plugin::Manifest::load(&folder) {
-            Ok((m, _)) if m.kind != voxflow_plugin::PluginKind::Onnx => continue,
-            Ok(_) => match OnnxPlugin::load(&folder, config.clone()) {
-                Ok(p) => loaded.push(Arc::new(p)),
-                Err(e) => problems.push((folder, e.to_string())),
-            },
-            Err(e) => problems.push((folder, e.to_string())),
-        }
-    }
-    (loaded, problems)
 }

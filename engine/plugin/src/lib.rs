@@ -6,7 +6,6 @@ pub mod manifest;
 pub mod wasm;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 pub use manifest::{Manifest, PluginKind, MANIFEST_FILE};
 pub use wasm::{CallOutput, WasmHost, WasmPlugin};
@@ -21,16 +20,11 @@ pub enum PluginError {
     Host(String),
 }
 
-/// The plugins under `dir` (one folder each with a `plugin.yaml`), loaded (compiled on first use), and the folders
-/// that could not be loaded with why. ONNX plugins are left to the ONNX runner.
-pub fn load_plugins(
-    host: &Arc<WasmHost>,
-    dir: &Path,
-) -> (Vec<Arc<WasmPlugin>>, Vec<(PathBuf, String)>) {
-    let mut loaded = Vec::new();
-    let mut problems = Vec::new();
+/// The plugin folders directly under `dir` (each holding a `plugin.yaml`), in name order; none when `dir`
+/// cannot be read.
+pub fn plugin_folders(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return (loaded, problems);
+        return Vec::new();
     };
     let mut folders: Vec<PathBuf> = entries
         .flatten()
@@ -38,15 +32,5 @@ pub fn load_plugins(
         .filter(|p| p.join(MANIFEST_FILE).is_file())
         .collect();
     folders.sort();
-    for folder in folders {
-        match Manifest::load(&folder) {
-            Ok((m, _)) if m.kind != PluginKind::Wasm => continue,
-            Ok(_) => match WasmPlugin::load(host.clone(), &folder) {
-                Ok(p) => loaded.push(Arc::new(p)),
-                Err(e) => problems.push((folder, e.to_string())),
-            },
-            Err(e) => problems.push((folder, e.to_string())),
-        }
-    }
-    (loaded, problems)
+    folders
 }

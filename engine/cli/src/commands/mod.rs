@@ -13,38 +13,42 @@ use voxflow_steps::StepRegistry;
 
 use crate::settings::GlobalArgs;
 
-/// The steps a workflow may use on this installation: the built-ins and the plugins under `--plugins`
-/// (WebAssembly and ONNX; a plugin that cannot be loaded is reported on stderr and left out).
+/// The steps a workflow may use on this installation: the built-ins and the plugins under `--plugins`,
+/// WebAssembly and ONNX (a plugin that cannot be loaded is reported on stderr and left out).
 pub fn registry(global: &GlobalArgs) -> StepRegistry {
     let mut registry = StepRegistry::with_builtins();
-    if !global.plugins.is_dir() {
-        return registry;
-    }
-    match global.onnx_config() {
-        Ok(config) => {
-            let (models, problems) = voxflow_onnx::load_onnx_plugins(&global.plugins, &config);
-            for (folder, why) in problems {
-                eprintln!("warning: plugin {} not loaded: {why}", folder.display());
-            }
-            for p in models {
-                registry.register(p as Arc<dyn voxflow_steps::Step>);
-            }
+    let mut wasm_host = None;
+    for folder in voxflow_plugin::plugin_folders(&global.plugins) {
+        match load_plugin(global, &folder, &mut wasm_host) {
+            Ok(step) => registry.register(step),
+            Err(why) => eprintln!("warning: plugin {} not loaded: {why:#}", folder.display()),
         }
-        Err(e) => eprintln!("warning: ONNX plugins are unavailable: {e:#}"),
-    }
-    let host = match voxflow_plugin::WasmHost::shared(Some(&global.component_cache())) {
-        Ok(h) => h,
-        Err(e) => {
-            eprintln!("warning: WebAssembly plugins are unavailable: {e}");
-            return registry;
-        }
-    };
-    let (plugins, problems) = voxflow_plugin::load_plugins(&host, &global.plugins);
-    for (folder, why) in problems {
-        eprintln!("warning: plugin {} not loaded: {why}", folder.display());
-    }
-    for p in plugins {
-        registry.register(p as Arc<dyn voxflow_steps::Step>);
     }
     registry
+}
+
+/// One plugin folder as a step, by its manifest's kind (the WebAssembly host is started on first need).
+fn load_plugin(
+    global: &GlobalArgs,
+    folder: &std::path::Path,
+    wasm_host: &mut Option<Arc<voxflow_plugin::WasmHost>>,
+) -> anyhow::Result<Arc<dyn voxflow_steps::Step>> {
+    let (manifest, _) = voxflow_plugin::Manifest::load(folder)?;
+    Ok(match manifest.kind {
+        voxflow_plugin::PluginKind::Wasm => {
+            let host = match wasm_host {
+                Some(h) => h.clone(),
+                None => wasm_host
+                    .insert(voxflow_plugin::WasmHost::shared(Some(
+                        &global.component_cache(),
+                    ))?)
+                    .clone(),
+            };
+            Arc::new(voxflow_plugin::WasmPlugin::load(host, folder)?)
+        }
+        voxflow_plugin::PluginKind::Onnx => Arc::new(voxflow_onnx::OnnxPlugin::load(
+            folder,
+            global.onnx_config()?,
+        )?),
+    })
 }
