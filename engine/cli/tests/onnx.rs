@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{last_run, repo, voxflow};
+use common::{last_run, repo, run_command, voxflow};
 use sha2::{Digest, Sha256};
 use voxflow_testkit::testdata;
 
@@ -114,17 +114,11 @@ fn run(
     study: &Path,
     library: Option<&str>,
 ) -> std::process::Output {
-    let mut c = voxflow();
+    let mut c = run_command(data, plugins, workflow);
     if let Some(lib) = library {
         c.env("VOXFLOW_ONNXRUNTIME", lib);
     }
-    c.arg("--data-dir")
-        .arg(data)
-        .arg("--plugins")
-        .arg(plugins)
-        .arg("run")
-        .arg(workflow)
-        .args(["--plain", "--input"])
+    c.args(["--plain", "--input"])
         .arg(format!("study={}", study.display()))
         .output()
         .unwrap()

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use common::{last_run, repo, voxflow};
+use common::{last_run, repo, run_command, voxflow};
 use voxflow_testkit::testdata;
 
 /// Builds the plugins once per test binary into a plugins folder of their own; `None` (with a message)
@@ -50,13 +50,7 @@ fn plugins_dir() -> Option<&'static Path> {
 }
 
 fn run(data: &Path, plugins: &Path, workflow: &Path, args: &[&str]) -> std::process::Output {
-    voxflow()
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--plugins")
-        .arg(plugins)
-        .arg("run")
-        .arg(workflow)
+    run_command(data, plugins, workflow)
         .args(args)
         .output()
         .unwrap()

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::{TensorRef, ValueType};
+use sha2::{Digest, Sha256};
 
 use crate::runtime::{environment, Provider, RuntimeConfig};
 use crate::tiling::Tensor;
@@ -32,6 +33,8 @@ pub struct ModelInfo {
     /// (domain, version) of the operator sets it imports ("" is the default ONNX domain).
     pub opsets: Vec<(String, u32)>,
     pub producer: Option<String>,
+    /// Of the file's bytes.
+    pub sha256: String,
 }
 
 /// One loaded model, shareable across threads (inference takes turns: ONNX Runtime already uses the
@@ -45,7 +48,8 @@ pub struct ModelSession {
 
 type Key = (String, Provider, usize);
 
-/// The session for a model, from the process cache or created now.
+/// The session for a model pinned to `sha256`, from the process cache or created now: the file is read
+/// once, its hash checked against the pin, and the session built from those same bytes.
 pub fn shared_session(
     model: &Path,
     sha256: &str,
@@ -59,7 +63,7 @@ pub fn shared_session(
             return Ok(found.clone());
         }
     }
-    let created = Arc::new(open(model, config)?);
+    let created = Arc::new(open(model, Some(sha256), config)?);
     let mut cache = CACHE.lock().map_err(|_| OnnxError::Poisoned)?;
     Ok(cache
         .get_or_insert_with(HashMap::new)
@@ -68,16 +72,24 @@ pub fn shared_session(
         .clone())
 }
 
-/// Opens a model file in a session of its own (no cache): what `plugin inspect` uses.
-pub fn open(model: &Path, config: &RuntimeConfig) -> Result<ModelSession, OnnxError> {
-    let env = environment(config.library.as_deref())?;
+/// Opens a model file in a session of its own, refusing it when `pinned` names another sha256.
+pub fn open(
+    model: &Path,
+    pinned: Option<&str>,
+    config: &RuntimeConfig,
+) -> Result<ModelSession, OnnxError> {
     let bad = |e: &dyn std::fmt::Display| OnnxError::Model {
         path: model.to_path_buf(),
         message: e.to_string(),
     };
-    if !model.is_file() {
-        return Err(bad(&"the model file does not exist"));
+    let bytes = std::fs::read(model).map_err(|e| bad(&format!("cannot read it: {e}")))?;
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    if let Some(pin) = pinned.filter(|pin| *pin != sha256) {
+        return Err(bad(&format!(
+            "has sha256 {sha256}, but plugin.yaml pins {pin}"
+        )));
     }
+    let env = environment(config.library.as_deref())?;
     let mut builder = Session::builder(env)
         .map_err(|e| bad(&e))?
         .with_optimization_level(GraphOptimizationLevel::All)
@@ -89,8 +101,8 @@ pub fn open(model: &Path, config: &RuntimeConfig) -> Result<ModelSession, OnnxEr
             .with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])
             .map_err(|e| OnnxError::Provider(format!("CUDA could not be used: {e}")))?;
     }
-    let session = builder.commit_from_file(model).map_err(|e| bad(&e))?;
-    let info = describe(&session);
+    let session = builder.commit_from_memory(&bytes).map_err(|e| bad(&e))?;
+    let info = describe(&session, sha256);
     Ok(ModelSession {
         session: Mutex::new(session),
         info,
@@ -120,7 +132,7 @@ fn tensor_info(name: &str, dtype: &ValueType) -> TensorInfo {
     }
 }
 
-fn describe(session: &Session) -> ModelInfo {
+fn describe(session: &Session, sha256: String) -> ModelInfo {
     let opsets = ["", "ai.onnx.ml"]
         .iter()
         .filter_map(|d| {
@@ -143,6 +155,7 @@ fn describe(session: &Session) -> ModelInfo {
             .collect(),
         opsets,
         producer: session.metadata().ok().and_then(|m| m.producer()),
+        sha256,
     }
 }
 
@@ -222,7 +235,7 @@ fn names(tensors: &[TensorInfo]) -> String {
         .join(", ")
 }
 
-/// What a model file takes and returns, for `voxflow plugin inspect model.onnx`.
+/// What a model file takes and returns (and its sha256), for `voxflow plugin inspect model.onnx`.
 pub fn inspect_model(model: &Path, config: &RuntimeConfig) -> Result<ModelInfo, OnnxError> {
-    Ok(open(model, config)?.info)
+    Ok(open(model, None, config)?.info)
 }

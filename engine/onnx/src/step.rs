@@ -3,12 +3,12 @@
 //! grid and stored as masks, label maps, probability maps or class scores. The model's hash, the provider
 //! and the threads are recorded on every output.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
-use sha2::{Digest, Sha256};
 use voxflow_imaging::ops::{resample_onto, resample_to_spacing, AxisMap, Interpolation};
 use voxflow_imaging::{Geometry, Volume, VoxelData};
 use voxflow_plugin::manifest::{port_kind, PluginKind};
@@ -37,12 +37,11 @@ pub struct OnnxPlugin {
     identity: PluginIdentity,
     signature: StepSignature,
     config: RuntimeConfig,
-    verified: OnceLock<Result<(), String>>,
 }
 
 impl OnnxPlugin {
-    /// Loads the plugin in `dir`: its `plugin.yaml` with a `model:` section; the model file's hash is checked
-    /// on first use.
+    /// Loads the plugin in `dir`: its `plugin.yaml` with a `model:` section; the model file is read (and its
+    /// hash checked against the pin) when its session is first needed.
     pub fn load(dir: &Path, config: RuntimeConfig) -> Result<OnnxPlugin, OnnxError> {
         let (manifest, dir) =
             Manifest::load(dir).map_err(|e| OnnxError::Manifest(e.to_string()))?;
@@ -53,9 +52,17 @@ impl OnnxPlugin {
         let spec =
             ModelSpec::from_json(manifest.model.as_ref().unwrap_or(&serde_json::Value::Null))
                 .map_err(bad)?;
-        let volume_inputs: Vec<_> = manifest.inputs.iter().filter(|p| !p.list).collect();
-        if manifest.inputs.len() != 1 || volume_inputs.len() != 1 {
-            return Err(bad("an onnx plugin takes exactly one input volume".into()));
+        let volume_input = |p: &voxflow_plugin::manifest::PortDecl| {
+            !p.list
+                && matches!(
+                    port_kind(&p.ty),
+                    Some(ArtifactKind::Volume | ArtifactKind::Mask)
+                )
+        };
+        if manifest.inputs.len() != 1 || !volume_input(&manifest.inputs[0]) {
+            return Err(bad(
+                "an onnx plugin takes exactly one input, of type volume, mask or labels".into(),
+            ));
         }
         for port in &manifest.outputs {
             if !spec.outputs.contains_key(&port.name) {
@@ -98,7 +105,6 @@ impl OnnxPlugin {
             spec,
             manifest,
             config,
-            verified: OnceLock::new(),
         })
     }
 
@@ -108,32 +114,6 @@ impl OnnxPlugin {
 
     pub fn model_path(&self) -> &Path {
         &self.model_path
-    }
-
-    /// The model file, checked once against the manifest's sha256.
-    fn verify_model(&self) -> Result<(), StepError> {
-        self.verified
-            .get_or_init(|| {
-                let bytes = std::fs::read(&self.model_path).map_err(|e| {
-                    format!(
-                        "plugin {}: cannot read its model {}: {e}",
-                        self.identity.name,
-                        self.model_path.display()
-                    )
-                })?;
-                let found = hex::encode(Sha256::digest(&bytes));
-                if found != self.identity.sha256 {
-                    return Err(format!(
-                        "plugin {}: model {} has sha256 {found}, but plugin.yaml pins {}",
-                        self.identity.name,
-                        self.model_path.display(),
-                        self.identity.sha256
-                    ));
-                }
-                Ok(())
-            })
-            .clone()
-            .map_err(StepError::Failed)
     }
 
     /// The session for this step's provider and threads.
@@ -155,7 +135,6 @@ impl OnnxPlugin {
                     message: format!("{t:?} is not a thread count"),
                 })? as usize;
         }
-        self.verify_model()?;
         shared_session(&self.model_path, &self.identity.sha256, &config)
             .map_err(|e| StepError::Failed(format!("plugin {}: {e}", self.identity.name)))
     }
@@ -163,7 +142,7 @@ impl OnnxPlugin {
     /// Runs the model on a volume: each output port's raw channels on the volume's own grid (class scores on
     /// a 1x1x1 grid). The order follows MONAI's pipelines: orient, resample, normalize, crop; run; smooth,
     /// uncrop, map back (the activation comes after, in [`OnnxPlugin::call`]).
-    pub fn infer(
+    fn infer(
         &self,
         session: &ModelSession,
         volume: &Volume,
@@ -176,12 +155,16 @@ impl OnnxPlugin {
             Orientation::Lps => AxisMap::to_closest_lps(&volume.geometry),
         });
         let oriented = match &orient {
-            Some(map) => map.apply(volume),
-            None => volume.clone(),
+            Some(map) => Cow::Owned(map.apply(volume)),
+            None => Cow::Borrowed(volume),
         };
         let working = match input.spacing {
-            Some(spacing) => resample_to_spacing(&oriented, spacing, Interpolation::LinearBorder),
-            None => oriented.clone(),
+            Some(spacing) => Cow::Owned(resample_to_spacing(
+                &oriented,
+                spacing,
+                Interpolation::LinearBorder,
+            )),
+            None => Cow::Borrowed(oriented.as_ref()),
         };
         let dims = working.geometry.dims;
         let mut voxels = working.data.to_f32();
@@ -195,11 +178,13 @@ impl OnnxPlugin {
         } else {
             regions::crop(&voxels, dims, region)
         };
-        let ports: Vec<&String> = self.spec.outputs.keys().collect();
-        let tensors: Vec<String> = ports
-            .iter()
-            .map(|p| self.spec.outputs[*p].tensor.clone())
-            .collect();
+        // Each graph output once, however many ports read it.
+        let mut tensors: Vec<String> = Vec::new();
+        for spec in self.spec.outputs.values() {
+            if !tensors.contains(&spec.tensor) {
+                tensors.push(spec.tensor.clone());
+            }
+        }
         let mut runs = 0;
         let assembled = run_tiled(&cropped, region.size, input, tensors.len(), |tensor| {
             cancel()?;
@@ -212,9 +197,17 @@ impl OnnxPlugin {
             TilingError::Network(e) => e,
             TilingError::Shape(m) => StepError::Failed(format!("plugin {name}: {m}")),
         })?;
+        // Smoothing, uncropping and mapping back, once per (tensor, smoothing) pair.
+        let mut mapped: Vec<((usize, u64), Channels)> = Vec::new();
         let mut out = Vec::new();
-        for (port, mut channels) in ports.into_iter().zip(assembled) {
-            let spec = &self.spec.outputs[port];
+        for (port, spec) in &self.spec.outputs {
+            let t = tensors.iter().position(|n| n == &spec.tensor).unwrap_or(0);
+            let key = (t, spec.smooth.to_bits());
+            if let Some((_, done)) = mapped.iter().find(|(k, _)| *k == key) {
+                out.push((port.clone(), done.clone()));
+                continue;
+            }
+            let mut channels = assembled[t].clone();
             if channels.dims != [1, 1, 1] {
                 regions::gaussian_smooth(&mut channels, spec.smooth);
                 if region != Region::all(dims) {
@@ -230,6 +223,7 @@ impl OnnxPlugin {
                     channels = map_channels(&channels, &oriented.geometry, |v| inverse.apply(&v));
                 }
             }
+            mapped.push((key, channels.clone()));
             out.push((port.clone(), channels));
         }
         Ok((out, runs))

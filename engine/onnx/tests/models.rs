@@ -335,6 +335,26 @@ fn bad_models_and_shapes_are_errors_naming_the_plugin_and_tensor() {
         "{error}"
     );
 
+    // A model plugin reads one volume; a text input is refused when the plugin is loaded.
+    let text_input = dir.path().join("text-input");
+    std::fs::create_dir_all(&text_input).unwrap();
+    std::fs::write(
+        text_input.join("plugin.yaml"),
+        std::fs::read_to_string(dir.path().join("mnist/plugin.yaml"))
+            .unwrap()
+            .replace("name: mnist", "name: text-input")
+            .replace("{name: volume, type: volume}", "{name: volume, type: text}"),
+    )
+    .unwrap();
+    let error = OnnxPlugin::load(&text_input, RuntimeConfig::default())
+        .err()
+        .expect("a text input is refused")
+        .to_string();
+    assert!(
+        error.contains("exactly one input") && error.contains("text-input"),
+        "{error}"
+    );
+
     // A pinned hash that the file does not have: refused before the model is opened.
     let pinned = plugin(dir.path(), "pinned", &model, section, ports);
     let manifest = dir.path().join("pinned/plugin.yaml");

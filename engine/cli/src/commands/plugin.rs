@@ -255,11 +255,9 @@ fn inspect(global: &GlobalArgs, path: &Path, json: bool) -> anyhow::Result<u8> {
 /// What a model file's graph takes and returns, so an author can write the manifest's `model:` section.
 fn inspect_model(global: &GlobalArgs, path: &Path, json: bool) -> anyhow::Result<u8> {
     let info = voxflow_onnx::inspect_model(path, &global.onnx_config()?)?;
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let sha256 = &info.sha256;
     if json {
         let mut doc = serde_json::to_value(&info)?;
-        doc["sha256"] = sha256.into();
         doc["file"] = path.display().to_string().into();
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(0);
@@ -343,6 +341,10 @@ fn test_model(
         bail!("an ONNX plugin takes one --input NAME=PATH");
     };
     let (name, path) = split_pair(input, "--input")?;
+    let port = &plugin.manifest().inputs[0].name;
+    if name != port {
+        bail!("--input {name}: this plugin's input is `{port}`");
+    }
     let volume = load_volume(Path::new(path)).with_context(|| format!("input `{name}`"))?;
     let values = parse_params(params)?;
     let (produced, provenance) = match plugin.call(&volume, &values, &|| Ok(())) {

@@ -19,6 +19,18 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// `voxflow --data-dir DATA --plugins PLUGINS run WORKFLOW`, ready for more arguments.
+pub fn run_command(data: &Path, plugins: &Path, workflow: &Path) -> Command {
+    let mut c = voxflow();
+    c.arg("--data-dir")
+        .arg(data)
+        .arg("--plugins")
+        .arg(plugins)
+        .arg("run")
+        .arg(workflow);
+    c
+}
+
 /// `voxflow runs show --json` of the newest run recorded under `data`.
 pub fn last_run(data: &Path) -> serde_json::Value {
     let list = voxflow()
