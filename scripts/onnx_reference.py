@@ -7,12 +7,15 @@ Writes into OUT_DIR:
   - digit_<d>.nii.gz: the digits 0-9 drawn at 28x28 (white on black, 0..255), for the MNIST model zoo model;
   - brain_slice.nii.gz: the middle axial slice of nibabel's anatomical.nii (a real brain MR), scaled to
     0..255 and resized to 224x224, for the brain-MRI tumour classifier (NHWC, RGB replicated);
+  - mnist_int8.onnx: the MNIST model with int8 weights (onnxruntime.quantization.quantize_dynamic), the
+    quantized variant of a model plugin that lists both;
   - threshold2d.onnx / softmax2d.onnx: two small 2D networks built here with the onnx package (symbolic
     batch and image size), so that tests can apply a network slice-wise to a real volume and know the answer;
   - reference.json: what onnxruntime.InferenceSession.run returns on each input.
 The tests compare voxflow's outputs with these (tolerance 1e-5).
 """
 import json
+import logging
 import os
 import sys
 
@@ -21,6 +24,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
+from onnxruntime.quantization import QuantType, quantize_dynamic
 from PIL import Image, ImageDraw, ImageFont
 
 
@@ -84,18 +88,24 @@ def build_softmax_model(path):
 
 def main():
     data, out = sys.argv[1], sys.argv[2]
+    logging.getLogger().setLevel(logging.ERROR)  # quantize_dynamic's advice on pre-processing
     os.makedirs(out, exist_ok=True)
     reference = {"onnxruntime": ort.__version__}
 
     mnist_path = os.path.join(data, "onnx", "mnist-8_model_zoo.onnx")
     if os.path.exists(mnist_path):
         mnist = session(mnist_path)
+        int8_path = os.path.join(out, "mnist_int8.onnx")
+        quantize_dynamic(mnist_path, int8_path, weight_type=QuantType.QInt8)
+        mnist_int8 = session(int8_path)
         digits = []
         for d in range(10):
             pixels = draw_digit(d)
             save_slice(os.path.join(out, f"digit_{d}.nii.gz"), pixels)
             logits = mnist.run(None, {"Input3": pixels[None, None]})[0][0]
-            digits.append({"file": f"digit_{d}.nii.gz", "digit": d, "logits": logits.tolist()})
+            logits_int8 = mnist_int8.run(None, {"Input3": pixels[None, None]})[0][0]
+            digits.append({"file": f"digit_{d}.nii.gz", "digit": d, "logits": logits.tolist(),
+                           "logits_int8": logits_int8.tolist()})
         reference["mnist"] = digits
 
     brain_model = os.path.join(data, "onnx", "brain_tumor_mri_classifier.onnx")

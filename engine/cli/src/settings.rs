@@ -50,6 +50,10 @@ pub struct GlobalArgs {
     /// Threads inside each ONNX operator; default: the machine's cores.
     #[arg(long, global = true, env = "VOXFLOW_ONNX_THREADS")]
     pub onnx_threads: Option<usize>,
+    /// The model variant (e.g. int8) ONNX plugins run where they list one by that name; a step's
+    /// `with: {variant: ...}` overrides it; plugins without it run their first.
+    #[arg(long, global = true, env = "VOXFLOW_ONNX_VARIANT")]
+    pub onnx_variant: Option<String>,
     /// Log line format on stderr (levels from RUST_LOG, default warn).
     #[arg(long, global = true, value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -87,6 +91,7 @@ impl GlobalArgs {
     pub fn onnx_config(&self) -> anyhow::Result<voxflow_onnx::RuntimeConfig> {
         let mut config = voxflow_onnx::RuntimeConfig {
             library: self.onnxruntime.clone(),
+            variant: self.onnx_variant.clone().filter(|v| !v.is_empty()),
             ..Default::default()
         };
         config.provider =

@@ -57,6 +57,9 @@ pub struct RuntimeConfig {
     pub provider: Provider,
     /// Threads inside one operator; default: the machine's cores.
     pub intra_threads: usize,
+    /// The model variant the site prefers (e.g. `int8`) where a plugin lists one by that name; plugins
+    /// without it run their default.
+    pub variant: Option<String>,
 }
 
 impl Default for RuntimeConfig {
@@ -65,6 +68,7 @@ impl Default for RuntimeConfig {
             library: None,
             provider: Provider::Cpu,
             intra_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            variant: None,
         }
     }
 }

@@ -7,18 +7,40 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-/// The whole section.
+/// The whole section. One model is `file` + `sha256`; several variants of the same network (fp32 and int8,
+/// say) are `variants:`, the first being the default, and a site or a step picks one by name.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
-    /// The model, relative to the plugin's folder.
-    pub file: PathBuf,
+    /// The model, relative to the plugin's folder (one-variant form).
+    #[serde(default)]
+    file: Option<PathBuf>,
     /// Its sha256 (hex); the plugin refuses to load a file that differs.
-    pub sha256: String,
+    #[serde(default)]
+    sha256: Option<String>,
+    /// Files of the same network the site or step chooses between; after reading, always at least one
+    /// (the one-variant form becomes a variant named `default`).
+    #[serde(default)]
+    pub variants: Vec<ModelVariant>,
     pub input: InputSpec,
     /// By output port name.
     pub outputs: BTreeMap<String, OutputSpec>,
 }
+
+/// One file of the network: a name to choose it by, the file and its pinned sha256.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelVariant {
+    pub name: String,
+    pub file: PathBuf,
+    pub sha256: String,
+    /// What sets it apart (e.g. "int8 weights, dynamic quantization").
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// The name the one-variant form's model goes by.
+pub const DEFAULT_VARIANT: &str = "default";
 
 /// How the input volume becomes tensors.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -241,19 +263,81 @@ pub enum Activation {
 impl ModelSpec {
     /// The section from the manifest's `model:` value; the error names the field.
     pub fn from_json(value: &serde_json::Value) -> Result<ModelSpec, String> {
-        let spec: ModelSpec =
+        let mut spec: ModelSpec =
             serde_json::from_value(value.clone()).map_err(|e| format!("model: {e}"))?;
+        spec.gather_variants()?;
         spec.check()?;
         Ok(spec)
     }
 
-    fn check(&self) -> Result<(), String> {
-        if self.sha256.len() != 64 || !self.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(format!(
-                "model.sha256 `{}` is not 64 hex digits",
-                self.sha256
-            ));
+    /// The default variant (the first).
+    pub fn default_variant(&self) -> &ModelVariant {
+        &self.variants[0]
+    }
+
+    /// The variant called `name`.
+    pub fn variant(&self, name: &str) -> Option<&ModelVariant> {
+        self.variants.iter().find(|v| v.name == name)
+    }
+
+    /// Turns the one-variant form into a variant named `default`; refuses a mix of the two forms,
+    /// repeated names and sha256 pins that are not 64 hex digits.
+    fn gather_variants(&mut self) -> Result<(), String> {
+        match (self.file.take(), self.sha256.take(), self.variants.is_empty()) {
+            (Some(file), Some(sha256), true) => self.variants.push(ModelVariant {
+                name: DEFAULT_VARIANT.into(),
+                file,
+                sha256,
+                description: None,
+            }),
+            (None, None, false) => {}
+            (None, None, true) => {
+                return Err("model: name the model with `file` and `sha256`, or list `variants`".into())
+            }
+            (Some(_), None, _) | (None, Some(_), true) => {
+                return Err("model: `file` and `sha256` go together".into())
+            }
+            (_, _, false) => {
+                return Err(
+                    "model: `file`/`sha256` and `variants` cannot both be given; list the file as the first variant"
+                        .into(),
+                )
+            }
         }
+        for (n, variant) in self.variants.iter_mut().enumerate() {
+            let at = format!("model.variants[{n}]");
+            if variant.name.is_empty()
+                || !variant
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(format!(
+                    "{at}.name `{}` must be letters, digits, - or _",
+                    variant.name
+                ));
+            }
+            if variant.sha256.len() != 64 || !variant.sha256.bytes().all(|b| b.is_ascii_hexdigit())
+            {
+                return Err(format!(
+                    "{at}.sha256 `{}` is not 64 hex digits",
+                    variant.sha256
+                ));
+            }
+            variant.sha256.make_ascii_lowercase();
+        }
+        for (n, variant) in self.variants.iter().enumerate() {
+            if self.variants[..n].iter().any(|v| v.name == variant.name) {
+                return Err(format!(
+                    "model.variants: `{}` is listed twice",
+                    variant.name
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check(&self) -> Result<(), String> {
         let t = &self.input.tiling;
         if t.axis > 2 {
             return Err(format!(
@@ -340,8 +424,45 @@ mod tests {
         let mut bad = ok.clone();
         bad["input"]["tiling"]["mode"] = "patches".into();
         assert!(ModelSpec::from_json(&bad).unwrap_err().contains("ncijk"));
-        let mut bad = ok;
+        let mut bad = ok.clone();
         bad["sha256"] = "xyz".into();
         assert!(ModelSpec::from_json(&bad).unwrap_err().contains("sha256"));
+        assert_eq!(spec.variants.len(), 1);
+        assert_eq!(spec.default_variant().name, DEFAULT_VARIANT);
+    }
+
+    #[test]
+    fn reads_variants_first_one_default_and_refuses_mixed_or_repeated_forms() {
+        let section = |variants: serde_json::Value| {
+            serde_json::json!({
+                "variants": variants,
+                "input": {"tensor": "x", "tiling": {"mode": "image"}},
+                "outputs": {"scores": {"tensor": "y"}}
+            })
+        };
+        let two = serde_json::json!([
+            {"name": "fp32", "file": "m.onnx", "sha256": "A".repeat(64)},
+            {"name": "int8", "file": "m.int8.onnx", "sha256": "b".repeat(64), "description": "dynamic"}
+        ]);
+        let spec = ModelSpec::from_json(&section(two.clone())).unwrap();
+        assert_eq!(spec.default_variant().name, "fp32");
+        assert_eq!(spec.default_variant().sha256, "a".repeat(64));
+        assert_eq!(spec.variant("int8").unwrap().file, PathBuf::from("m.int8.onnx"));
+        assert!(spec.variant("fp16").is_none());
+
+        let mut repeated = two.clone();
+        repeated[1]["name"] = "fp32".into();
+        let e = ModelSpec::from_json(&section(repeated)).unwrap_err();
+        assert!(e.contains("`fp32` is listed twice"), "{e}");
+        let mut short = two.clone();
+        short[1]["sha256"] = "b".into();
+        let e = ModelSpec::from_json(&section(short)).unwrap_err();
+        assert!(e.contains("model.variants[1].sha256"), "{e}");
+        let mut mixed = section(two);
+        mixed["file"] = "m.onnx".into();
+        mixed["sha256"] = "c".repeat(64).into();
+        assert!(ModelSpec::from_json(&mixed).unwrap_err().contains("cannot both"));
+        let e = ModelSpec::from_json(&section(serde_json::json!([]))).unwrap_err();
+        assert!(e.contains("list `variants`"), "{e}");
     }
 }

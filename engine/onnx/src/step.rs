@@ -21,19 +21,20 @@ use voxflow_steps::{PluginIdentity, Step, StepArgs, StepContext, StepError, Step
 use crate::regions::{self, Region};
 use crate::runtime::{Provider, RuntimeConfig};
 use crate::session::{shared_session, ModelSession};
-use crate::spec::{Activation, ModelSpec, Orientation};
+use crate::spec::{Activation, ModelSpec, ModelVariant, Orientation};
 use crate::tiling::{run_tiled, Channels, TilingError};
 use crate::{values, OnnxError};
 
 /// Step parameters every ONNX plugin takes besides its manifest's.
 const PROVIDER_PARAM: &str = "provider";
 const THREADS_PARAM: &str = "threads";
+const VARIANT_PARAM: &str = "variant";
 
 /// A loaded ONNX model plugin (the model itself is opened on first use).
 pub struct OnnxPlugin {
     manifest: Manifest,
     spec: ModelSpec,
-    model_path: PathBuf,
+    dir: PathBuf,
     identity: PluginIdentity,
     signature: StepSignature,
     config: RuntimeConfig,
@@ -82,6 +83,18 @@ impl OnnxPlugin {
             )));
         }
         let mut signature = manifest.signature();
+        let site_variant = config
+            .variant
+            .as_deref()
+            .and_then(|name| spec.variant(name))
+            .unwrap_or(spec.default_variant());
+        let names: Vec<&str> = spec.variants.iter().map(|v| v.name.as_str()).collect();
+        signature.params.push(PortSpec::optional(
+            VARIANT_PARAM,
+            DataType::String,
+            Some(Value::String(site_variant.name.clone())),
+            &format!("which model file to run: {}", names.join(", ")),
+        ));
         signature.params.push(PortSpec::optional(
             PROVIDER_PARAM,
             DataType::String,
@@ -95,12 +108,13 @@ impl OnnxPlugin {
             "threads inside each operator",
         ));
         Ok(OnnxPlugin {
+            // Workflows pin the default variant's hash; the variant that ran is recorded per output.
             identity: PluginIdentity {
                 name: manifest.step_name(),
                 version: manifest.version.clone(),
-                sha256: spec.sha256.to_lowercase(),
+                sha256: spec.default_variant().sha256.clone(),
             },
-            model_path: dir.join(&spec.file),
+            dir,
             signature,
             spec,
             manifest,
@@ -112,12 +126,53 @@ impl OnnxPlugin {
         &self.manifest
     }
 
-    pub fn model_path(&self) -> &Path {
-        &self.model_path
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
     }
 
-    /// The session for this step's provider and threads.
-    fn session(&self, params: &BTreeMap<String, Value>) -> Result<Arc<ModelSession>, StepError> {
+    /// Where a variant's model file is.
+    pub fn model_path(&self, variant: &ModelVariant) -> PathBuf {
+        self.dir.join(&variant.file)
+    }
+
+    /// The variant a step's parameters choose: its `variant`, else the site's where this plugin has it,
+    /// else the default.
+    pub fn chosen_variant(
+        &self,
+        params: &BTreeMap<String, Value>,
+    ) -> Result<&ModelVariant, StepError> {
+        match params.get(VARIANT_PARAM) {
+            Some(v) => {
+                let name = v.as_str().unwrap_or_default();
+                self.spec.variant(name).ok_or_else(|| StepError::BadArgument {
+                    field: VARIANT_PARAM.into(),
+                    message: format!(
+                        "plugin {} has no model variant `{name}`; it has {}",
+                        self.identity.name,
+                        self.spec
+                            .variants
+                            .iter()
+                            .map(|v| v.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                })
+            }
+            None => Ok(self
+                .config
+                .variant
+                .as_deref()
+                .and_then(|name| self.spec.variant(name))
+                .unwrap_or(self.spec.default_variant())),
+        }
+    }
+
+    /// The session for this step's variant, provider and threads.
+    fn session(
+        &self,
+        params: &BTreeMap<String, Value>,
+    ) -> Result<(Arc<ModelSession>, &ModelVariant), StepError> {
+        let variant = self.chosen_variant(params)?;
         let mut config = self.config.clone();
         if let Some(p) = params.get(PROVIDER_PARAM) {
             let name = p.as_str().unwrap_or_default();
@@ -135,8 +190,14 @@ impl OnnxPlugin {
                     message: format!("{t:?} is not a thread count"),
                 })? as usize;
         }
-        shared_session(&self.model_path, &self.identity.sha256, &config)
-            .map_err(|e| StepError::Failed(format!("plugin {}: {e}", self.identity.name)))
+        let session = shared_session(&self.model_path(variant), &variant.sha256, &config)
+            .map_err(|e| {
+                StepError::Failed(format!(
+                    "plugin {} (model variant {}): {e}",
+                    self.identity.name, variant.name
+                ))
+            })?;
+        Ok((session, variant))
     }
 
     /// Runs the model on a volume: each output port's raw channels on the volume's own grid (class scores on
@@ -258,6 +319,8 @@ pub enum Produced {
 /// How a call ran: the model, where, and how many network runs it took.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Provenance {
+    /// The model variant that ran, and its file's sha256.
+    pub variant: String,
     pub model_sha256: String,
     pub provider: Provider,
     pub intra_threads: usize,
@@ -278,7 +341,7 @@ impl OnnxPlugin {
         let name = &self.identity.name;
         let own: BTreeMap<String, Value> = params
             .iter()
-            .filter(|(k, _)| *k != PROVIDER_PARAM && *k != THREADS_PARAM)
+            .filter(|(k, _)| ![PROVIDER_PARAM, THREADS_PARAM, VARIANT_PARAM].contains(&k.as_str()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         self.manifest
@@ -287,11 +350,12 @@ impl OnnxPlugin {
                 field: "with".into(),
                 message,
             })?;
-        let session = self.session(params)?;
+        let (session, variant) = self.session(params)?;
         let started = Instant::now();
         let (outputs, runs) = self.infer(&session, volume, cancel)?;
         let provenance = Provenance {
-            model_sha256: self.identity.sha256.clone(),
+            variant: variant.name.clone(),
+            model_sha256: variant.sha256.clone(),
             provider: session.provider,
             intra_threads: session.intra_threads,
             library: crate::runtime::loaded_library().map(Path::to_path_buf),
@@ -373,8 +437,9 @@ impl Step for OnnxPlugin {
         let volume = read_volume(ctx, &input.artifact, &port.name)?;
         let (produced, provenance) = self.call(&volume, &args.params, &|| ctx.check_cancelled())?;
         ctx.log(format!(
-            "onnx: {} model sha256 {} on {} with {} threads, {} runs in {:.0} ms",
+            "onnx: {} model variant {} (sha256 {}) on {} with {} threads, {} runs in {:.0} ms",
             self.identity.name,
+            provenance.variant,
             provenance.model_sha256,
             provenance.provider.name(),
             provenance.intra_threads,

@@ -68,11 +68,20 @@ fn run(
     volume: &Volume,
     store: &ArtifactStore,
 ) -> Result<StepOutputs, StepError> {
+    run_with(plugin, volume, store, BTreeMap::new())
+}
+
+fn run_with(
+    plugin: &OnnxPlugin,
+    volume: &Volume,
+    store: &ArtifactStore,
+    params: BTreeMap<String, Value>,
+) -> Result<StepOutputs, StepError> {
     let ctx = StepContext::new("run", "model", "", 1, store, Default::default());
     let input = store_volume(&ctx, volume, ArtifactKind::Volume, "input.nii.gz").unwrap();
     let args = StepArgs {
         inputs: BTreeMap::from([("volume".to_string(), Value::artifact(input))]),
-        params: BTreeMap::new(),
+        params,
     };
     plugin.run(&ctx, &args)
 }
@@ -142,6 +151,82 @@ fn mnist_scores_match_onnxruntime_on_drawn_digits() {
     }
     // A real model: most digits drawn in a plain font are read right (7 of 10 when written).
     assert!(right >= 6, "only {right} of 10 digits recognised");
+}
+
+#[test]
+fn quantized_variant_is_chosen_by_step_or_site_recorded_and_matches_onnxruntime() {
+    let (Some(reference), Some(model)) = (prerequisites(), testdata("onnx/mnist-8_model_zoo.onnx"))
+    else {
+        return;
+    };
+    let expected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(reference.join("reference.json")).unwrap()).unwrap();
+    let int8 = reference.join("mnist_int8.onnx");
+    let dir = tempfile::tempdir().unwrap();
+    let store = ArtifactStore::open(dir.path()).unwrap();
+    let folder = dir.path().join("mnist-variants");
+    std::fs::create_dir_all(&folder).unwrap();
+    let yaml = format!(
+        "name: mnist-variants\nversion: 0.1.0\nkind: onnx\ninputs:\n  - {{name: volume, type: volume}}\n\
+         outputs:\n  - {{name: digit, type: json}}\nmodel:\n  variants:\n\
+         \x20   - {{name: fp32, file: {}, sha256: {}}}\n\
+         \x20   - {{name: int8, file: {}, sha256: {}, description: dynamic int8 weights}}\n\
+         \x20 input: {{tensor: Input3, tiling: {{mode: image}}}}\n\
+         \x20 outputs:\n    digit: {{tensor: Plus214_Output_0}}\n",
+        model.display(),
+        sha256_of(&model),
+        int8.display(),
+        sha256_of(&int8),
+    );
+    std::fs::write(folder.join("plugin.yaml"), yaml).unwrap();
+    let site_default = OnnxPlugin::load(&folder, RuntimeConfig::default()).unwrap();
+    let site_int8 = OnnxPlugin::load(
+        &folder,
+        RuntimeConfig {
+            variant: Some("int8".into()),
+            ..RuntimeConfig::default()
+        },
+    )
+    .unwrap();
+    let chosen = |name: &str| BTreeMap::from([("variant".to_string(), Value::String(name.into()))]);
+    let logits = |case: &serde_json::Value, key: &str| -> Vec<f64> {
+        case[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect()
+    };
+    for case in expected["mnist"].as_array().unwrap().iter().take(4) {
+        let file = case["file"].as_str().unwrap();
+        let (volume, _) = read_nifti(&reference.join(file)).unwrap();
+        for (plugin, params, key, sha) in [
+            (&site_default, BTreeMap::new(), "logits", sha256_of(&model)),
+            (&site_default, chosen("int8"), "logits_int8", sha256_of(&int8)),
+            (&site_int8, BTreeMap::new(), "logits_int8", sha256_of(&int8)),
+            (&site_int8, chosen("fp32"), "logits", sha256_of(&model)),
+        ] {
+            let outputs = run_with(plugin, &volume, &store, params).unwrap();
+            let json = json_output(&outputs, "digit", &store);
+            assert_close(&scores(&json), &logits(case, key), &format!("{file} {key}"));
+            let recorded = outputs["digit"].as_artifact().unwrap().metadata.clone().unwrap();
+            assert_eq!(recorded["onnx"]["model_sha256"], sha.as_str());
+            assert_eq!(
+                recorded["onnx"]["variant"],
+                if key == "logits" { "fp32" } else { "int8" }
+            );
+        }
+    }
+    // The pinned identity stays the default variant's, whichever ran.
+    assert_eq!(site_int8.identity().sha256, sha256_of(&model));
+    let (volume, _) = read_nifti(&reference.join("digit_0.nii.gz")).unwrap();
+    let error = run_with(&site_default, &volume, &store, chosen("fp16"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("no model variant `fp16`") && error.contains("fp32, int8"),
+        "{error}"
+    );
 }
 
 #[test]

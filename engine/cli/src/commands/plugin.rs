@@ -168,13 +168,27 @@ fn inspect(global: &GlobalArgs, path: &Path, json: bool) -> anyhow::Result<u8> {
     let (manifest, dir) = Manifest::load(path)?;
     if manifest.kind == PluginKind::Onnx {
         let plugin = voxflow_onnx::OnnxPlugin::load(&dir, global.onnx_config()?)?;
-        println!("plugin     {} {}", manifest.step_name(), manifest.version);
-        println!(
-            "model      {} (sha256 {})",
-            plugin.model_path().display(),
-            voxflow_steps::Step::identity(&plugin).sha256
-        );
-        return inspect_model(global, plugin.model_path(), json);
+        let chosen = plugin
+            .chosen_variant(&Default::default())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if !json {
+            println!("plugin     {} {}", manifest.step_name(), manifest.version);
+            for variant in &plugin.spec().variants {
+                println!(
+                    "variant    {}{}: {} (sha256 {}){}",
+                    variant.name,
+                    if variant.name == chosen.name { " (runs here)" } else { "" },
+                    plugin.model_path(variant).display(),
+                    variant.sha256,
+                    variant
+                        .description
+                        .as_ref()
+                        .map(|d| format!(" {d}"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        return inspect_model(global, &plugin.model_path(chosen), json);
     }
     let component = manifest.component.as_ref().map(|c| dir.join(c));
     let built = component.as_ref().is_some_and(|c| c.is_file());
@@ -362,8 +376,9 @@ fn test_model(
         }
     }
     println!(
-        "ran in {:.1} ms ({} network runs on {} with {} threads)",
+        "ran in {:.1} ms (model variant {}, {} network runs on {} with {} threads)",
         provenance.milliseconds,
+        provenance.variant,
         provenance.runs,
         provenance.provider.name(),
         provenance.intra_threads
