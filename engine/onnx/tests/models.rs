@@ -217,9 +217,22 @@ fn quantized_variant_is_chosen_by_step_or_site_recorded_and_matches_onnxruntime(
             );
         }
     }
+    // CUDA asked of the CPU build of the library: a clear error, no silent fall-back to the CPU.
+    let (volume, _) = read_nifti(&reference.join("digit_0.nii.gz")).unwrap();
+    let cuda = BTreeMap::from([("provider".to_string(), Value::String("cuda".into()))]);
+    match run_with(&site_default, &volume, &store, cuda) {
+        Err(e) => {
+            let e = e.to_string();
+            assert!(e.contains("mnist-variants") && e.contains("CUDA"), "{e}");
+        }
+        // Only where the GPU build of ONNX Runtime and a GPU are present.
+        Ok(outputs) => {
+            let recorded = outputs["digit"].as_artifact().unwrap().metadata.clone().unwrap();
+            assert_eq!(recorded["onnx"]["provider"], "cuda");
+        }
+    }
     // The pinned identity stays the default variant's, whichever ran.
     assert_eq!(site_int8.identity().sha256, sha256_of(&model));
-    let (volume, _) = read_nifti(&reference.join("digit_0.nii.gz")).unwrap();
     let error = run_with(&site_default, &volume, &store, chosen("fp16"))
         .unwrap_err()
         .to_string();
