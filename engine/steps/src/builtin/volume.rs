@@ -10,7 +10,7 @@ use voxflow_imaging::dicom::{
 use voxflow_imaging::nifti::{decode_nifti, encode_nifti_gz};
 use voxflow_imaging::ops::{resample_onto, Interpolation};
 use voxflow_imaging::png::{render_png, PngOptions};
-use voxflow_imaging::source::{load_source, LoadedSource, Origin};
+use voxflow_imaging::source::{load_source_spaced, LoadedSource, Origin};
 use voxflow_imaging::Volume;
 use voxflow_spec::types::{ArtifactKind, DataType};
 use voxflow_spec::{ArtifactRef, PortSpec, Value};
@@ -50,19 +50,40 @@ pub fn read_volume(
         })
 }
 
+/// "x y z" or "x,y,z" millimetres, all positive.
+fn parse_spacing(text: &str) -> Option<[f64; 3]> {
+    let values: Vec<f64> = text
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().ok())
+        .collect::<Option<_>>()?;
+    match values[..] {
+        [x, y, z] if values.iter().all(|v| v.is_finite() && *v > 0.0) => Some([x, y, z]),
+        _ => None,
+    }
+}
+
 pub fn load_volume() -> Builtin {
     let ports = Ports {
         inputs: vec![PortSpec::required(
             "source",
             DataType::Path,
-            "a DICOM folder or file, or a NIfTI file",
+            "a DICOM folder or file, a NIfTI file, or a NumPy array (.npy, .npy.gz; axes z, y, x)",
         )],
-        params: vec![PortSpec::optional(
-            "series",
-            DataType::String,
-            None,
-            "which series: a SeriesInstanceUID or MODALITY:PATTERN, e.g. MR:t2*tra*",
-        )],
+        params: vec![
+            PortSpec::optional(
+                "series",
+                DataType::String,
+                None,
+                "which series: a SeriesInstanceUID or MODALITY:PATTERN, e.g. MR:t2*tra*",
+            ),
+            PortSpec::optional(
+                "spacing",
+                DataType::String,
+                None,
+                "voxel spacing in mm along x, y, z (e.g. `0.625 0.625 3.6`) for sources that record none (NumPy arrays; default a nominal 1 mm)",
+            ),
+        ],
         outputs: vec![
             PortSpec::required(
                 "volume",
@@ -74,11 +95,16 @@ pub fn load_volume() -> Builtin {
                 DataType::Artifact(ArtifactKind::Json),
                 "key DICOM attributes and geometry",
             ),
+            PortSpec::required(
+                "format",
+                DataType::String,
+                "what was read: dicom, nifti or npy (e.g. for a `when` on a DICOM-only step)",
+            ),
         ],
     };
     Builtin::new(
         "load-volume",
-        "Loads a DICOM series or a NIfTI file as a volume",
+        "Loads a DICOM series, a NIfTI file or a NumPy array as a volume",
         ports,
         run_load_volume,
     )
@@ -91,8 +117,19 @@ fn run_load_volume(ctx: &StepContext<'_>, args: &StepArgs) -> Result<StepOutputs
         .param_str("series")?
         .map(SeriesRule::parse)
         .unwrap_or_default();
+    let spacing = args
+        .param_str("spacing")?
+        .filter(|text| !text.trim().is_empty())
+        .map(|text| {
+            parse_spacing(text).ok_or_else(|| StepError::BadArgument {
+                field: "spacing".into(),
+                message: format!("`{text}` is not three positive millimetre values (x y z)"),
+            })
+        })
+        .transpose()?;
     ctx.check_cancelled()?;
-    let LoadedSource { volume, origin } = load_source(&source, &rule).map_err(|e| failed(&e))?;
+    let LoadedSource { volume, origin } =
+        load_source_spaced(&source, &rule, spacing).map_err(|e| failed(&e))?;
     let mut metadata = match origin {
         Origin::Nifti(info) => serde_json::json!({ "format": "nifti",
             "source": source.display().to_string(), "nifti_version": info.version,
@@ -106,7 +143,26 @@ fn run_load_volume(ctx: &StepContext<'_>, args: &StepArgs) -> Result<StepOutputs
             meta["warnings"] = serde_json::json!(warnings);
             meta
         }
+        Origin::Npy { spacing_assumed } => {
+            let mut warnings = Vec::new();
+            if spacing_assumed {
+                warnings.push(
+                    "a NumPy array records no spacing: a nominal 1 mm is assumed (set `spacing`)"
+                        .to_string(),
+                );
+            }
+            warnings.push(
+                "a NumPy array records no orientation: axes z, y, x taken as an axis-aligned grid"
+                    .to_string(),
+            );
+            for w in &warnings {
+                ctx.log(format!("warning: {w}"));
+            }
+            serde_json::json!({ "format": "npy", "source": source.display().to_string(),
+                "spacing_assumed": spacing_assumed, "warnings": warnings })
+        }
     };
+    let format = metadata["format"].as_str().unwrap_or_default().to_string();
     let g = &volume.geometry;
     metadata["dims"] = serde_json::json!(g.dims);
     metadata["spacing"] = serde_json::json!(g.spacing);
@@ -134,6 +190,7 @@ fn run_load_volume(ctx: &StepContext<'_>, args: &StepArgs) -> Result<StepOutputs
     Ok(StepOutputs::from([
         ("volume".to_string(), Value::artifact(stored)),
         ("metadata".to_string(), Value::artifact(meta)),
+        ("format".to_string(), Value::String(format)),
     ]))
 }
 
