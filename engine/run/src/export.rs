@@ -1,5 +1,7 @@
 //! Writing a run's declared outputs to a folder (`voxflow run --out DIR`): artifacts as files named after the
-//! output, plain values in `outputs.json`. Every file goes through a temporary name and a rename.
+//! output (a list in a folder named after the output, each file by its artifact's name where those are
+//! distinct, else by position), plain values in `outputs.json`. Every file goes through a temporary name
+//! and a rename.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -36,6 +38,16 @@ fn extension(a: &ArtifactRef) -> String {
     })
 }
 
+/// An artifact's own file name, when it is a plain one (no folders, nothing hidden).
+fn plain_name(a: &ArtifactRef) -> Option<&str> {
+    a.name.as_deref().filter(|n| {
+        !n.is_empty()
+            && !n.starts_with('.')
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b))
+    })
+}
+
 /// Writes the outputs; returns the paths written.
 pub fn export_outputs(
     store: &ArtifactStore,
@@ -51,9 +63,14 @@ pub fn export_outputs(
     for (name, value) in outputs {
         let artifacts = value.artifacts();
         let single = matches!(value, Value::Artifact(_));
+        let names: Vec<Option<&str>> = artifacts.iter().map(|a| plain_name(a)).collect();
+        let by_name = names.iter().all(Option::is_some)
+            && (1..names.len()).all(|i| !names[..i].contains(&names[i]));
         for (i, a) in artifacts.iter().enumerate() {
             let dest = if single {
                 dir.join(format!("{name}.{}", extension(a)))
+            } else if by_name {
+                dir.join(name).join(names[i].unwrap_or_default())
             } else {
                 dir.join(name).join(format!("{i:04}.{}", extension(a)))
             };

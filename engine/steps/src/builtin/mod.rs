@@ -1,10 +1,12 @@
 //! voxflow's built-in steps (`uses: builtin/NAME`): loading files as artifacts, inspecting and collecting
 //! them, writing them out, and `echo` for tests and demos. Imaging steps arrive with the imaging crate.
 
+mod cases;
 mod collect_json;
 mod echo;
 mod file_info;
 mod load;
+mod metrics_table;
 mod pass;
 mod volume;
 
@@ -28,6 +30,8 @@ pub fn all() -> Vec<Arc<dyn Step>> {
         file_info::step(),
         pass::step(),
         collect_json::step(),
+        cases::step(),
+        metrics_table::step(),
         write_outputs::step(),
         volume::load_volume(),
         volume::write_nifti(),
