@@ -222,6 +222,7 @@ impl Plugin for MaskCleanup {
             "voxels_before": count(&before),
             "voxels_after": count(&mask),
             "volume_after_mm3": count(&mask) as f64 * voxel_mm3,
+            "volume_after_ml": count(&mask) as f64 * voxel_mm3 / 1000.0,
             "min_size_voxels": min_voxels,
         });
         voxflow_plugin_sdk::log::info(&format!(
