@@ -447,7 +447,10 @@ mod tests {
         let spec = ModelSpec::from_json(&section(two.clone())).unwrap();
         assert_eq!(spec.default_variant().name, "fp32");
         assert_eq!(spec.default_variant().sha256, "a".repeat(64));
-        assert_eq!(spec.variant("int8").unwrap().file, PathBuf::from("m.int8.onnx"));
+        assert_eq!(
+            spec.variant("int8").unwrap().file,
+            PathBuf::from("m.int8.onnx")
+        );
         assert!(spec.variant("fp16").is_none());
 
         let mut repeated = two.clone();
@@ -461,7 +464,9 @@ mod tests {
         let mut mixed = section(two);
         mixed["file"] = "m.onnx".into();
         mixed["sha256"] = "c".repeat(64).into();
-        assert!(ModelSpec::from_json(&mixed).unwrap_err().contains("cannot both"));
+        assert!(ModelSpec::from_json(&mixed)
+            .unwrap_err()
+            .contains("cannot both"));
         let e = ModelSpec::from_json(&section(serde_json::json!([]))).unwrap_err();
         assert!(e.contains("list `variants`"), "{e}");
     }

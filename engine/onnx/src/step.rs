@@ -144,19 +144,21 @@ impl OnnxPlugin {
         match params.get(VARIANT_PARAM) {
             Some(v) => {
                 let name = v.as_str().unwrap_or_default();
-                self.spec.variant(name).ok_or_else(|| StepError::BadArgument {
-                    field: VARIANT_PARAM.into(),
-                    message: format!(
-                        "plugin {} has no model variant `{name}`; it has {}",
-                        self.identity.name,
-                        self.spec
-                            .variants
-                            .iter()
-                            .map(|v| v.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                })
+                self.spec
+                    .variant(name)
+                    .ok_or_else(|| StepError::BadArgument {
+                        field: VARIANT_PARAM.into(),
+                        message: format!(
+                            "plugin {} has no model variant `{name}`; it has {}",
+                            self.identity.name,
+                            self.spec
+                                .variants
+                                .iter()
+                                .map(|v| v.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    })
             }
             None => Ok(self
                 .config
@@ -190,8 +192,8 @@ impl OnnxPlugin {
                     message: format!("{t:?} is not a thread count"),
                 })? as usize;
         }
-        let session = shared_session(&self.model_path(variant), &variant.sha256, &config)
-            .map_err(|e| {
+        let session =
+            shared_session(&self.model_path(variant), &variant.sha256, &config).map_err(|e| {
                 StepError::Failed(format!(
                     "plugin {} (model variant {}): {e}",
                     self.identity.name, variant.name

@@ -202,14 +202,24 @@ fn quantized_variant_is_chosen_by_step_or_site_recorded_and_matches_onnxruntime(
         let (volume, _) = read_nifti(&reference.join(file)).unwrap();
         for (plugin, params, key, sha) in [
             (&site_default, BTreeMap::new(), "logits", sha256_of(&model)),
-            (&site_default, chosen("int8"), "logits_int8", sha256_of(&int8)),
+            (
+                &site_default,
+                chosen("int8"),
+                "logits_int8",
+                sha256_of(&int8),
+            ),
             (&site_int8, BTreeMap::new(), "logits_int8", sha256_of(&int8)),
             (&site_int8, chosen("fp32"), "logits", sha256_of(&model)),
         ] {
             let outputs = run_with(plugin, &volume, &store, params).unwrap();
             let json = json_output(&outputs, "digit", &store);
             assert_close(&scores(&json), &logits(case, key), &format!("{file} {key}"));
-            let recorded = outputs["digit"].as_artifact().unwrap().metadata.clone().unwrap();
+            let recorded = outputs["digit"]
+                .as_artifact()
+                .unwrap()
+                .metadata
+                .clone()
+                .unwrap();
             assert_eq!(recorded["onnx"]["model_sha256"], sha.as_str());
             assert_eq!(
                 recorded["onnx"]["variant"],
@@ -227,7 +237,12 @@ fn quantized_variant_is_chosen_by_step_or_site_recorded_and_matches_onnxruntime(
         }
         // Only where the GPU build of ONNX Runtime and a GPU are present.
         Ok(outputs) => {
-            let recorded = outputs["digit"].as_artifact().unwrap().metadata.clone().unwrap();
+            let recorded = outputs["digit"]
+                .as_artifact()
+                .unwrap()
+                .metadata
+                .clone()
+                .unwrap();
             assert_eq!(recorded["onnx"]["provider"], "cuda");
         }
     }

@@ -177,7 +177,11 @@ fn inspect(global: &GlobalArgs, path: &Path, json: bool) -> anyhow::Result<u8> {
                 println!(
                     "variant    {}{}: {} (sha256 {}){}",
                     variant.name,
-                    if variant.name == chosen.name { " (runs here)" } else { "" },
+                    if variant.name == chosen.name {
+                        " (runs here)"
+                    } else {
+                        ""
+                    },
                     plugin.model_path(variant).display(),
                     variant.sha256,
                     variant
