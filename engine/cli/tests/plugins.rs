@@ -6,48 +6,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 
-use common::{last_run, repo, run_command, voxflow};
+use common::{last_run, plugins_dir, repo, run_command, voxflow};
 use voxflow_testkit::testdata;
-
-/// Builds the plugins once per test binary into a plugins folder of their own; `None` (with a message)
-/// when the wasm32-wasip2 target is not installed.
-fn plugins_dir() -> Option<&'static Path> {
-    static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let targets = Command::new("rustup")
-            .args(["target", "list", "--installed"])
-            .output()
-            .ok()?;
-        if !String::from_utf8_lossy(&targets.stdout).contains("wasm32-wasip2") {
-            eprintln!("SKIPPED: the wasm32-wasip2 target is not installed (rustup target add wasm32-wasip2)");
-            return None;
-        }
-        let dir = repo().join("target/test-plugins");
-        for plugin in ["label-fusion", "mask-cleanup", "intensity-normalize", "testing/hostile"] {
-            let source = repo().join("plugins").join(plugin);
-            let out = voxflow().args(["plugin", "build"]).arg(&source).output().unwrap();
-            assert!(
-                out.status.success(),
-                "building {plugin}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let name = source.file_name().unwrap();
-            let to = dir.join(name);
-            std::fs::create_dir_all(&to).unwrap();
-            for entry in std::fs::read_dir(&source).unwrap().flatten() {
-                let p = entry.path();
-                if p.extension().is_some_and(|e| e == "wasm" || e == "yaml") {
-                    std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
-                }
-            }
-        }
-        Some(dir)
-    })
-    .as_deref()
-}
 
 fn run(data: &Path, plugins: &Path, workflow: &Path, args: &[&str]) -> std::process::Output {
     run_command(data, plugins, workflow)

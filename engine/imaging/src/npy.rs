@@ -97,7 +97,8 @@ fn read_npy_from(reader: impl Read, spacing: [f64; 3]) -> Result<Volume, Failure
         return Err(Failure::Shape(shape));
     }
     let fortran = array.order() == Order::Fortran;
-    let descr = array.dtype().descr();
+    // descr() is the header's Python literal, quotes included: '<i2'.
+    let descr = array.dtype().descr().trim_matches('\'').to_string();
     let code = descr.trim_start_matches(['<', '>', '|', '=']);
     let data_error =
         |e: std::io::Error| Failure::Format(format!("reading the {descr} elements: {e}"));

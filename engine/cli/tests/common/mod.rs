@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 /// The binary under test, with one compiled-component cache for every test (outside the data directories).
 pub fn voxflow() -> Command {
@@ -48,4 +49,60 @@ pub fn last_run(data: &Path) -> serde_json::Value {
         .output()
         .unwrap();
     serde_json::from_slice(&show.stdout).unwrap()
+}
+
+/// Builds the WebAssembly plugins once per test binary into a plugins folder of their own (with the
+/// repository's ONNX plugins whose model files are present); `None` (with a message)
+/// when the wasm32-wasip2 target is not installed.
+pub fn plugins_dir() -> Option<&'static Path> {
+    static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let targets = Command::new("rustup")
+            .args(["target", "list", "--installed"])
+            .output()
+            .ok()?;
+        if !String::from_utf8_lossy(&targets.stdout).contains("wasm32-wasip2") {
+            eprintln!("SKIPPED: the wasm32-wasip2 target is not installed (rustup target add wasm32-wasip2)");
+            return None;
+        }
+        let dir = repo().join("target/test-plugins");
+        for plugin in [
+            "label-fusion",
+            "mask-cleanup",
+            "intensity-normalize",
+            "seg-metrics",
+            "testing/hostile",
+        ] {
+            let source = repo().join("plugins").join(plugin);
+            let out = voxflow().args(["plugin", "build"]).arg(&source).output().unwrap();
+            assert!(
+                out.status.success(),
+                "building {plugin}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let name = source.file_name().unwrap();
+            let to = dir.join(name);
+            std::fs::create_dir_all(&to).unwrap();
+            for entry in std::fs::read_dir(&source).unwrap().flatten() {
+                let p = entry.path();
+                if p.extension().is_some_and(|e| e == "wasm" || e == "yaml") {
+                    std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+                }
+            }
+        }
+        // The ONNX plugins shipped with their model files (voxflow's own models).
+        for plugin in ["prostate-seg"] {
+            let source = repo().join("plugins").join(plugin);
+            let to = dir.join(plugin);
+            std::fs::create_dir_all(&to).unwrap();
+            for entry in std::fs::read_dir(&source).unwrap().flatten() {
+                let p = entry.path();
+                if p.extension().is_some_and(|e| e == "onnx" || e == "yaml") {
+                    std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+                }
+            }
+        }
+        Some(dir)
+    })
+    .as_deref()
 }

@@ -1,0 +1,113 @@
+"""PROMISE12 cases for the sparse-annotation experiments: loading, the fixed train/validation split, the
+central annotated slice, and the preprocessing the ONNX step repeats (percentile normalization of the
+whole volume to [0, 1], every axial slice resized to 128x128 bilinear, 2.5D: a slice and its two
+neighbours as three channels, clamped at the ends)."""
+import glob
+import gzip
+import os
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+SIZE = 128
+CONTEXT = 1
+SEED = 20261128
+VALIDATION_CASES = 8
+
+
+def data_dir(arg=None):
+    return arg or os.path.join(os.environ.get("VOXFLOW_TESTDATA", "../../../../shared/data"), "prostate", "promise12")
+
+
+def load_npy_gz(path):
+    with gzip.open(path) as f:
+        return np.load(f)
+
+
+def labelled_cases(root):
+    """Sorted case names (train01, ...) of the labelled folder."""
+    names = [os.path.basename(p)[len("image_"):-len(".npy.gz")] for p in glob.glob(os.path.join(root, "labelled", "image_*.npy.gz"))]
+    return sorted(names)
+
+
+def unlabelled_cases(root):
+    names = [os.path.basename(p)[len("image_"):-len(".npy.gz")] for p in glob.glob(os.path.join(root, "unlabelled", "image_*.npy.gz"))]
+    return sorted(names)
+
+
+def split(root):
+    """The fixed split: VALIDATION_CASES labelled cases drawn with SEED for validation, the rest for training."""
+    cases = labelled_cases(root)
+    rng = np.random.default_rng(SEED)
+    validation = sorted(rng.choice(cases, size=VALIDATION_CASES, replace=False).tolist())
+    training = [c for c in cases if c not in validation]
+    return training, validation
+
+
+def load_case(root, case):
+    """(image int16 z,y,x; label uint8 z,y,x or None)."""
+    folder = "labelled" if os.path.exists(os.path.join(root, "labelled", f"image_{case}.npy.gz")) else "unlabelled"
+    image = load_npy_gz(os.path.join(root, folder, f"image_{case}.npy.gz"))
+    label_path = os.path.join(root, folder, f"label_{case}.npy.gz")
+    label = load_npy_gz(label_path).astype(np.uint8) if os.path.exists(label_path) else None
+    return image, label
+
+
+def central_slice(label):
+    """The middle slice of the gland's extent along z, as an annotator would pick it."""
+    z = np.where(label.reshape(label.shape[0], -1).any(axis=1))[0]
+    return int(round((z.min() + z.max()) / 2))
+
+
+def normalize(image, lower=0.5, upper=99.5):
+    """Clipped to the volume's percentiles (numpy's linear interpolation), scaled to [0, 1]."""
+    v = image.astype(np.float32)
+    lo, hi = np.percentile(v, [lower, upper])
+    width = hi - lo if hi > lo else 1.0
+    return np.clip((v - lo) / width, 0.0, 1.0).astype(np.float32)
+
+
+def resize_slices(volume, size=SIZE, mode="bilinear"):
+    """(z, y, x) float -> (z, size, size), torch's bilinear with align_corners=False (as the ONNX step)."""
+    t = torch.from_numpy(np.ascontiguousarray(volume, dtype=np.float32))[:, None]
+    if mode == "nearest":
+        return F.interpolate(t, size=(size, size), mode="nearest")[:, 0].numpy()
+    return F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)[:, 0].numpy()
+
+
+def with_context(slices, context=CONTEXT):
+    """(z, h, w) -> (z, 2*context+1, h, w): each slice with its neighbours, indices clamped at the ends."""
+    z = slices.shape[0]
+    index = np.clip(np.arange(z)[:, None] + np.arange(-context, context + 1)[None, :], 0, z - 1)
+    return slices[index]
+
+
+def prepared(image):
+    """The network's input for every slice of a volume: (z, 3, SIZE, SIZE) float32."""
+    return with_context(resize_slices(normalize(image)))
+
+
+def label_slices(label, size=SIZE):
+    """Masks (or ignore maps with 255) resized to the network grid by nearest neighbour."""
+    return resize_slices(label.astype(np.float32), size, mode="nearest").round().astype(np.uint8)
+
+
+def predict_volume(net, image, batch=16):
+    """Softmax foreground probability on the source grid (z, y, x): logits resized back bilinear, as the
+    ONNX step maps outputs back."""
+    net.eval()
+    x = torch.from_numpy(prepared(image))
+    outs = []
+    with torch.no_grad():
+        for s in range(0, x.shape[0], batch):
+            outs.append(net(x[s:s + batch]))
+    logits = torch.cat(outs)
+    logits = F.interpolate(logits, size=image.shape[1:], mode="bilinear", align_corners=False)
+    return torch.softmax(logits, dim=1)[:, 1].numpy()
+
+
+def dice(a, b):
+    a, b = a.astype(bool), b.astype(bool)
+    total = a.sum() + b.sum()
+    return 1.0 if total == 0 else 2.0 * np.logical_and(a, b).sum() / total

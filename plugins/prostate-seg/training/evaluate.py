@@ -1,0 +1,94 @@
+"""The ablation table: 3D Dice of every trained stage on the validation volumes (full masks), with and
+without keeping the largest connected component (what workflows/prostate-segmentation.yaml does with
+mask-cleanup), and the fused pseudo labels' precision against the true masks of the training volumes.
+
+usage: python evaluate.py [--data DIR] [--runs DIR]   -> runs/evaluation.json and a Markdown table
+"""
+import argparse
+import json
+import os
+
+import nibabel as nib
+import numpy as np
+import torch
+from scipy import ndimage
+
+import data
+from unet import UNet
+
+STAGES = [("baseline", "1. central slices only"), ("semi", "2. semi-supervised (mean teacher)"),
+          ("selfsup", "3. self-supervised (context restoration)"), ("final", "5. central + fused pseudo labels"),
+          ("full", "6. fully supervised (every slice)")]
+
+
+def largest_component(mask):
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3)))
+    if n == 0:
+        return mask
+    sizes = ndimage.sum(mask, labels, range(1, n + 1))
+    return labels == (1 + int(np.argmax(sizes)))
+
+
+def pseudo_label_quality(root, runs, training):
+    """Precision of each pseudo-label source and of the fused set on the slices nobody annotated."""
+    totals = {k: np.zeros(3) for k in ("semi", "self", "fused")}  # true positives, predicted, truth
+    ignored = covered = 0
+    for case in training:
+        _, label = data.load_case(root, case)
+        keep = np.ones(label.shape[0], bool)
+        keep[data.central_slice(label)] = False
+        truth = label[keep].astype(bool)
+        read = lambda path: np.transpose(np.asarray(nib.load(path).dataobj), (2, 1, 0))[keep]
+        sources = {"semi": read(os.path.join(runs, "pseudo", f"{case}_semi.nii.gz")) > 0,
+                   "self": read(os.path.join(runs, "pseudo", f"{case}_self.nii.gz")) > 0}
+        agreement = read(os.path.join(runs, "fused", "agreement", f"{case}_agreement.nii.gz"))
+        sources["fused"] = agreement == 1
+        for name, mask in sources.items():
+            totals[name] += [np.logical_and(mask, truth).sum(), mask.sum(), truth.sum()]
+        ignored += (agreement == 255).sum()
+        covered += agreement.size
+        # Where both sources agree on background: how much of the true gland is there (missed prostate).
+    out = {name: {"precision": t[0] / max(t[1], 1), "recall": t[0] / max(t[2], 1)} for name, t in totals.items()}
+    out["fused"]["ignored_fraction"] = ignored / max(covered, 1)
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=None)
+    parser.add_argument("--runs", default="runs")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    root = data.data_dir(args.data)
+    training, validation = data.split(root)
+    cases = {c: data.load_case(root, c) for c in validation}
+    results = {"validation_cases": validation, "stages": {}}
+    for stage, title in STAGES:
+        path = os.path.join(args.runs, stage, "model.pt")
+        if not os.path.exists(path):
+            print(f"{stage}: no {path}, left out")
+            continue
+        net = UNet()
+        net.load_state_dict(torch.load(path))
+        raw, cleaned = {}, {}
+        for case, (image, label) in cases.items():
+            mask = data.predict_volume(net, image) > 0.5
+            raw[case] = float(data.dice(mask, label))
+            cleaned[case] = float(data.dice(largest_component(mask), label))
+        results["stages"][stage] = {"title": title, "dice": raw, "dice_largest_component": cleaned}
+        print(f"{title}: Dice {np.mean(list(raw.values())):.3f} +- {np.std(list(raw.values())):.3f}, "
+              f"largest component {np.mean(list(cleaned.values())):.3f} +- {np.std(list(cleaned.values())):.3f}", flush=True)
+    if os.path.isdir(os.path.join(args.runs, "fused", "agreement")):
+        results["pseudo_labels"] = pseudo_label_quality(root, args.runs, training)
+        print(json.dumps(results["pseudo_labels"], indent=1))
+    with open(os.path.join(args.runs, "evaluation.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    print("| stage | mean Dice | std | min | mean Dice, largest component |")
+    print("|---|---|---|---|---|")
+    for stage, r in results["stages"].items():
+        d, c = np.array(list(r["dice"].values())), np.array(list(r["dice_largest_component"].values()))
+        print(f"| {r['title']} | {d.mean():.3f} | {d.std():.3f} | {d.min():.3f} | {c.mean():.3f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Exports a trained stage to ONNX for the voxflow step (plugins/prostate-seg/plugin.yaml), with an int8
+variant (static QDQ quantization, per-channel weights, calibrated on training slices), checks both against
+PyTorch on validation volumes, and writes their sha256 into the manifest.
+
+usage: python export.py [--stage final] [--data DIR] [--runs DIR]
+"""
+import argparse
+import hashlib
+import json
+import os
+import re
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization.shape_inference import quant_pre_process
+
+import data
+from unet import UNet
+
+PLUGIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+FP32 = "prostate_seg.onnx"
+INT8 = "prostate_seg.int8.onnx"
+
+
+class Slices(CalibrationDataReader):
+    """Calibration inputs: every slice of a few training volumes, 8 at a time."""
+
+    def __init__(self, root, cases):
+        self.batches = []
+        for case in cases:
+            x = data.prepared(data.load_case(root, case)[0])
+            self.batches += [x[s:s + 8] for s in range(0, len(x), 8)]
+        self.iterator = iter(self.batches)
+
+    def get_next(self):
+        batch = next(self.iterator, None)
+        return None if batch is None else {"image": batch}
+
+
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def onnx_predict(session, image):
+    """The ONNX model on every slice, mapped back as data.predict_volume does."""
+    x = data.prepared(image)
+    logits = np.concatenate([session.run(None, {"image": x[s:s + 8]})[0] for s in range(0, len(x), 8)])
+    t = torch.nn.functional.interpolate(torch.from_numpy(logits), size=image.shape[1:], mode="bilinear", align_corners=False)
+    return torch.softmax(t, 1)[:, 1].numpy()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stage", default="final")
+    parser.add_argument("--data", default=None)
+    parser.add_argument("--runs", default="runs")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    root = data.data_dir(args.data)
+    training, validation = data.split(root)
+    net = UNet()
+    net.load_state_dict(torch.load(os.path.join(args.runs, args.stage, "model.pt")))
+    net.eval()
+    fp32 = os.path.join(PLUGIN, FP32)
+    example = torch.zeros(1, 3, data.SIZE, data.SIZE)
+    torch.onnx.export(net, example, fp32, input_names=["image"], output_names=["logits"], opset_version=17,
+                      dynamic_axes={"image": {0: "N"}, "logits": {0: "N"}}, dynamo=False)
+    prepared = os.path.join(args.runs, "prostate_seg.pre.onnx")
+    quant_pre_process(fp32, prepared)
+    int8 = os.path.join(PLUGIN, INT8)
+    quantize_static(prepared, int8, Slices(root, training[:6]), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    sessions = {name: ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+                for name, path in (("fp32", fp32), ("int8", int8))}
+    check = {"torch": {}, "fp32": {}, "int8": {}}
+    for case in validation:
+        image, label = data.load_case(root, case)
+        reference = data.predict_volume(net, image)
+        check["torch"][case] = float(data.dice(reference > 0.5, label))
+        for name, session in sessions.items():
+            probability = onnx_predict(session, image)
+            check[name][case] = float(data.dice(probability > 0.5, label))
+            if name == "fp32":
+                assert np.abs(probability - reference).max() < 1e-3, f"{case}: ONNX differs from PyTorch"
+    summary = {name: float(np.mean(list(v.values()))) for name, v in check.items()}
+    print(json.dumps({"mean_dice": summary, "bytes": {"fp32": os.path.getsize(fp32), "int8": os.path.getsize(int8)}}, indent=1))
+    with open(os.path.join(args.runs, "export.json"), "w") as f:
+        json.dump({"stage": args.stage, "per_case": check, "mean_dice": summary,
+                   "sha256": {"fp32": sha256(fp32), "int8": sha256(int8)}}, f, indent=1)
+    manifest = os.path.join(PLUGIN, "plugin.yaml")
+    text = open(manifest).read()
+    text = re.sub(r"(name: fp32, file: \S+, sha256: )[0-9a-f]{64}", lambda m: m.group(1) + sha256(fp32), text)
+    text = re.sub(r"(name: int8, file: \S+, sha256: )[0-9a-f]{64}", lambda m: m.group(1) + sha256(int8), text)
+    open(manifest, "w").write(text)
+    print(f"wrote {fp32}, {int8} and their sha256 into {manifest}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,274 @@
+"""Trains one stage of the sparse-annotation study (see README.md): one command per stage.
+
+usage: python train.py STAGE [--data DIR] [--runs DIR] [--iterations N]
+  baseline   1. supervised on the central slice of each training volume only
+  semi       2. mean teacher: the baseline's recipe plus consistency with an EMA teacher on every
+                unannotated slice (other slices of the training volumes and the unlabelled volumes)
+  selfsup    3. context restoration pretext on every slice, then fine-tuned on the central slices
+  final      5. central slices plus the fused pseudo labels (runs/fused/agreement/<case>_agreement.nii.gz,
+                from workflows/prostate-pseudolabels.yaml: 1 prostate, 0 background, 255 the two
+                sources disagree and the voxel is ignored)
+  full       6. every slice of the training volumes with its true mask (the upper reference)
+Each stage writes runs/<stage>/model.pt and runs/<stage>/log.json.
+"""
+import argparse
+import json
+import os
+import time
+
+import nibabel as nib
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import data
+from unet import UNet
+
+IGNORE = 255
+
+
+def seed_everything(seed):
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def random_geometry(n, generator):
+    """Affine grids for n images: flip left-right, rotate +-15 degrees, scale 0.8-1.25, shift 10 %."""
+    angle = (torch.rand(n, generator=generator) * 2 - 1) * np.pi / 12
+    scale = torch.exp((torch.rand(n, generator=generator) * 2 - 1) * np.log(1.25))
+    flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
+    shift = (torch.rand(n, 2, generator=generator) * 2 - 1) * 0.1
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos * flip, -sin, shift[:, 0]], 1), torch.stack([sin * flip, cos, shift[:, 1]], 1)], 1)
+    return F.affine_grid(theta, (n, 1, data.SIZE, data.SIZE), align_corners=False)
+
+
+def augment(x, y, generator, geometry=True):
+    """Joint geometric augmentation (labels by nearest neighbour, outside the image ignored) and
+    intensity augmentation (gamma, contrast, noise) of the image."""
+    n = x.shape[0]
+    if geometry:
+        grid = random_geometry(n, generator)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        if y is not None:
+            y = F.grid_sample(y[:, None].float(), grid, mode="nearest", padding_mode="border", align_corners=False)[:, 0].long()
+    return intensity(x, generator), y
+
+
+def intensity(x, generator):
+    n = x.shape[0]
+    gamma = torch.exp((torch.rand(n, 1, 1, 1, generator=generator) * 2 - 1) * 0.3)
+    x = x.clamp(min=0) ** gamma
+    contrast = 1 + (torch.rand(n, 1, 1, 1, generator=generator) * 2 - 1) * 0.15
+    x = (x - 0.5) * contrast + 0.5
+    return x + torch.randn(x.shape, generator=generator) * 0.03
+
+
+def segmentation_loss(logits, target):
+    """Cross-entropy plus soft Dice of the prostate channel, both over the voxels not ignored."""
+    valid = target != IGNORE
+    ce = F.cross_entropy(logits, torch.where(valid, target, torch.zeros_like(target)), reduction="none")
+    ce = (ce * valid).sum() / valid.sum().clamp(min=1)
+    p = torch.softmax(logits, 1)[:, 1] * valid
+    t = (target == 1).float()
+    soft_dice = 1 - (2 * (p * t).sum() + 1) / (p.sum() + t.sum() + 1)
+    return ce + soft_dice
+
+
+def schedule(optimizer, iterations, lr):
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=iterations, pct_start=0.1)
+
+
+class Slices:
+    """Network inputs and targets of annotated slices, sampled in batches."""
+
+    def __init__(self, inputs, targets):
+        self.x = torch.from_numpy(np.concatenate(inputs))
+        self.y = torch.from_numpy(np.concatenate(targets).astype(np.int64))
+
+    def batch(self, size, generator):
+        index = torch.randint(0, len(self.x), (size,), generator=generator)
+        return self.x[index], self.y[index]
+
+
+def central_slices(root, cases):
+    inputs, targets = [], []
+    for case in cases:
+        image, label = data.load_case(root, case)
+        z = data.central_slice(label)
+        inputs.append(data.prepared(image)[z:z + 1])
+        targets.append(data.label_slices(label[z:z + 1]))
+    return Slices(inputs, targets)
+
+
+def all_slices(root, cases, targets_of):
+    inputs, targets = [], []
+    for case in cases:
+        image, label = data.load_case(root, case)
+        inputs.append(data.prepared(image))
+        targets.append(data.label_slices(targets_of(case, label)))
+    return Slices(inputs, targets)
+
+
+def unannotated_inputs(root, training):
+    """Every slice no annotator labelled: the training volumes' other slices and the unlabelled volumes."""
+    inputs = []
+    for case in training:
+        image, label = data.load_case(root, case)
+        x = data.prepared(image)
+        inputs.append(np.delete(x, data.central_slice(label), axis=0))
+    for case in data.unlabelled_cases(root):
+        image, _ = data.load_case(root, case)
+        inputs.append(data.prepared(image))
+    return torch.from_numpy(np.concatenate(inputs))
+
+
+def fit(net, sampler, iterations, generator, lr=3e-3, batch=16, extra=None, log=None):
+    """Supervised training; `extra(net, step)` adds a loss term (the mean teacher's consistency)."""
+    optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    scheduler = schedule(optimizer, iterations, lr)
+    started = time.time()
+    for step in range(iterations):
+        net.train()
+        x, y = sampler.batch(batch, generator)
+        x, y = augment(x, y, generator)
+        loss = segmentation_loss(net(x), y)
+        total = loss + (extra(net, step) if extra else 0)
+        optimizer.zero_grad()
+        total.backward()
+        optimizer.step()
+        scheduler.step()
+        if step % 50 == 0 or step == iterations - 1:
+            line = {"step": step, "loss": float(loss.detach()), "total": float(total.detach()) if torch.is_tensor(total) else total, "seconds": round(time.time() - started, 1)}
+            print(json.dumps(line), flush=True)
+            if log is not None:
+                log.append(line)
+    return net
+
+
+def mean_teacher(net, labelled, unannotated, iterations, generator, log):
+    """Tarvainen & Valpola 2017: the student fits the central slices and agrees (softmax MSE, weight ramped
+    up) with an EMA teacher on differently perturbed unannotated slices."""
+    teacher = UNet()
+    teacher.load_state_dict(net.state_dict())
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    ramp = max(1, iterations // 4)
+
+    def consistency(student, step):
+        index = torch.randint(0, len(unannotated), (8,), generator=generator)
+        x = unannotated[index]
+        grid = random_geometry(len(x), generator)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        teacher.train()  # batch statistics, as the student
+        with torch.no_grad():
+            target = torch.softmax(teacher(intensity(x, generator)), 1)
+        pred = torch.softmax(student(intensity(x, generator)), 1)
+        weight = 1.0 * np.exp(-5 * (1 - min(step, ramp) / ramp) ** 2)
+        # EMA after each student step (the update of the previous step is applied here).
+        with torch.no_grad():
+            alpha = min(1 - 1 / (step + 1), 0.99)
+            for t, s in zip(teacher.state_dict().values(), student.state_dict().values()):
+                if t.dtype.is_floating_point:
+                    t.mul_(alpha).add_(s.detach(), alpha=1 - alpha)
+                else:
+                    t.copy_(s)
+        return weight * F.mse_loss(pred, target)
+
+    fit(net, labelled, iterations, generator, extra=consistency, log=log)
+    return teacher
+
+
+def corrupt(x, generator):
+    """Context restoration (Chen et al. 2019): swap pairs of small patches a number of times and add noise."""
+    x = x.clone()
+    n, _, h, w = x.shape
+    for i in range(n):
+        for _ in range(12):
+            s = 12
+            a = torch.randint(0, h - s, (2,), generator=generator)
+            b = torch.randint(0, h - s, (2,), generator=generator)
+            pa = x[i, :, a[0]:a[0] + s, a[1]:a[1] + s].clone()
+            x[i, :, a[0]:a[0] + s, a[1]:a[1] + s] = x[i, :, b[0]:b[0] + s, b[1]:b[1] + s]
+            x[i, :, b[0]:b[0] + s, b[1]:b[1] + s] = pa
+    return x + torch.randn(x.shape, generator=generator) * 0.05
+
+
+def pretrain_restoration(unannotated, iterations, generator, log):
+    """The pretext task: restore the centre slice of corrupted 2.5D inputs; the whole U-Net learns."""
+    net = UNet(classes=1)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
+    scheduler = schedule(optimizer, iterations, 3e-3)
+    started = time.time()
+    for step in range(iterations):
+        net.train()
+        index = torch.randint(0, len(unannotated), (16,), generator=generator)
+        x = unannotated[index]
+        grid = random_geometry(len(x), generator)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        loss = F.mse_loss(net(corrupt(x, generator)), x[:, 1:2])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        if step % 50 == 0 or step == iterations - 1:
+            line = {"pretext_step": step, "loss": float(loss.detach()), "seconds": round(time.time() - started, 1)}
+            print(json.dumps(line), flush=True)
+            log.append(line)
+    segmenter = UNet()
+    state = {k: v for k, v in net.state_dict().items() if not k.startswith("head.")}
+    segmenter.load_state_dict(state, strict=False)
+    return segmenter
+
+
+def fused_targets(runs):
+    def targets(case, label):
+        agreement = np.asarray(nib.load(os.path.join(runs, "fused", "agreement", f"{case}_agreement.nii.gz")).dataobj)
+        target = np.transpose(agreement, (2, 1, 0)).astype(np.uint8)  # NIfTI i,j,k -> z,y,x
+        z = data.central_slice(label)
+        target[z] = label[z]  # the manual annotation where there is one
+        return target
+    return targets
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("stage", choices=["baseline", "semi", "selfsup", "final", "full"])
+    parser.add_argument("--data", default=None, help="the promise12 folder (default $VOXFLOW_TESTDATA/prostate/promise12)")
+    parser.add_argument("--runs", default="runs")
+    parser.add_argument("--iterations", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    root = data.data_dir(args.data)
+    training, validation = data.split(root)
+    seed_everything(data.SEED)
+    generator = torch.Generator().manual_seed(data.SEED)
+    log = []
+    started = time.time()
+    if args.stage == "baseline":
+        net = fit(UNet(), central_slices(root, training), args.iterations or 600, generator, log=log)
+    elif args.stage == "semi":
+        net = UNet()
+        net.load_state_dict(torch.load(os.path.join(args.runs, "baseline", "model.pt")))
+        net = mean_teacher(net, central_slices(root, training), unannotated_inputs(root, training),
+                           args.iterations or 600, generator, log)
+    elif args.stage == "selfsup":
+        unannotated = unannotated_inputs(root, training)
+        net = pretrain_restoration(unannotated, args.iterations or 500, generator, log)
+        net = fit(net, central_slices(root, training), args.iterations or 600, generator, log=log)
+    elif args.stage == "final":
+        net = fit(UNet(), all_slices(root, training, fused_targets(args.runs)), args.iterations or 1000, generator, log=log)
+    else:
+        net = fit(UNet(), all_slices(root, training, lambda case, label: label), args.iterations or 1000, generator, log=log)
+    out = os.path.join(args.runs, args.stage)
+    os.makedirs(out, exist_ok=True)
+    torch.save(net.state_dict(), os.path.join(out, "model.pt"))
+    with open(os.path.join(out, "log.json"), "w") as f:
+        json.dump({"stage": args.stage, "training_cases": training, "validation_cases": validation,
+                   "seconds": round(time.time() - started, 1), "log": log}, f, indent=1)
+    print(f"{args.stage}: {out}/model.pt in {time.time() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
