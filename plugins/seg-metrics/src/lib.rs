@@ -98,7 +98,7 @@ pub fn squared_distance_to(seeds: &[bool], dims: [usize; 3], spacing: [f64; 3]) 
     let [nx, ny, nz] = dims;
     let (mut v, mut z, mut d) = (Vec::new(), Vec::new(), Vec::new());
     let mut line = Vec::new();
-    for axis in 0..3 {
+    for (axis, step) in spacing.iter().enumerate() {
         let (len, stride) = match axis {
             0 => (nx, 1),
             1 => (ny, nx),
@@ -112,7 +112,7 @@ pub fn squared_distance_to(seeds: &[bool], dims: [usize; 3], spacing: [f64; 3]) 
             }
             line.clear();
             line.extend((0..len).map(|n| dist[start + n * stride]));
-            transform_line(&mut line, spacing[axis], &mut v, &mut z, &mut d);
+            transform_line(&mut line, *step, &mut v, &mut z, &mut d);
             for (n, &value) in line.iter().enumerate() {
                 dist[start + n * stride] = value;
             }
@@ -188,7 +188,8 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo as f64)
 }
 
-struct SegMetrics;
+/// The plugin (its `Plugin` implementation is what the component exports).
+pub struct SegMetrics;
 
 impl Plugin for SegMetrics {
     fn describe() -> Description {
@@ -270,7 +271,7 @@ mod tests {
                 state = state
                     .wrapping_mul(6364136223846793005)
                     .wrapping_add(1442695040888963407);
-                (state >> 33) % 11 == 0
+                (state >> 33).is_multiple_of(11)
             })
             .collect();
         let spacing = [0.7, 1.3, 3.0];
