@@ -108,7 +108,7 @@ def main():
         started = time.perf_counter()
         subprocess.run([voxflow, "--data-dir", os.path.join(tmp, "data"), "--plugins", os.path.join(REPO, "plugins"),
                         "run", workflow, "--plain", "--input", f"cases={cases}", "--out", os.path.join(tmp, "out")],
-                       check=True, env=env, stdout=subprocess.DEVNULL)
+                       check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         voxflow_s = time.perf_counter() - started
 
         started = time.perf_counter()
