@@ -542,3 +542,65 @@ fn taps_prostate_workflow_on_a_real_series() {
         "1e39be9d19f6f71810cb0931a7fe895441cfd318d6002730c918ee99b9d79b91"
     );
 }
+
+/// seg-metrics on a real prostate mask and a changed copy agrees with MedPy's method computed with scipy
+/// (scripts/reference_values.py): Dice, HD95, mean surface distance and Hausdorff distance.
+#[test]
+fn seg_metrics_agree_with_scipy_on_a_real_mask() {
+    let Some(plugins) = plugins_dir() else { return };
+    let reference_file = repo().join("target/reference-values.json");
+    let Ok(text) = std::fs::read_to_string(&reference_file) else {
+        eprintln!(
+            "SKIPPED: no {} (scripts/test.sh writes it)",
+            reference_file.display()
+        );
+        return;
+    };
+    let all: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let expected = &all["seg_metrics"];
+    if expected.is_null() {
+        eprintln!("SKIPPED: the PROMISE12 mask for the seg-metrics reference is absent");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = voxflow()
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["plugin", "test"])
+        .arg(plugins.join("seg-metrics"))
+        .arg("--input")
+        .arg(format!(
+            "prediction={}",
+            expected["prediction"].as_str().unwrap()
+        ))
+        .arg("--input")
+        .arg(format!(
+            "reference={}",
+            expected["reference"].as_str().unwrap()
+        ))
+        .args(["-p", "case=train07"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("report: "))
+        .unwrap_or_else(|| panic!("no report in {stdout}"));
+    let report: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(report["case"], "train07");
+    for metric in ["dice", "hd95_mm", "assd_mm", "hausdorff_mm"] {
+        let (ours, theirs) = (
+            report[metric].as_f64().unwrap(),
+            expected[metric].as_f64().unwrap(),
+        );
+        assert!(
+            (ours - theirs).abs() < 1e-6,
+            "{metric}: voxflow {ours}, scipy {theirs}"
+        );
+    }
+}
