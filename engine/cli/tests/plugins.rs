@@ -10,6 +10,16 @@ use std::path::{Path, PathBuf};
 use common::{last_run, plugins_dir, repo, run_command, voxflow};
 use voxflow_testkit::testdata;
 
+/// `voxflow --data-dir DATA plugin test PLUGIN`, ready for inputs and parameters.
+fn plugin_test(data: &Path, plugin: &Path) -> std::process::Command {
+    let mut c = voxflow();
+    c.arg("--data-dir")
+        .arg(data)
+        .args(["plugin", "test"])
+        .arg(plugin);
+    c
+}
+
 fn run(data: &Path, plugins: &Path, workflow: &Path, args: &[&str]) -> std::process::Output {
     run_command(data, plugins, workflow)
         .args(args)
@@ -358,11 +368,7 @@ fn plugin_test_runs_a_plugin_on_files_without_a_workflow() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let out = voxflow()
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["plugin", "test"])
-        .arg(plugins.join("intensity-normalize"))
+    let out = plugin_test(dir.path(), &plugins.join("intensity-normalize"))
         .arg("--input")
         .arg(format!("volume={}", series.display()))
         .args(["-p", "method=zscore", "--out"])
@@ -384,11 +390,7 @@ fn plugin_test_runs_a_plugin_on_files_without_a_workflow() {
     let mean = values.iter().sum::<f64>() / values.len() as f64;
     assert!(mean.abs() < 1e-3, "z-scored mean {mean}");
     // A bad parameter is refused before the plugin runs, naming it.
-    let bad = voxflow()
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["plugin", "test"])
-        .arg(plugins.join("intensity-normalize"))
+    let bad = plugin_test(dir.path(), &plugins.join("intensity-normalize"))
         .arg("--input")
         .arg(format!("volume={}", series.display()))
         .args(["-p", "method=median"])
@@ -563,11 +565,7 @@ fn seg_metrics_agree_with_scipy_on_a_real_mask() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let out = voxflow()
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["plugin", "test"])
-        .arg(plugins.join("seg-metrics"))
+    let out = plugin_test(dir.path(), &plugins.join("seg-metrics"))
         .arg("--input")
         .arg(format!(
             "prediction={}",

@@ -49,35 +49,24 @@ pub fn read_npy(path: &Path, spacing: [f64; 3]) -> Result<Volume, NpyError> {
     } else {
         Box::new(BufReader::new(file))
     };
-    read_npy_from(reader, spacing).map_err(|e| e.at(&shown))
+    read_npy_from(reader, &shown, spacing)
 }
 
-/// An error before the file's name is attached.
-enum Failure {
-    Io(std::io::Error),
-    Format(String),
-    Shape(Vec<u64>),
-    DType(String),
-}
-
-impl Failure {
-    fn at(self, path: &str) -> NpyError {
-        let path = path.to_string();
-        match self {
-            Failure::Io(source) => NpyError::Io { path, source },
-            Failure::Format(message) => NpyError::Format { path, message },
-            Failure::Shape(shape) => NpyError::Shape { path, shape },
-            Failure::DType(dtype) => NpyError::DType { path, dtype },
-        }
-    }
-}
-
-fn read_npy_from(reader: impl Read, spacing: [f64; 3]) -> Result<Volume, Failure> {
+/// The array in `reader`; errors name `path`.
+fn read_npy_from(reader: impl Read, path: &str, spacing: [f64; 3]) -> Result<Volume, NpyError> {
+    let named = || path.to_string();
+    let malformed = |message: String| NpyError::Format {
+        path: named(),
+        message,
+    };
     let array = NpyFile::new(reader).map_err(|e| match e.kind() {
         std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof => {
-            Failure::Format(e.to_string())
+            malformed(e.to_string())
         }
-        _ => Failure::Io(e),
+        _ => NpyError::Io {
+            path: named(),
+            source: e,
+        },
     })?;
     let shape = array.shape().to_vec();
     // Leading axes of length 1 (a batch or channel of one) are dropped.
@@ -91,17 +80,24 @@ fn read_npy_from(reader: impl Read, spacing: [f64; 3]) -> Result<Volume, Failure
     let [z, y, x] = match squeezed[..] {
         [y, x] => [1, y, x],
         [z, y, x] => [z, y, x],
-        _ => return Err(Failure::Shape(shape)),
+        _ => {
+            return Err(NpyError::Shape {
+                path: named(),
+                shape,
+            })
+        }
     };
     if z * y * x == 0 {
-        return Err(Failure::Shape(shape));
+        return Err(NpyError::Shape {
+            path: named(),
+            shape,
+        });
     }
     let fortran = array.order() == Order::Fortran;
     // descr() is the header's Python literal, quotes included: '<i2'.
     let descr = array.dtype().descr().trim_matches('\'').to_string();
     let code = descr.trim_start_matches(['<', '>', '|', '=']);
-    let data_error =
-        |e: std::io::Error| Failure::Format(format!("reading the {descr} elements: {e}"));
+    let data_error = |e: std::io::Error| malformed(format!("reading the {descr} elements: {e}"));
     let data = match code {
         "b1" => VoxelData::U8(
             array
@@ -128,14 +124,19 @@ fn read_npy_from(reader: impl Read, spacing: [f64; 3]) -> Result<Volume, Failure
         "u8" => narrow(array.into_vec::<u64>().map_err(data_error)?),
         "f4" => VoxelData::F32(array.into_vec::<f32>().map_err(data_error)?),
         "f8" => VoxelData::F64(array.into_vec::<f64>().map_err(data_error)?),
-        _ => return Err(Failure::DType(descr)),
+        _ => {
+            return Err(NpyError::DType {
+                path: named(),
+                dtype: descr,
+            })
+        }
     };
     let data = if fortran {
         c_order(data, [z, y, x])
     } else {
         data
     };
-    Volume::new(Geometry::new([x, y, z], spacing), data).map_err(|e| Failure::Format(e.to_string()))
+    Volume::new(Geometry::new([x, y, z], spacing), data).map_err(|e| malformed(e.to_string()))
 }
 
 /// Wide integers as i32 where they all fit, else as f64 (exact up to 2^53).
@@ -207,7 +208,7 @@ mod tests {
     fn reads_c_and_fortran_order_int16_as_z_y_x() {
         // values 0..24 in C order over (z=2, y=3, x=4).
         let c: Vec<u8> = (0..24i16).flat_map(|v| v.to_le_bytes()).collect();
-        let v = read_npy_from(&npy("<i2", false, &[2, 3, 4], &c)[..], [1.0; 3])
+        let v = read_npy_from(&npy("<i2", false, &[2, 3, 4], &c)[..], "x.npy", [1.0; 3])
             .ok()
             .unwrap();
         assert_eq!(v.geometry.dims, [4, 3, 2]);
@@ -221,28 +222,40 @@ mod tests {
                 }
             }
         }
-        let v = read_npy_from(&npy("<i2", true, &[2, 3, 4], &f)[..], [0.5, 0.5, 3.0])
-            .ok()
-            .unwrap();
+        let v = read_npy_from(
+            &npy("<i2", true, &[2, 3, 4], &f)[..],
+            "x.npy",
+            [0.5, 0.5, 3.0],
+        )
+        .ok()
+        .unwrap();
         assert_eq!(v.data, VoxelData::I16((0..24).collect()));
         assert_eq!(v.geometry.spacing, [0.5, 0.5, 3.0]);
     }
 
     #[test]
     fn masks_bools_and_wide_integers_get_voxflow_types() {
-        let v = read_npy_from(&npy("|i1", false, &[1, 2, 2], &[0, 1, 1, 0])[..], [1.0; 3])
-            .ok()
-            .unwrap();
+        let v = read_npy_from(
+            &npy("|i1", false, &[1, 2, 2], &[0, 1, 1, 0])[..],
+            "x.npy",
+            [1.0; 3],
+        )
+        .ok()
+        .unwrap();
         assert_eq!(v.data, VoxelData::U8(vec![0, 1, 1, 0]));
-        let v = read_npy_from(&npy("|b1", false, &[2, 2], &[1, 0, 0, 1])[..], [1.0; 3])
-            .ok()
-            .unwrap();
+        let v = read_npy_from(
+            &npy("|b1", false, &[2, 2], &[1, 0, 0, 1])[..],
+            "x.npy",
+            [1.0; 3],
+        )
+        .ok()
+        .unwrap();
         assert_eq!(
             (v.geometry.dims, v.data),
             ([2, 2, 1], VoxelData::U8(vec![1, 0, 0, 1]))
         );
         let wide: Vec<u8> = [5i64, -7].iter().flat_map(|v| v.to_le_bytes()).collect();
-        let v = read_npy_from(&npy("<i8", false, &[1, 1, 2], &wide)[..], [1.0; 3])
+        let v = read_npy_from(&npy("<i8", false, &[1, 1, 2], &wide)[..], "x.npy", [1.0; 3])
             .ok()
             .unwrap();
         assert_eq!(v.data, VoxelData::I32(vec![5, -7]));
@@ -251,10 +264,9 @@ mod tests {
     #[test]
     fn bad_files_name_what_is_wrong() {
         let message = |bytes: &[u8]| {
-            read_npy_from(bytes, [1.0; 3])
+            read_npy_from(bytes, "x.npy", [1.0; 3])
                 .err()
                 .unwrap()
-                .at("x.npy")
                 .to_string()
         };
         assert!(message(b"not numpy at all").contains("not a NumPy array file"));

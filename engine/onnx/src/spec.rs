@@ -280,6 +280,19 @@ impl ModelSpec {
         self.variants.iter().find(|v| v.name == name)
     }
 
+    /// The variant a site that prefers `preferred` runs: that one where it is listed, else the default.
+    pub fn preferred_variant(&self, preferred: Option<&str>) -> &ModelVariant {
+        preferred
+            .and_then(|name| self.variant(name))
+            .unwrap_or(self.default_variant())
+    }
+
+    /// The variants' names, for messages: "fp32, int8".
+    pub fn variant_names(&self) -> String {
+        let names: Vec<&str> = self.variants.iter().map(|v| v.name.as_str()).collect();
+        names.join(", ")
+    }
+
     /// Turns the one-variant form into a variant named `default`; refuses a mix of the two forms,
     /// repeated names and sha256 pins that are not 64 hex digits.
     fn gather_variants(&mut self) -> Result<(), String> {

@@ -83,17 +83,12 @@ impl OnnxPlugin {
             )));
         }
         let mut signature = manifest.signature();
-        let site_variant = config
-            .variant
-            .as_deref()
-            .and_then(|name| spec.variant(name))
-            .unwrap_or(spec.default_variant());
-        let names: Vec<&str> = spec.variants.iter().map(|v| v.name.as_str()).collect();
+        let site_variant = spec.preferred_variant(config.variant.as_deref());
         signature.params.push(PortSpec::optional(
             VARIANT_PARAM,
             DataType::String,
             Some(Value::String(site_variant.name.clone())),
-            &format!("which model file to run: {}", names.join(", ")),
+            &format!("which model file to run: {}", spec.variant_names()),
         ));
         signature.params.push(PortSpec::optional(
             PROVIDER_PARAM,
@@ -151,21 +146,11 @@ impl OnnxPlugin {
                         message: format!(
                             "plugin {} has no model variant `{name}`; it has {}",
                             self.identity.name,
-                            self.spec
-                                .variants
-                                .iter()
-                                .map(|v| v.name.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
+                            self.spec.variant_names()
                         ),
                     })
             }
-            None => Ok(self
-                .config
-                .variant
-                .as_deref()
-                .and_then(|name| self.spec.variant(name))
-                .unwrap_or(self.spec.default_variant())),
+            None => Ok(self.spec.preferred_variant(self.config.variant.as_deref())),
         }
     }
 

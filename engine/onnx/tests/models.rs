@@ -43,6 +43,11 @@ fn prerequisites() -> Option<PathBuf> {
     Some(reference)
 }
 
+/// What onnxruntime in Python returned (reference.json in the reference folder).
+fn expected_values(reference: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(reference.join("reference.json")).unwrap()).unwrap()
+}
+
 fn sha256_of(path: &Path) -> String {
     hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
 }
@@ -121,8 +126,7 @@ fn mnist_scores_match_onnxruntime_on_drawn_digits() {
     else {
         return;
     };
-    let expected: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(reference.join("reference.json")).unwrap()).unwrap();
+    let expected = expected_values(&reference);
     let dir = tempfile::tempdir().unwrap();
     let store = ArtifactStore::open(dir.path()).unwrap();
     let classes: Vec<String> = (0..10).map(|d| d.to_string()).collect();
@@ -159,8 +163,7 @@ fn quantized_variant_is_chosen_by_step_or_site_recorded_and_matches_onnxruntime(
     else {
         return;
     };
-    let expected: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(reference.join("reference.json")).unwrap()).unwrap();
+    let expected = expected_values(&reference);
     let int8 = reference.join("mnist_int8.onnx");
     let dir = tempfile::tempdir().unwrap();
     let store = ArtifactStore::open(dir.path()).unwrap();
@@ -265,8 +268,7 @@ fn brain_classifier_matches_onnxruntime_with_channels_last_rgb() {
     ) else {
         return;
     };
-    let expected: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(reference.join("reference.json")).unwrap()).unwrap();
+    let expected = expected_values(&reference);
     let dir = tempfile::tempdir().unwrap();
     let store = ArtifactStore::open(dir.path()).unwrap();
     let brain = plugin(

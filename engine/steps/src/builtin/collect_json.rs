@@ -28,10 +28,16 @@ pub fn step() -> Builtin {
     )
 }
 
-fn run(ctx: &StepContext<'_>, args: &StepArgs) -> Result<StepOutputs, StepError> {
-    let Value::List(items) = args.input("items")? else {
+/// The items of list input `port` as JSON: artifacts read and parsed, other values as they are (null for a
+/// failed fan-out item). Shared with `metrics-table`.
+pub(super) fn json_items(
+    ctx: &StepContext<'_>,
+    args: &StepArgs,
+    port: &str,
+) -> Result<Vec<serde_json::Value>, StepError> {
+    let Value::List(items) = args.input(port)? else {
         return Err(StepError::BadArgument {
-            field: "input `items`".into(),
+            field: format!("input `{port}`"),
             message: "expected a list".into(),
         });
     };
@@ -42,12 +48,20 @@ fn run(ctx: &StepContext<'_>, args: &StepArgs) -> Result<StepOutputs, StepError>
             Some(a) => {
                 let bytes = ctx.artifacts.read(a)?;
                 serde_json::from_slice(&bytes).map_err(|e| {
-                    StepError::Failed(format!("item {i} (sha256:{}) is not JSON: {e}", a.hash))
+                    StepError::Failed(format!(
+                        "{port} item {i} (sha256:{}) is not JSON: {e}",
+                        a.hash
+                    ))
                 })?
             }
             None => item.to_json(),
         });
     }
+    Ok(out)
+}
+
+fn run(ctx: &StepContext<'_>, args: &StepArgs) -> Result<StepOutputs, StepError> {
+    let out = json_items(ctx, args, "items")?;
     let count = out.iter().filter(|v| !v.is_null()).count();
     let bytes = serde_json::to_vec_pretty(&out).map_err(|e| StepError::Failed(e.to_string()))?;
     let artifact =

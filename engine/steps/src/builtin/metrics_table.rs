@@ -6,6 +6,7 @@
 use voxflow_spec::types::{ArtifactKind, DataType};
 use voxflow_spec::{PortSpec, Value};
 
+use super::collect_json::json_items;
 use super::{Builtin, Ports};
 use crate::{StepArgs, StepContext, StepError, StepOutputs};
 
@@ -44,22 +45,10 @@ pub fn step() -> Builtin {
 }
 
 fn run(ctx: &StepContext<'_>, args: &StepArgs) -> Result<StepOutputs, StepError> {
-    let Value::List(items) = args.input("rows")? else {
-        return Err(StepError::BadArgument {
-            field: "input `rows`".into(),
-            message: "expected a list".into(),
-        });
-    };
     let key = args.param_str("key")?.unwrap_or("case").to_string();
     let mut rows = Vec::new();
     let mut failed = 0;
-    for (i, item) in items.iter().enumerate() {
-        let row = match item.as_artifact() {
-            Some(a) => serde_json::from_slice(&ctx.artifacts.read(a)?).map_err(|e| {
-                StepError::Failed(format!("row {i} (sha256:{}) is not JSON: {e}", a.hash))
-            })?,
-            None => item.to_json(),
-        };
+    for (i, row) in json_items(ctx, args, "rows")?.into_iter().enumerate() {
         match row {
             serde_json::Value::Null => failed += 1,
             serde_json::Value::Object(map) => rows.push(map),
