@@ -2,10 +2,12 @@
 central annotated slice, and the preprocessing the ONNX step repeats (percentile normalization of the
 whole volume to [0, 1], every axial slice resized to 128x128 bilinear, 2.5D: a slice and its two
 neighbours as three channels, clamped at the ends)."""
+import argparse
 import glob
 import gzip
 import os
 
+import nibabel as nib
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -16,8 +18,34 @@ SEED = 20261128
 VALIDATION_CASES = 8
 
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
 def data_dir(arg=None):
-    return arg or os.path.join(os.environ.get("VOXFLOW_TESTDATA", "../../../../shared/data"), "prostate", "promise12")
+    """The promise12 folder: --data, else $VOXFLOW_TESTDATA/prostate/promise12, else the shared data folder
+    beside the repository (as the tests find it)."""
+    default = os.path.join(HERE, "..", "..", "..", "..", "shared", "data")
+    return arg or os.path.join(os.environ.get("VOXFLOW_TESTDATA", default), "prostate", "promise12")
+
+
+def arguments(doc):
+    """The options every script takes: --data and --runs."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=None, help="the promise12 folder (default $VOXFLOW_TESTDATA/prostate/promise12)")
+    parser.add_argument("--runs", default="runs")
+    return parser
+
+
+def read_nifti_zyx(path):
+    """A NIfTI written by these scripts or by voxflow (i, j, k) as a z, y, x array."""
+    return np.transpose(np.asarray(nib.load(path).dataobj), (2, 1, 0))
+
+
+def write_nifti_zyx(array_zyx, path, dtype):
+    """A z, y, x array as NIfTI (i, j, k = x, y, z) with a nominal 1 mm grid: PROMISE12 kept no spacing."""
+    image = nib.Nifti1Image(np.transpose(array_zyx, (2, 1, 0)).astype(dtype), np.eye(4))
+    image.header.set_xyzt_units("mm")
+    nib.save(image, path)
 
 
 def load_npy_gz(path):

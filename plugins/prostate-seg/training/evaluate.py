@@ -4,17 +4,15 @@ mask-cleanup), and the fused pseudo labels' precision against the true masks of 
 
 usage: python evaluate.py [--data DIR] [--runs DIR]   -> runs/evaluation.json and a Markdown table
 """
-import argparse
 import json
 import os
 
-import nibabel as nib
 import numpy as np
 import torch
 from scipy import ndimage
 
 import data
-from unet import UNet
+from unet import load_trained
 
 STAGES = [("baseline", "1. central slices only"), ("semi", "2. semi-supervised (mean teacher)"),
           ("selfsup", "3. self-supervised (context restoration)"), ("final", "5. central + fused pseudo labels"),
@@ -38,7 +36,7 @@ def pseudo_label_quality(root, runs, training):
         keep = np.ones(label.shape[0], bool)
         keep[data.central_slice(label)] = False
         truth = label[keep].astype(bool)
-        read = lambda path: np.transpose(np.asarray(nib.load(path).dataobj), (2, 1, 0))[keep]
+        read = lambda path: data.read_nifti_zyx(path)[keep]
         sources = {"semi": read(os.path.join(runs, "pseudo", f"{case}_semi.nii.gz")) > 0,
                    "self": read(os.path.join(runs, "pseudo", f"{case}_self.nii.gz")) > 0}
         agreement = read(os.path.join(runs, "fused", "agreement", f"{case}_agreement.nii.gz"))
@@ -47,17 +45,13 @@ def pseudo_label_quality(root, runs, training):
             totals[name] += [np.logical_and(mask, truth).sum(), mask.sum(), truth.sum()]
         ignored += (agreement == 255).sum()
         covered += agreement.size
-        # Where both sources agree on background: how much of the true gland is there (missed prostate).
     out = {name: {"precision": t[0] / max(t[1], 1), "recall": t[0] / max(t[2], 1)} for name, t in totals.items()}
     out["fused"]["ignored_fraction"] = ignored / max(covered, 1)
     return out
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=None)
-    parser.add_argument("--runs", default="runs")
-    args = parser.parse_args()
+    args = data.arguments(__doc__).parse_args()
     torch.set_num_threads(2)
     root = data.data_dir(args.data)
     training, validation = data.split(root)
@@ -68,8 +62,7 @@ def main():
         if not os.path.exists(path):
             print(f"{stage}: no {path}, left out")
             continue
-        net = UNet()
-        net.load_state_dict(torch.load(path))
+        net = load_trained(args.runs, stage)
         raw, cleaned = {}, {}
         for case, (image, label) in cases.items():
             mask = data.predict_volume(net, image) > 0.5

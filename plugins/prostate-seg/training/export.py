@@ -4,7 +4,6 @@ PyTorch on validation volumes, and writes their sha256 into the manifest.
 
 usage: python export.py [--stage final] [--data DIR] [--runs DIR]
 """
-import argparse
 import hashlib
 import json
 import os
@@ -17,7 +16,7 @@ from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantTy
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 import data
-from unet import UNet
+from unet import load_trained
 
 PLUGIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 FP32 = "prostate_seg.onnx"
@@ -53,17 +52,13 @@ def onnx_predict(session, image):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = data.arguments(__doc__)
     parser.add_argument("--stage", default="final")
-    parser.add_argument("--data", default=None)
-    parser.add_argument("--runs", default="runs")
     args = parser.parse_args()
     torch.set_num_threads(2)
     root = data.data_dir(args.data)
     training, validation = data.split(root)
-    net = UNet()
-    net.load_state_dict(torch.load(os.path.join(args.runs, args.stage, "model.pt")))
-    net.eval()
+    net = load_trained(args.runs, args.stage)
     fp32 = os.path.join(PLUGIN, FP32)
     example = torch.zeros(1, 3, data.SIZE, data.SIZE)
     torch.onnx.export(net, example, fp32, input_names=["image"], output_names=["logits"], opset_version=17,

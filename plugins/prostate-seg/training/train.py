@@ -11,18 +11,16 @@ usage: python train.py STAGE [--data DIR] [--runs DIR] [--iterations N]
   full       6. every slice of the training volumes with its true mask (the upper reference)
 Each stage writes runs/<stage>/model.pt and runs/<stage>/log.json.
 """
-import argparse
 import json
 import os
 import time
 
-import nibabel as nib
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 import data
-from unet import UNet
+from unet import UNet, load_trained
 
 IGNORE = 255
 
@@ -223,8 +221,8 @@ def pretrain_restoration(unannotated, iterations, generator, log):
 
 def fused_targets(runs):
     def targets(case, label):
-        agreement = np.asarray(nib.load(os.path.join(runs, "fused", "agreement", f"{case}_agreement.nii.gz")).dataobj)
-        target = np.transpose(agreement, (2, 1, 0)).astype(np.uint8)  # NIfTI i,j,k -> z,y,x
+        path = os.path.join(runs, "fused", "agreement", f"{case}_agreement.nii.gz")
+        target = data.read_nifti_zyx(path).astype(np.uint8)
         z = data.central_slice(label)
         target[z] = label[z]  # the manual annotation where there is one
         return target
@@ -232,10 +230,8 @@ def fused_targets(runs):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = data.arguments(__doc__)
     parser.add_argument("stage", choices=["baseline", "semi", "selfsup", "final", "full"])
-    parser.add_argument("--data", default=None, help="the promise12 folder (default $VOXFLOW_TESTDATA/prostate/promise12)")
-    parser.add_argument("--runs", default="runs")
     parser.add_argument("--iterations", type=int, default=None)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -249,8 +245,7 @@ def main():
     if args.stage == "baseline":
         net = fit(UNet(), central_slices(root, training), args.iterations or 600, generator, log=log)
     elif args.stage == "semi":
-        net = UNet()
-        net.load_state_dict(torch.load(os.path.join(args.runs, "baseline", "model.pt")))
+        net = load_trained(args.runs, "baseline")
         net = mean_teacher(net, central_slices(root, training), unannotated_inputs(root, training),
                            args.iterations or 600, generator, log)
     elif args.stage == "selfsup":

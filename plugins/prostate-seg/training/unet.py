@@ -1,5 +1,7 @@
 """The segmentation network every stage trains: a small 2D U-Net (2.5D input: a slice and its neighbours as
 channels), two output channels (background, prostate) as logits."""
+import os
+
 import torch
 import torch.nn as nn
 
@@ -34,3 +36,10 @@ class UNet(nn.Module):
         for up, merge in zip(self.up, self.merge):
             x = merge(torch.cat([up(x), skips.pop()], dim=1))
         return self.head(x)
+
+
+def load_trained(runs, stage):
+    """The network a stage trained (runs/<stage>/model.pt), in evaluation mode."""
+    net = UNet()
+    net.load_state_dict(torch.load(os.path.join(runs, stage, "model.pt")))
+    return net.eval()
