@@ -121,6 +121,10 @@ pub struct Tiling {
     /// `image`, `slices`: resize each slice to [width, height] (bilinear) and map outputs back.
     #[serde(default)]
     pub size: Option<[usize; 2]>,
+    /// `slices`: the centred fraction (0 < crop <= 1) of each slice, along both in-plane axes, that the
+    /// network sees (before `size`); outside it, outputs take the value at the nearest edge of the crop.
+    #[serde(default)]
+    pub crop: Option<f64>,
     /// `patches`: patch size in voxels along i, j, k.
     #[serde(default)]
     pub patch: Option<[usize; 3]>,
@@ -380,6 +384,14 @@ impl ModelSpec {
             }
             _ => {}
         }
+        if let Some(crop) = t.crop {
+            if !(crop > 0.0 && crop <= 1.0) {
+                return Err(format!("model.input.tiling.crop {crop} is outside (0, 1]"));
+            }
+            if t.mode != TilingMode::Slices {
+                return Err("model.input.tiling.crop is for `mode: slices`".into());
+            }
+        }
         if t.size.is_some_and(|s| s.contains(&0)) {
             return Err("model.input.tiling.size has a zero".into());
         }
@@ -437,6 +449,21 @@ mod tests {
         let mut bad = ok.clone();
         bad["input"]["tiling"]["mode"] = "patches".into();
         assert!(ModelSpec::from_json(&bad).unwrap_err().contains("ncijk"));
+        let mut cropped = ok.clone();
+        cropped["input"]["tiling"]["crop"] = 0.6.into();
+        assert_eq!(
+            ModelSpec::from_json(&cropped).unwrap().input.tiling.crop,
+            Some(0.6)
+        );
+        cropped["input"]["tiling"]["crop"] = 1.5.into();
+        assert!(ModelSpec::from_json(&cropped)
+            .unwrap_err()
+            .contains("tiling.crop 1.5"));
+        cropped["input"]["tiling"]["crop"] = 0.5.into();
+        cropped["input"]["tiling"]["mode"] = "image".into();
+        assert!(ModelSpec::from_json(&cropped)
+            .unwrap_err()
+            .contains("mode: slices"));
         let mut bad = ok.clone();
         bad["sha256"] = "xyz".into();
         assert!(ModelSpec::from_json(&bad).unwrap_err().contains("sha256"));

@@ -104,18 +104,21 @@ fn slices<E>(
     network: &mut impl FnMut(Tensor) -> Result<Vec<Tensor>, E>,
 ) -> Result<Vec<Channels>, TilingError<E>> {
     let (u, v) = plane_axes(axis);
-    let (w, h) = (dims[u], dims[v]);
+    let window = Window::centred(dims[u], dims[v], spec.tiling.crop);
+    let (w, h) = (window.width, window.height);
     let [tw, th] = spec.tiling.size.unwrap_or([w, h]);
     let context = spec.tiling.context;
     let channels = spec.channels.max(1);
     let count = dims[axis];
     let plane = |index: usize| -> Vec<f32> {
-        let out = if axis == 2 {
+        let full = if axis == 2 {
             // Axial slices are contiguous in voxflow's order.
-            values[index * w * h..(index + 1) * w * h].to_vec()
+            let size = dims[u] * dims[v];
+            values[index * size..(index + 1) * size].to_vec()
         } else {
             plane_across(values, dims, axis, index)
         };
+        let out = window.cut(&full, dims[u]);
         if (tw, th) == (w, h) {
             out
         } else {
@@ -162,15 +165,67 @@ fn slices<E>(
             )));
         }
         for (slot, tensor) in assembled.iter_mut().zip(returned) {
-            place_slices(slot, tensor, n, start, dims, axis, spec.layout)?;
+            place_slices(slot, tensor, n, start, dims, axis, spec.layout, window)?;
         }
         start += n;
     }
     Ok(assembled.into_iter().flatten().collect())
 }
 
+/// The part of each slice the network sees: all of it, or a centred crop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Window {
+    left: usize,
+    top: usize,
+    width: usize,
+    height: usize,
+}
+
+impl Window {
+    /// The centred `fraction` of a `w` x `h` plane: length round(n * fraction) (at least 1), starting at
+    /// (n - length) / 2, as training/data.py of a plugin computes it.
+    fn centred(w: usize, h: usize, fraction: Option<f64>) -> Window {
+        let along = |n: usize| match fraction {
+            Some(f) => {
+                let length = ((n as f64 * f + 0.5).floor() as usize).clamp(1, n.max(1));
+                ((n - length) / 2, length)
+            }
+            None => (0, n),
+        };
+        let ((left, width), (top, height)) = (along(w), along(h));
+        Window {
+            left,
+            top,
+            width,
+            height,
+        }
+    }
+
+    /// The window's pixels of a row-major plane `full_width` wide.
+    fn cut(&self, plane: &[f32], full_width: usize) -> Vec<f32> {
+        if self.left == 0 && self.width == full_width && self.top == 0 {
+            return plane[..self.width * self.height].to_vec();
+        }
+        (self.top..self.top + self.height)
+            .flat_map(|row| {
+                &plane[row * full_width + self.left..row * full_width + self.left + self.width]
+            })
+            .copied()
+            .collect()
+    }
+
+    /// The plane pixel (col, row) taken from the window: itself inside, the nearest edge pixel outside.
+    fn source(&self, col: usize, row: usize) -> usize {
+        let c = col.clamp(self.left, self.left + self.width - 1) - self.left;
+        let r = row.clamp(self.top, self.top + self.height - 1) - self.top;
+        r * self.width + c
+    }
+}
+
 /// Writes one batch's output (`[n, K]` scores, or `[n, K, H', W']` / `[n, H', W', K]` maps) into the
-/// assembled channels, resizing maps back to the slice's size.
+/// assembled channels, resizing maps back to the window's size and padding outside it with the nearest
+/// edge value.
+#[allow(clippy::too_many_arguments)]
 fn place_slices<E>(
     slot: &mut Option<Channels>,
     tensor: Tensor,
@@ -179,6 +234,7 @@ fn place_slices<E>(
     dims: [usize; 3],
     axis: usize,
     layout: Layout,
+    window: Window,
 ) -> Result<(), TilingError<E>> {
     let shape = &tensor.shape;
     if shape.first() != Some(&n) || tensor.data.len() != shape.iter().product::<usize>() {
@@ -212,6 +268,7 @@ fn place_slices<E>(
     };
     let (u, v) = plane_axes(axis);
     let (w, h) = (dims[u], dims[v]);
+    let whole = window == Window::centred(w, h, None);
     let out = slot.get_or_insert_with(|| Channels::zeros(dims, k));
     if out.count != k {
         return Err(TilingError::Shape(format!(
@@ -220,7 +277,7 @@ fn place_slices<E>(
         )));
     }
     let voxels = out.voxels();
-    if axis == 2 && layout != Layout::Nhwc && (ow, oh) == (w, h) {
+    if axis == 2 && layout != Layout::Nhwc && whole && (ow, oh) == (w, h) {
         // Axial maps of the slice's own size go back as contiguous blocks.
         for b in 0..n {
             for c in 0..k {
@@ -239,10 +296,11 @@ fn place_slices<E>(
                     _ => tensor.data[(b * k + c) * oh * ow + p],
                 })
                 .collect();
-            let map = if (ow, oh) == (w, h) {
+            let (mw, mh) = (window.width, window.height);
+            let map = if (ow, oh) == (mw, mh) {
                 map
             } else {
-                resize_bilinear(&map, ow, oh, w, h)
+                resize_bilinear(&map, ow, oh, mw, mh)
             };
             for row in 0..h {
                 for col in 0..w {
@@ -250,7 +308,7 @@ fn place_slices<E>(
                     ijk[axis] = start + b;
                     ijk[u] = col;
                     ijk[v] = row;
-                    out.data[c * voxels + flat(dims, ijk)] = map[row * w + col];
+                    out.data[c * voxels + flat(dims, ijk)] = map[window.source(col, row)];
                 }
             }
         }
@@ -508,6 +566,7 @@ mod tests {
                 batch: 3,
                 context: 0,
                 size: None,
+                crop: None,
                 patch: Some([4, 3, 2]),
                 overlap: 0.5,
                 blend: Blend::Gaussian,
@@ -544,6 +603,53 @@ mod tests {
                 assert_eq!(calls, dims[axis].div_ceil(3));
             }
         }
+    }
+
+    #[test]
+    fn a_centred_crop_is_what_the_network_sees_and_edges_pad_the_rest() {
+        // 5 x 4 slices, crop 0.6: columns 1..4 (round(3.0) = 3 wide), rows 1..3 (round(2.4) = 2 high).
+        let dims = [5, 4, 2];
+        let values = ramp(dims);
+        for axis in [2, 0] {
+            let mut s = spec(TilingMode::Slices, Layout::Nchw);
+            s.tiling.axis = axis;
+            s.tiling.crop = Some(0.6);
+            let out = run_tiled(&values, dims, &s, 1, |t| {
+                if axis == 2 {
+                    assert_eq!(t.shape, vec![2, 1, 2, 3]);
+                    // Slice 0, rows 1-2, columns 1-3.
+                    assert_eq!(t.data[..6], [6.0, 7.0, 8.0, 11.0, 12.0, 13.0]);
+                }
+                Ok::<_, ()>(vec![t])
+            })
+            .unwrap();
+            let (u, v) = plane_axes(axis);
+            let window = Window::centred(dims[u], dims[v], Some(0.6));
+            for k in 0..dims[2] {
+                for j in 0..dims[1] {
+                    for i in 0..dims[0] {
+                        let ijk = [i, j, k];
+                        let mut nearest = ijk;
+                        nearest[u] = ijk[u].clamp(window.left, window.left + window.width - 1);
+                        nearest[v] = ijk[v].clamp(window.top, window.top + window.height - 1);
+                        assert_eq!(
+                            out[0].data[flat(dims, ijk)],
+                            values[flat(dims, nearest)],
+                            "axis {axis} voxel {ijk:?}"
+                        );
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            Window::centred(256, 160, Some(0.6)),
+            Window {
+                left: 51,
+                top: 32,
+                width: 154,
+                height: 96
+            }
+        );
     }
 
     #[test]
