@@ -1,6 +1,7 @@
 """The ablation table: 3D Dice of every trained stage on the validation volumes (full masks), with and
 without keeping the largest connected component (what workflows/prostate-segmentation.yaml does with
-mask-cleanup), and the fused pseudo labels' precision against the true masks of the training volumes.
+mask-cleanup), and the pseudo labels' precision and recall against the true masks of the training volumes
+(each source before and after its extent along z, and the fused set).
 
 usage: python evaluate.py [--data DIR] [--runs DIR]   -> runs/evaluation.json and a Markdown table
 """
@@ -16,6 +17,7 @@ from unet import load_trained
 
 STAGES = [("baseline", "1. central slices only"), ("semi", "2. semi-supervised (mean teacher)"),
           ("selfsup", "3. self-supervised (context restoration)"), ("final", "5. central + fused pseudo labels"),
+          ("round2", "5b. second round (stage 5 as the semi-supervised source)"),
           ("full", "6. fully supervised (every slice)")]
 
 
@@ -29,7 +31,8 @@ def largest_component(mask):
 
 def pseudo_label_quality(root, runs, training):
     """Precision of each pseudo-label source and of the fused set on the slices nobody annotated."""
-    totals = {k: np.zeros(3) for k in ("semi", "self", "fused")}  # true positives, predicted, truth
+    names = ("semi_raw", "self_raw", "semi", "self", "fused")
+    totals = {k: np.zeros(3) for k in names}  # true positives, predicted, truth
     ignored = covered = 0
     for case in training:
         _, label = data.load_case(root, case)
@@ -39,13 +42,17 @@ def pseudo_label_quality(root, runs, training):
         read = lambda path: data.read_nifti_zyx(path)[keep]
         sources = {"semi": read(os.path.join(runs, "pseudo", f"{case}_semi.nii.gz")) > 0,
                    "self": read(os.path.join(runs, "pseudo", f"{case}_self.nii.gz")) > 0}
+        for name in ("semi", "self"):  # before the extent along z was applied
+            path = os.path.join(runs, "pseudo-raw", f"{case}_{name}.nii.gz")
+            if os.path.exists(path):
+                sources[f"{name}_raw"] = read(path) > 0
         agreement = read(os.path.join(runs, "fused", "agreement", f"{case}_agreement.nii.gz"))
         sources["fused"] = agreement == 1
         for name, mask in sources.items():
             totals[name] += [np.logical_and(mask, truth).sum(), mask.sum(), truth.sum()]
         ignored += (agreement == 255).sum()
         covered += agreement.size
-    out = {name: {"precision": t[0] / max(t[1], 1), "recall": t[0] / max(t[2], 1)} for name, t in totals.items()}
+    out = {name: {"precision": t[0] / max(t[1], 1), "recall": t[0] / max(t[2], 1)} for name, t in totals.items() if t[1] > 0}
     out["fused"]["ignored_fraction"] = ignored / max(covered, 1)
     return out
 
@@ -71,9 +78,10 @@ def main():
         results["stages"][stage] = {"title": title, "dice": raw, "dice_largest_component": cleaned}
         print(f"{title}: Dice {np.mean(list(raw.values())):.3f} +- {np.std(list(raw.values())):.3f}, "
               f"largest component {np.mean(list(cleaned.values())):.3f} +- {np.std(list(cleaned.values())):.3f}", flush=True)
-    if os.path.isdir(os.path.join(args.runs, "fused", "agreement")):
-        results["pseudo_labels"] = pseudo_label_quality(root, args.runs, training)
-        print(json.dumps(results["pseudo_labels"], indent=1))
+    for key, folder in (("pseudo_labels", args.runs), ("pseudo_labels_round2", os.path.join(args.runs, "round2"))):
+        if os.path.isdir(os.path.join(folder, "fused", "agreement")):
+            results[key] = pseudo_label_quality(root, folder, training)
+            print(key, json.dumps(results[key], indent=1))
     with open(os.path.join(args.runs, "evaluation.json"), "w") as f:
         json.dump(results, f, indent=1)
     print("| stage | mean Dice | std | min | mean Dice, largest component |")

@@ -47,8 +47,7 @@ def onnx_predict(session, image):
     """The ONNX model on every slice, mapped back as data.predict_volume does."""
     x = data.prepared(image)
     logits = np.concatenate([session.run(None, {"image": x[s:s + 8]})[0] for s in range(0, len(x), 8)])
-    t = torch.nn.functional.interpolate(torch.from_numpy(logits), size=image.shape[1:], mode="bilinear", align_corners=False)
-    return torch.softmax(t, 1)[:, 1].numpy()
+    return data.probability_on_source(torch.from_numpy(logits), image.shape[1:])
 
 
 def main():

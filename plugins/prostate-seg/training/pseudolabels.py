@@ -1,10 +1,23 @@
 """Stage 2/3 output: the semi-supervised and the self-supervised models' masks on every training volume,
-written as NIfTI for the fusion workflow (workflows/prostate-pseudolabels.yaml).
+kept only over the gland's extent along z, written as NIfTI for the fusion workflow
+(workflows/prostate-pseudolabels.yaml).
 
-usage: python pseudolabels.py [--data DIR] [--runs DIR]
+The extent comes from the one thing an annotator gave: the central slice. The gland is widest near its
+middle, so walking out from the central slice its cross-section shrinks; a network that has only seen
+central slices, though, finds "a gland" on every slice (the bladder above, muscle below). Each source's
+mask is therefore kept from the central slice outwards, in both directions, up to the slice before the
+first one whose predicted area is empty or grows by more than GROWTH over the previous slice (starting
+from the annotated area); beyond that the source says background. Those background slices are what
+teaches the final model where a gland ends.
+
+usage: python pseudolabels.py [--data DIR] [--runs DIR] [--semi STAGE] [--round NAME]
+  --semi final --round round2: a second round of self-training, the stage 5 model in the semi-supervised
+  source's place (into runs/round2/pseudo, runs/round2/pseudo-raw).
 Writes runs/pseudo/<case>_image.nii.gz, <case>_semi.nii.gz and <case>_self.nii.gz (NIfTI axes i,j,k = the
-array's x,y,z; the spacing is a nominal 1 mm: PROMISE12's was not kept).
+array's x,y,z; the spacing is a nominal 1 mm: PROMISE12's was not kept); the masks before the extent is
+applied, and the extents (extents.json), go to runs/pseudo-raw/ for evaluate.py.
 """
+import json
 import os
 
 import numpy as np
@@ -13,22 +26,61 @@ import torch
 import data
 from unet import load_trained
 
+GROWTH = 1.25
+
+
+def gland_extent(mask, centre, centre_area):
+    """(first, last) slice of the gland's extent in a predicted (z, y, x) mask, walking out from the
+    annotated central slice while the predicted area neither vanishes nor grows by more than GROWTH."""
+    areas = mask.reshape(mask.shape[0], -1).sum(axis=1)
+
+    def walk(step):
+        z, previous = centre, centre_area
+        while 0 <= z + step < len(areas):
+            area = areas[z + step]
+            if area == 0 or area > previous * GROWTH:
+                break
+            z, previous = z + step, area
+        return z
+
+    return walk(-1), walk(+1)
+
+
+def within_extent(mask, extent):
+    kept = np.zeros_like(mask)
+    kept[extent[0]:extent[1] + 1] = mask[extent[0]:extent[1] + 1]
+    return kept
+
 
 def main():
-    args = data.arguments(__doc__).parse_args()
+    parser = data.arguments(__doc__)
+    parser.add_argument("--semi", default="semi", help="the stage whose model is the semi-supervised source")
+    parser.add_argument("--round", default="", help="a subfolder of --runs for a later round's pseudo labels")
+    args = parser.parse_args()
     torch.set_num_threads(2)
     root = data.data_dir(args.data)
     training, _ = data.split(root)
-    out = os.path.join(args.runs, "pseudo")
+    out = os.path.join(args.runs, args.round, "pseudo")
+    raw = os.path.join(args.runs, args.round, "pseudo-raw")
     os.makedirs(out, exist_ok=True)
-    semi, selfsup = load_trained(args.runs, "semi"), load_trained(args.runs, "selfsup")
+    os.makedirs(raw, exist_ok=True)
+    semi, selfsup = load_trained(args.runs, args.semi), load_trained(args.runs, "selfsup")
+    extents = {}
     for case in training:
-        image, _ = data.load_case(root, case)
+        image, label = data.load_case(root, case)
+        centre = data.central_slice(label)
+        centre_area = int(label[centre].sum())  # the annotation: the only mask a training case gives
         data.write_nifti_zyx(image, os.path.join(out, f"{case}_image.nii.gz"), np.int16)
+        extents[case] = {"central_slice": centre, "slices": int(image.shape[0])}
         for name, net in (("semi", semi), ("self", selfsup)):
-            mask = data.predict_volume(net, image) > 0.5
-            data.write_nifti_zyx(mask, os.path.join(out, f"{case}_{name}.nii.gz"), np.uint8)
-        print(case, flush=True)
+            mask = (data.predict_volume(net, image) > 0.5).astype(np.uint8)
+            extent = gland_extent(mask, centre, centre_area)
+            extents[case][name] = [int(extent[0]), int(extent[1])]
+            data.write_nifti_zyx(mask, os.path.join(raw, f"{case}_{name}.nii.gz"), np.uint8)
+            data.write_nifti_zyx(within_extent(mask, extent), os.path.join(out, f"{case}_{name}.nii.gz"), np.uint8)
+        print(case, extents[case], flush=True)
+    with open(os.path.join(raw, "extents.json"), "w") as f:
+        json.dump(extents, f, indent=1)
     print(f"pseudo labels of {len(training)} training volumes in {out}")
 
 

@@ -8,6 +8,8 @@ usage: python train.py STAGE [--data DIR] [--runs DIR] [--iterations N]
   final      5. central slices plus the fused pseudo labels (runs/fused/agreement/<case>_agreement.nii.gz,
                 from workflows/prostate-pseudolabels.yaml: 1 prostate, 0 background, 255 the two
                 sources disagree and the voxel is ignored)
+  round2     5b. a second round of self-training: as final, on runs/round2/fused (pseudolabels.py --semi final
+                --round round2, then the fusion workflow into runs/round2/fused)
   full       6. every slice of the training volumes with its true mask (the upper reference)
 Each stage writes runs/<stage>/model.pt and runs/<stage>/log.json.
 """
@@ -219,9 +221,9 @@ def pretrain_restoration(unannotated, iterations, generator, log):
     return segmenter
 
 
-def fused_targets(runs):
+def fused_targets(folder):
     def targets(case, label):
-        path = os.path.join(runs, "fused", "agreement", f"{case}_agreement.nii.gz")
+        path = os.path.join(folder, "fused", "agreement", f"{case}_agreement.nii.gz")
         target = data.read_nifti_zyx(path).astype(np.uint8)
         z = data.central_slice(label)
         target[z] = label[z]  # the manual annotation where there is one
@@ -231,7 +233,7 @@ def fused_targets(runs):
 
 def main():
     parser = data.arguments(__doc__)
-    parser.add_argument("stage", choices=["baseline", "semi", "selfsup", "final", "full"])
+    parser.add_argument("stage", choices=["baseline", "semi", "selfsup", "final", "round2", "full"])
     parser.add_argument("--iterations", type=int, default=None)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -252,8 +254,9 @@ def main():
         unannotated = unannotated_inputs(root, training)
         net = pretrain_restoration(unannotated, args.iterations or 500, generator, log)
         net = fit(net, central_slices(root, training), args.iterations or 600, generator, log=log)
-    elif args.stage == "final":
-        net = fit(UNet(), all_slices(root, training, fused_targets(args.runs)), args.iterations or 1000, generator, log=log)
+    elif args.stage in ("final", "round2"):
+        folder = args.runs if args.stage == "final" else os.path.join(args.runs, "round2")
+        net = fit(UNet(), all_slices(root, training, fused_targets(folder)), args.iterations or 1000, generator, log=log)
     else:
         net = fit(UNet(), all_slices(root, training, lambda case, label: label), args.iterations or 1000, generator, log=log)
     out = os.path.join(args.runs, args.stage)
