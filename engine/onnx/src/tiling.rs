@@ -187,7 +187,9 @@ impl Window {
     fn centred(w: usize, h: usize, fraction: Option<f64>) -> Window {
         let along = |n: usize| match fraction {
             Some(f) => {
-                let length = ((n as f64 * f + 0.5).floor() as usize).clamp(1, n.max(1));
+                let length = ((n as f64 * f + 0.5).floor() as usize)
+                    .clamp(1, n.max(1))
+                    .min(n);
                 ((n - length) / 2, length)
             }
             None => (0, n),
@@ -641,6 +643,10 @@ mod tests {
                 }
             }
         }
+        // Odd leftovers start at the floor of half of them; a one-voxel (or empty) plane stays whole.
+        let odd = Window::centred(7, 1, Some(0.5));
+        assert_eq!((odd.left, odd.width, odd.top, odd.height), (1, 4, 0, 1));
+        assert_eq!(Window::centred(0, 1, Some(0.5)).width, 0);
         assert_eq!(
             Window::centred(256, 160, Some(0.6)),
             Window {

@@ -53,7 +53,7 @@ def pseudo_label_quality(root, runs, training):
         ignored += (agreement == 255).sum()
         covered += agreement.size
     out = {name: {"precision": t[0] / max(t[1], 1), "recall": t[0] / max(t[2], 1)} for name, t in totals.items() if t[1] > 0}
-    out["fused"]["ignored_fraction"] = ignored / max(covered, 1)
+    out.setdefault("fused", {"precision": 0.0, "recall": 0.0})["ignored_fraction"] = ignored / max(covered, 1)
     return out
 
 
