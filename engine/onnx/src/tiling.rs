@@ -111,14 +111,13 @@ fn slices<E>(
     let channels = spec.channels.max(1);
     let count = dims[axis];
     let plane = |index: usize| -> Vec<f32> {
-        let full = if axis == 2 {
-            // Axial slices are contiguous in voxflow's order.
+        let out = if axis == 2 {
+            // Axial slices are contiguous in voxflow's order: cut straight from the volume.
             let size = dims[u] * dims[v];
-            values[index * size..(index + 1) * size].to_vec()
+            window.cut(&values[index * size..(index + 1) * size], dims[u])
         } else {
-            plane_across(values, dims, axis, index)
+            window.cut(&plane_across(values, dims, axis, index), dims[u])
         };
-        let out = window.cut(&full, dims[u]);
         if (tw, th) == (w, h) {
             out
         } else {
@@ -187,9 +186,7 @@ impl Window {
     fn centred(w: usize, h: usize, fraction: Option<f64>) -> Window {
         let along = |n: usize| match fraction {
             Some(f) => {
-                let length = ((n as f64 * f + 0.5).floor() as usize)
-                    .clamp(1, n.max(1))
-                    .min(n);
+                let length = ((n as f64 * f + 0.5).floor() as usize).max(1).min(n);
                 ((n - length) / 2, length)
             }
             None => (0, n),

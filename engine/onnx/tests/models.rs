@@ -101,6 +101,16 @@ fn volume_output(outputs: &StepOutputs, port: &str, store: &ArtifactStore) -> Vo
     read_volume(&ctx, outputs[port].as_artifact().unwrap(), port).unwrap()
 }
 
+/// The run record an ONNX step attaches to an output artifact (variant, model sha256, provider...).
+fn onnx_record(outputs: &StepOutputs, port: &str) -> serde_json::Value {
+    outputs[port]
+        .as_artifact()
+        .unwrap()
+        .metadata
+        .clone()
+        .unwrap()
+}
+
 fn assert_close(ours: &[f64], theirs: &[f64], what: &str) {
     assert_eq!(ours.len(), theirs.len(), "{what}");
     for (a, b) in ours.iter().zip(theirs) {
@@ -217,12 +227,7 @@ fn quantized_variant_is_chosen_by_step_or_site_recorded_and_matches_onnxruntime(
             let outputs = run_with(plugin, &volume, &store, params).unwrap();
             let json = json_output(&outputs, "digit", &store);
             assert_close(&scores(&json), &logits(case, key), &format!("{file} {key}"));
-            let recorded = outputs["digit"]
-                .as_artifact()
-                .unwrap()
-                .metadata
-                .clone()
-                .unwrap();
+            let recorded = onnx_record(&outputs, "digit");
             assert_eq!(recorded["onnx"]["model_sha256"], sha.as_str());
             assert_eq!(
                 recorded["onnx"]["variant"],
@@ -240,12 +245,7 @@ fn quantized_variant_is_chosen_by_step_or_site_recorded_and_matches_onnxruntime(
         }
         // Only where the GPU build of ONNX Runtime and a GPU are present.
         Ok(outputs) => {
-            let recorded = outputs["digit"]
-                .as_artifact()
-                .unwrap()
-                .metadata
-                .clone()
-                .unwrap();
+            let recorded = onnx_record(&outputs, "digit");
             assert_eq!(recorded["onnx"]["provider"], "cuda");
         }
     }
@@ -356,12 +356,7 @@ fn a_2d_network_slice_wise_gives_a_mask_on_the_source_grid() {
     let got = nonzero(&mask);
     let differ = got.iter().zip(&expected).filter(|(a, b)| a != b).count();
     assert!(differ * 100_000 <= got.len(), "{differ} voxels differ");
-    let provenance = &outputs["mask"]
-        .as_artifact()
-        .unwrap()
-        .metadata
-        .as_ref()
-        .unwrap()["onnx"];
+    let provenance = &onnx_record(&outputs, "mask")["onnx"];
     assert_eq!(
         provenance["model_sha256"],
         sha256_of(&reference.join("threshold2d.onnx"))

@@ -159,7 +159,7 @@ def predict_volume(net, image, batch=16):
 def probability_on_source(logits, shape):
     """Network logits (z, 2, SIZE, SIZE) -> prostate probability on the source plane (z, y, x): resized
     bilinear to the crop, padded with the crop's edge values, softmax."""
-    crop = cropped(np.empty((1,) + tuple(shape), np.uint8)).shape[1:]
+    crop = (crop_box(shape[0])[1], crop_box(shape[1])[1])
     logits = uncropped(F.interpolate(logits, size=crop, mode="bilinear", align_corners=False), shape)
     return torch.softmax(logits, dim=1)[:, 1].numpy()
 
