@@ -112,6 +112,9 @@ fn segmentation_of_a_prostatex_series_is_plausible_and_recorded() {
     }
     let step = recorded_step(dir.path(), "segment");
     assert_eq!(step["plugin"], "onnx/prostate-seg");
+    // This workflow reads both of the step's outputs, so both were computed.
+    assert!(step["inputs"].get("wanted_outputs").is_none(), "{step}");
+    assert!(step["outputs"]["probability"].is_object(), "{step}");
     assert_eq!(
         step["plugin_hash"].as_str().map(str::len),
         Some(64),
@@ -192,6 +195,15 @@ fn evaluation_over_a_folder_of_labelled_cases_writes_metrics_and_summary() {
     let step = recorded_step(&data, "per_case/segment");
     assert_eq!(step["plugin"], "onnx/prostate-seg");
     assert_eq!(step["plugin_hash"], shipped_model_sha256(), "{step}");
+    // The workflow reads only the mask, so the probability map is neither computed nor stored, and the
+    // record says which outputs were asked for.
+    assert_eq!(
+        step["inputs"]["wanted_outputs"],
+        serde_json::json!(["mask"]),
+        "{step}"
+    );
+    assert!(step["outputs"]["mask"].is_object(), "{step}");
+    assert!(step["outputs"].get("probability").is_none(), "{step}");
     assert_eq!(
         recorded_step(&data, "per_case/metrics")["plugin"],
         "wasm/seg-metrics"

@@ -35,13 +35,13 @@ fn main() {
     let params = BTreeMap::from([("threads".to_string(), Value::Number(threads as f64))]);
     // The first call opens the session (and is not timed), as the Python side creates its session first.
     let (_, provenance) = plugin
-        .call(&volume, &params, &|| Ok(()))
+        .call(&volume, &params, None, &|| Ok(()))
         .unwrap_or_else(|e| panic!("{e}"));
     let mut times: Vec<f64> = (0..repeat)
         .map(|_| {
             let started = Instant::now();
             plugin
-                .call(&volume, &params, &|| Ok(()))
+                .call(&volume, &params, None, &|| Ok(()))
                 .unwrap_or_else(|e| panic!("{e}"));
             started.elapsed().as_secs_f64() * 1000.0
         })

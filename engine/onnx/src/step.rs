@@ -4,7 +4,7 @@
 //! and the threads are recorded on every output.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -187,13 +187,14 @@ impl OnnxPlugin {
         Ok((session, variant))
     }
 
-    /// Runs the model on a volume: each output port's raw channels on the volume's own grid (class scores on
-    /// a 1x1x1 grid). The order follows MONAI's pipelines: orient, resample, normalize, crop; run; smooth,
-    /// uncrop, map back (the activation comes after, in [`OnnxPlugin::call`]).
+    /// Runs the model on a volume: each wanted output port's raw channels on the volume's own grid (class
+    /// scores on a 1x1x1 grid). The order follows MONAI's pipelines: orient, resample, normalize, crop; run;
+    /// smooth, uncrop, map back (the activation comes after, in [`OnnxPlugin::call`]).
     fn infer(
         &self,
         session: &ModelSession,
         volume: &Volume,
+        wanted: Option<&BTreeSet<String>>,
         cancel: &dyn Fn() -> Result<(), StepError>,
     ) -> Result<(Vec<(String, Channels)>, usize), StepError> {
         let name = &self.identity.name;
@@ -226,9 +227,16 @@ impl OnnxPlugin {
         } else {
             regions::crop(&voxels, dims, region)
         };
-        // Each graph output once, however many ports read it.
+        // The ports to produce, and each graph output they read once, however many ports read it (the
+        // session computes only those, so a branch no wanted port reads is not run).
+        let ports: Vec<(&String, &crate::spec::OutputSpec)> = self
+            .spec
+            .outputs
+            .iter()
+            .filter(|(port, _)| wanted.is_none_or(|w| w.contains(*port)))
+            .collect();
         let mut tensors: Vec<String> = Vec::new();
-        for spec in self.spec.outputs.values() {
+        for (_, spec) in &ports {
             if !tensors.contains(&spec.tensor) {
                 tensors.push(spec.tensor.clone());
             }
@@ -248,7 +256,7 @@ impl OnnxPlugin {
         // Smoothing, uncropping and mapping back, once per (tensor, smoothing) pair.
         let mut mapped: Vec<((usize, u64), Channels)> = Vec::new();
         let mut out = Vec::new();
-        for (port, spec) in &self.spec.outputs {
+        for (port, spec) in ports {
             let t = tensors.iter().position(|n| n == &spec.tensor).unwrap_or(0);
             let key = (t, spec.smooth.to_bits());
             if let Some((_, done)) = mapped.iter().find(|(k, _)| *k == key) {
@@ -318,11 +326,13 @@ pub struct Provenance {
 
 impl OnnxPlugin {
     /// One call on an in-memory volume with the step's parameters (`provider`, `threads` and the manifest's):
-    /// each output port's value, and how it ran. What `Step::run` and `voxflow plugin test` use.
+    /// the value of each output port in `wanted` (all of them for `None`), and how it ran. What `Step::run`
+    /// and `voxflow plugin test` use.
     pub fn call(
         &self,
         volume: &Volume,
         params: &BTreeMap<String, Value>,
+        wanted: Option<&BTreeSet<String>>,
         cancel: &dyn Fn() -> Result<(), StepError>,
     ) -> Result<(Vec<(String, Produced)>, Provenance), StepError> {
         let name = &self.identity.name;
@@ -339,7 +349,7 @@ impl OnnxPlugin {
             })?;
         let (session, variant) = self.session(params)?;
         let started = Instant::now();
-        let (outputs, runs) = self.infer(&session, volume, cancel)?;
+        let (outputs, runs) = self.infer(&session, volume, wanted, cancel)?;
         let provenance = Provenance {
             variant: variant.name.clone(),
             model_sha256: variant.sha256.clone(),
@@ -422,7 +432,10 @@ impl Step for OnnxPlugin {
             });
         };
         let volume = read_volume(ctx, &input.artifact, &port.name)?;
-        let (produced, provenance) = self.call(&volume, &args.params, &|| ctx.check_cancelled())?;
+        let (produced, provenance) =
+            self.call(&volume, &args.params, args.wanted_outputs.as_ref(), &|| {
+                ctx.check_cancelled()
+            })?;
         ctx.log(format!(
             "onnx: {} model variant {} (sha256 {}) on {} with {} threads, {} runs in {:.0} ms",
             self.identity.name,

@@ -4,7 +4,7 @@
 //! to a real prostate MR series, whose answer is known. Then the errors: a wrong shape, a corrupt model, a
 //! model that is not the pinned one, a tensor that does not exist.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -82,11 +82,23 @@ fn run_with(
     store: &ArtifactStore,
     params: BTreeMap<String, Value>,
 ) -> Result<StepOutputs, StepError> {
+    run_wanting(plugin, volume, store, params, None)
+}
+
+/// One step run asked for some of its outputs only (`None`: all), as a workflow that reads only those asks.
+fn run_wanting(
+    plugin: &OnnxPlugin,
+    volume: &Volume,
+    store: &ArtifactStore,
+    params: BTreeMap<String, Value>,
+    wanted_outputs: Option<BTreeSet<String>>,
+) -> Result<StepOutputs, StepError> {
     let ctx = StepContext::new("run", "model", "", 1, store, Default::default());
     let input = store_volume(&ctx, volume, ArtifactKind::Volume, "input.nii.gz").unwrap();
     let args = StepArgs {
         inputs: BTreeMap::from([("volume".to_string(), Value::artifact(input))]),
         params,
+        wanted_outputs,
     };
     plugin.run(&ctx, &args)
 }
@@ -383,6 +395,15 @@ fn a_2d_network_slice_wise_gives_a_mask_on_the_source_grid() {
         panic!("probabilities are float32")
     };
     assert!(p.iter().all(|&v| (0.0..=1.0).contains(&v)));
+
+    // A workflow that reads only the mask: the same mask, and no probability map computed or stored.
+    let wanted = BTreeSet::from(["mask".to_string()]);
+    let mask_only = run_wanting(&softmax, &volume, &store, BTreeMap::new(), Some(wanted)).unwrap();
+    assert_eq!(mask_only.keys().collect::<Vec<_>>(), ["mask"]);
+    assert_eq!(
+        mask_only["mask"].as_artifact().unwrap().hash,
+        outputs["mask"].as_artifact().unwrap().hash
+    );
 }
 
 #[test]

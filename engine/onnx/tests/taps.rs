@@ -28,7 +28,9 @@ fn taps_segments_a_plausible_prostate_on_the_series_grid() {
     };
     let volume = load_source(&series, &SeriesRule::default()).unwrap().volume;
     let taps = OnnxPlugin::load(&plugin_dir, RuntimeConfig::default()).unwrap();
-    let (produced, provenance) = taps.call(&volume, &BTreeMap::new(), &|| Ok(())).unwrap();
+    let (produced, provenance) = taps
+        .call(&volume, &BTreeMap::new(), None, &|| Ok(()))
+        .unwrap();
     // 9 patches of 128 x 128 x 32 cover the cropped, resampled series.
     assert!(provenance.runs >= 4, "{provenance:?}");
     let Produced::Volume(mask) = &produced.iter().find(|(n, _)| n == "mask").unwrap().1 else {

@@ -1,7 +1,7 @@
 //! One execution of a plugin step in one frame: argument evaluation, the cache, attempts with retries and
 //! backoff, the timeout, and recording everything in the store. Step code runs on the blocking pool.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -82,7 +82,11 @@ pub(crate) async fn run_unit<T: RunTracker>(
     let evaluated = evaluate(inputs, &sig.inputs, &scope, "input")
         .and_then(|i| Ok((i, evaluate(with, &sig.params, &scope, "parameter")?)));
     let args = match evaluated {
-        Ok((inputs, params)) => StepArgs { inputs, params },
+        Ok((inputs, params)) => StepArgs {
+            inputs,
+            params,
+            wanted_outputs: wanted_outputs(&sig.outputs, &pstep.read_outputs),
+        },
         Err(message) => {
             let id = ctx.tracker.start_attempt(&record).await?;
             let message = format!("step `{}`: {message}", pstep.path);
@@ -101,6 +105,9 @@ pub(crate) async fn run_unit<T: RunTracker>(
         "inputs": Value::Map(args.inputs.clone()).to_json(),
         "params": Value::Map(args.params.clone()).to_json(),
     });
+    if let Some(wanted) = &args.wanted_outputs {
+        record.inputs["wanted_outputs"] = serde_json::json!(wanted);
+    }
     // The key fingerprints folders the inputs name: file-system work, kept off the async threads. If
     // computing it fails (it cannot panic short of a bug), the step simply runs uncached.
     let key = if step.cache {
@@ -178,7 +185,13 @@ pub(crate) async fn run_unit<T: RunTracker>(
             ctx.event(Some(&id), Some(&pstep.path), "info", &line)
                 .await?;
         }
-        let result = result.and_then(|outputs| check_outputs(sig.outputs.as_slice(), outputs));
+        let result = result.and_then(|outputs| {
+            check_outputs(
+                sig.outputs.as_slice(),
+                args.wanted_outputs.as_ref(),
+                outputs,
+            )
+        });
         match result {
             Ok(outputs) => {
                 record_artifacts(ctx, &id, &outputs).await?;
@@ -263,10 +276,26 @@ fn key_suffix(key: &str) -> String {
 }
 
 /// A plugin must produce every output it declares.
-fn check_outputs(declared: &[PortSpec], outputs: StepOutputs) -> Result<StepOutputs, Failure> {
+/// The outputs to ask a step for: those the workflow reads, unless that is all of them, or none (a step
+/// whose outputs nothing reads runs for its record, so it keeps them all).
+fn wanted_outputs(declared: &[PortSpec], read: &BTreeSet<String>) -> Option<BTreeSet<String>> {
+    let wanted: BTreeSet<String> = declared
+        .iter()
+        .filter(|p| read.contains(&p.name))
+        .map(|p| p.name.clone())
+        .collect();
+    (!wanted.is_empty() && wanted.len() < declared.len()).then_some(wanted)
+}
+
+/// Every declared output that was wanted must be there.
+fn check_outputs(
+    declared: &[PortSpec],
+    wanted: Option<&BTreeSet<String>>,
+    outputs: StepOutputs,
+) -> Result<StepOutputs, Failure> {
     let missing: Vec<&str> = declared
         .iter()
-        .filter(|p| !outputs.contains_key(&p.name))
+        .filter(|p| wanted.is_none_or(|w| w.contains(&p.name)) && !outputs.contains_key(&p.name))
         .map(|p| p.name.as_str())
         .collect();
     if missing.is_empty() {
@@ -392,5 +421,54 @@ fn humanize(d: Duration) -> String {
         format!("{secs:.0}s")
     } else {
         format!("{:.0}m", secs / 60.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use voxflow_spec::types::DataType;
+
+    fn ports(names: &[&str]) -> Vec<PortSpec> {
+        names
+            .iter()
+            .map(|n| PortSpec::optional(n, DataType::String, None, ""))
+            .collect()
+    }
+
+    fn names(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn only_some_read_outputs_narrow_what_a_step_is_asked_for() {
+        let declared = ports(&["mask", "probability"]);
+        assert_eq!(
+            wanted_outputs(&declared, &names(&["mask", "other"])),
+            Some(names(&["mask"]))
+        );
+        assert_eq!(
+            wanted_outputs(&declared, &names(&["mask", "probability"])),
+            None
+        );
+        // Nothing reads the step: it runs for its record, with every output.
+        assert_eq!(wanted_outputs(&declared, &names(&["other"])), None);
+    }
+
+    #[test]
+    fn a_left_out_output_may_be_missing_a_wanted_one_may_not() {
+        let declared = ports(&["mask", "probability"]);
+        let mask_only = StepOutputs::from([("mask".to_string(), Value::Bool(true))]);
+        let wanted = names(&["mask"]);
+        assert!(check_outputs(&declared, Some(&wanted), mask_only.clone()).is_ok());
+        let failure = check_outputs(&declared, None, mask_only).err().unwrap();
+        assert!(
+            failure.message.contains("probability"),
+            "{}",
+            failure.message
+        );
+        let wanted = names(&["probability"]);
+        let probability_missing = StepOutputs::new();
+        assert!(check_outputs(&declared, Some(&wanted), probability_missing).is_err());
     }
 }

@@ -1,5 +1,5 @@
 //! The step cache key: sha256 over the plugin's identity and hash, the evaluated parameters and the inputs
-//! (artifacts by content hash), in canonical JSON (sorted keys). An input that names a file or folder on
+//! (artifacts by content hash), and the wanted outputs when only some are, in canonical JSON (sorted keys). An input that names a file or folder on
 //! disk also contributes a fingerprint of what is there (relative paths, sizes and modification times), so
 //! a cached step that reads a folder runs again when a file in it is added, removed or rewritten.
 
@@ -27,7 +27,7 @@ pub(crate) fn cache_key(plugin: &PluginIdentity, args: &StepArgs) -> String {
         })
         .collect();
     // serde_json's map is ordered by key (no preserve_order feature), which makes this canonical.
-    let doc = serde_json::json!({
+    let mut doc = serde_json::json!({
         "plugin": plugin.name,
         "version": plugin.version,
         "sha256": plugin.sha256,
@@ -35,6 +35,11 @@ pub(crate) fn cache_key(plugin: &PluginIdentity, args: &StepArgs) -> String {
         "params": to_json(&args.params),
         "paths": paths,
     });
+    // Only when some outputs are left out, so that the keys of steps that produce everything stay as they
+    // were: a result computed for fewer outputs must not answer a step that wants more.
+    if let Some(wanted) = &args.wanted_outputs {
+        doc["wanted_outputs"] = serde_json::json!(wanted);
+    }
     hex::encode(Sha256::digest(doc.to_string().as_bytes()))
 }
 
@@ -118,6 +123,33 @@ mod tests {
             ..id.clone()
         };
         assert_ne!(cache_key(&id, &args), cache_key(&other, &args));
+    }
+
+    #[test]
+    fn key_depends_on_the_wanted_outputs() {
+        let id = PluginIdentity {
+            name: "onnx/seg".into(),
+            version: "1".into(),
+            sha256: "a".into(),
+        };
+        let all = StepArgs::default();
+        let mask_only = StepArgs {
+            wanted_outputs: Some(["mask".to_string()].into()),
+            ..StepArgs::default()
+        };
+        let probability_only = StepArgs {
+            wanted_outputs: Some(["probability".to_string()].into()),
+            ..StepArgs::default()
+        };
+        assert_ne!(cache_key(&id, &all), cache_key(&id, &mask_only));
+        assert_ne!(
+            cache_key(&id, &mask_only),
+            cache_key(&id, &probability_only)
+        );
+        assert_eq!(
+            cache_key(&id, &mask_only),
+            cache_key(&id, &mask_only.clone())
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use voxflow_spec::graph::sibling_dependencies;
+use voxflow_spec::graph::{read_outputs, sibling_dependencies};
 use voxflow_spec::model::{Step, StepAction, Workflow};
 use voxflow_spec::Value;
 use voxflow_steps::StepRegistry;
@@ -25,6 +25,8 @@ pub struct PlanStep {
     /// The step's id prefixed with the ids of the groups holding it (`per_study/segment`).
     pub path: String,
     pub kind: PlanStepKind,
+    /// The names of this step's outputs that the workflow reads (see `graph::read_outputs`).
+    pub read_outputs: BTreeSet<String>,
 }
 
 pub enum PlanStepKind {
@@ -79,7 +81,8 @@ impl Plan {
                 return Err(PlanError::Request(all));
             }
         };
-        let root = plan_scope(&workflow.steps, "", registry)?;
+        let read = read_outputs(&workflow);
+        let root = plan_scope(&workflow.steps, "", registry, &read)?;
         Ok(Plan {
             workflow,
             inputs,
@@ -93,6 +96,7 @@ fn plan_scope(
     steps: &[Step],
     prefix: &str,
     registry: &StepRegistry,
+    read: &BTreeMap<String, BTreeSet<String>>,
 ) -> Result<Arc<PlanScope>, PlanError> {
     let mut planned = Vec::with_capacity(steps.len());
     for step in steps {
@@ -107,13 +111,14 @@ fn plan_scope(
                 })?)
             }
             StepAction::Group { steps, .. } => {
-                PlanStepKind::Group(plan_scope(steps, &format!("{path}/"), registry)?)
+                PlanStepKind::Group(plan_scope(steps, &format!("{path}/"), registry, read)?)
             }
         };
         planned.push(Arc::new(PlanStep {
             step: step.clone(),
             path,
             kind,
+            read_outputs: read.get(&step.id.value).cloned().unwrap_or_default(),
         }));
     }
     Ok(Arc::new(PlanScope {

@@ -1,11 +1,12 @@
 //! Dependencies between the steps of one scope (the workflow's top level or a group), from the references
-//! in their values and from `needs:`. Shared by the validator (cycle errors) and the planner (ordering).
+//! in their values and from `needs:`. Shared by the validator (cycle errors) and the planner (ordering and
+//! which outputs of each step anything reads).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::diagnostic::Span;
 use crate::expr::{Reference, Root};
-use crate::model::{Step, StepAction};
+use crate::model::{Step, StepAction, Workflow};
 
 /// Every reference written anywhere in a step, nested steps included, with the span of the value holding it.
 pub fn step_references(step: &Step) -> Vec<(&Reference, Span)> {
@@ -36,6 +37,29 @@ fn collect_step_references<'a>(step: &'a Step, out: &mut Vec<(&'a Reference, Spa
             }
         }
     }
+}
+
+/// For each step id, the names of its outputs that something in the workflow reads: another step's inputs,
+/// parameters, `when:` or `foreach:`, a group's outputs, or the workflow's outputs. Steps in different groups
+/// that share an id share one set (it can only grow, so nothing read is ever left out).
+pub fn read_outputs(workflow: &Workflow) -> BTreeMap<String, BTreeSet<String>> {
+    let mut read: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut note = |r: &Reference| {
+        if let Root::StepOutput { step, output } = &r.root {
+            read.entry(step.clone()).or_default().insert(output.clone());
+        }
+    };
+    for step in &workflow.steps {
+        step_references(step).into_iter().for_each(|(r, _)| note(r));
+    }
+    for output in &workflow.outputs {
+        output
+            .value
+            .references()
+            .into_iter()
+            .for_each(|(r, _)| note(r));
+    }
+    read
 }
 
 /// For each step of `steps`, the indexes of the sibling steps it depends on. References to steps outside
@@ -129,5 +153,40 @@ mod tests {
         assert_eq!(find_cycle(&deps), Some(vec![0, 1, 2, 0]));
         let deps = vec![BTreeSet::new(), BTreeSet::from([0]), BTreeSet::from([0, 1])];
         assert_eq!(find_cycle(&deps), None);
+    }
+
+    #[test]
+    fn read_outputs_come_from_steps_groups_and_the_workflow() {
+        let text = r#"
+apiVersion: voxflow/v1
+name: t
+inputs: { d: { type: path } }
+steps:
+  - id: a
+    uses: builtin/echo
+    inputs: { x: "${{ inputs.d }}" }
+  - id: g
+    foreach: "${{ steps.a.outputs.list }}"
+    steps:
+      - id: b
+        uses: builtin/echo
+        when: "${{ steps.a.outputs.flag }}"
+        inputs: { x: "${{ item }}" }
+      - id: c
+        uses: builtin/echo
+        inputs: { x: "${{ steps.b.outputs.mask }}" }
+    outputs: { r: "${{ steps.c.outputs.report }}" }
+outputs:
+  o: "p-${{ steps.g.outputs.r }}"
+  q: "${{ steps.b.outputs.probability }}"
+"#;
+        let workflow = crate::parse_workflow(std::path::Path::new("t.yaml"), text).expect("parses");
+        let read = read_outputs(&workflow);
+        let names = |id: &str| read[id].iter().map(String::as_str).collect::<Vec<_>>();
+        assert_eq!(names("a"), ["flag", "list"]);
+        assert_eq!(names("b"), ["mask", "probability"]);
+        assert_eq!(names("c"), ["report"]);
+        assert_eq!(names("g"), ["r"]);
+        assert!(!read.contains_key("d"));
     }
 }

@@ -1,7 +1,7 @@
 //! What a step receives: its arguments, typed accessors that name the field on error, and the context of
 //! the attempt (artifact store, cancellation, log lines for the run's events).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -70,11 +70,14 @@ impl<'a> StepContext<'a> {
     }
 }
 
-/// The evaluated `inputs:` and `with:` of a step, defaults filled in.
+/// The evaluated `inputs:` and `with:` of a step, defaults filled in, and which outputs are wanted.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StepArgs {
     pub inputs: BTreeMap<String, Value>,
     pub params: BTreeMap<String, Value>,
+    /// The outputs the workflow reads, when that is some but not all of the step's declared outputs; a step
+    /// may then skip computing and storing the others. `None`: every output.
+    pub wanted_outputs: Option<BTreeSet<String>>,
 }
 
 fn bad(field: &str, message: String) -> StepError {
@@ -85,6 +88,13 @@ fn bad(field: &str, message: String) -> StepError {
 }
 
 impl StepArgs {
+    /// Whether the output `name` is wanted (see [`StepArgs::wanted_outputs`]).
+    pub fn wants(&self, name: &str) -> bool {
+        self.wanted_outputs
+            .as_ref()
+            .is_none_or(|wanted| wanted.contains(name))
+    }
+
     pub fn input(&self, name: &str) -> Result<&Value, StepError> {
         match self.inputs.get(name) {
             Some(Value::Null) | None => Err(bad(&format!("input `{name}`"), "is missing".into())),

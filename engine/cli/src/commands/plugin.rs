@@ -365,7 +365,7 @@ fn test_model(
     }
     let volume = load_volume(Path::new(path)).with_context(|| format!("input `{name}`"))?;
     let values = parse_params(params)?;
-    let (produced, provenance) = match plugin.call(&volume, &values, &|| Ok(())) {
+    let (produced, provenance) = match plugin.call(&volume, &values, None, &|| Ok(())) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
