@@ -242,7 +242,7 @@ impl OnnxPlugin {
             }
         }
         let mut runs = 0;
-        let assembled = run_tiled(&cropped, region.size, input, tensors.len(), |tensor| {
+        let mut assembled = run_tiled(&cropped, region.size, input, tensors.len(), |tensor| {
             cancel()?;
             runs += 1;
             session
@@ -253,17 +253,27 @@ impl OnnxPlugin {
             TilingError::Network(e) => e,
             TilingError::Shape(m) => StepError::Failed(format!("plugin {name}: {m}")),
         })?;
-        // Smoothing, uncropping and mapping back, once per (tensor, smoothing) pair.
+        // Smoothing, uncropping and mapping back, once per (tensor, smoothing) pair; a map no later port
+        // shares is moved, not copied.
+        let key_of = |spec: &crate::spec::OutputSpec| {
+            let t = tensors.iter().position(|n| n == &spec.tensor).unwrap_or(0);
+            (t, spec.smooth.to_bits())
+        };
         let mut mapped: Vec<((usize, u64), Channels)> = Vec::new();
         let mut out = Vec::new();
-        for (port, spec) in ports {
-            let t = tensors.iter().position(|n| n == &spec.tensor).unwrap_or(0);
-            let key = (t, spec.smooth.to_bits());
+        for (i, (port, spec)) in ports.iter().enumerate() {
+            let key = key_of(spec);
             if let Some((_, done)) = mapped.iter().find(|(k, _)| *k == key) {
-                out.push((port.clone(), done.clone()));
+                out.push(((*port).clone(), done.clone()));
                 continue;
             }
-            let mut channels = assembled[t].clone();
+            let later = &ports[i + 1..];
+            let t = key.0;
+            let mut channels = if later.iter().any(|(_, s)| key_of(s).0 == t) {
+                assembled[t].clone()
+            } else {
+                std::mem::replace(&mut assembled[t], Channels::zeros([0, 0, 0], 0))
+            };
             if channels.dims != [1, 1, 1] {
                 regions::gaussian_smooth(&mut channels, spec.smooth);
                 if region != Region::all(dims) {
@@ -279,8 +289,10 @@ impl OnnxPlugin {
                     channels = map_channels(&channels, &oriented.geometry, |v| inverse.apply(&v));
                 }
             }
-            mapped.push((key, channels.clone()));
-            out.push((port.clone(), channels));
+            if later.iter().any(|(_, s)| key_of(s) == key) {
+                mapped.push((key, channels.clone()));
+            }
+            out.push(((*port).clone(), channels));
         }
         Ok((out, runs))
     }
