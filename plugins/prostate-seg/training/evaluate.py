@@ -1,7 +1,8 @@
 """The ablation table: 3D Dice of every trained stage on the validation volumes (full masks), with and
 without keeping the largest connected component (what workflows/prostate-segmentation.yaml does with
 mask-cleanup), and the pseudo labels' precision and recall against the true masks of the training volumes
-(each source before and after its extent along z, and the fused set).
+(each source before and after its extent along z, and the fused set, whose misses are also counted by
+third of the gland's extent along z).
 
 usage: python evaluate.py [--data DIR] [--runs DIR]   -> runs/evaluation.json and a Markdown table
 """
@@ -34,6 +35,7 @@ def pseudo_label_quality(root, runs, training):
     names = ("semi_raw", "self_raw", "semi", "self", "fused")
     totals = {k: np.zeros(3) for k in names}  # true positives, predicted, truth
     ignored = covered = 0
+    thirds = np.zeros((3, 2))  # gland voxels the fused set misses, and all, by third of the extent along z
     for case in training:
         _, label = data.load_case(root, case)
         keep = np.ones(label.shape[0], bool)
@@ -52,8 +54,14 @@ def pseudo_label_quality(root, runs, training):
             totals[name] += [np.logical_and(mask, truth).sum(), mask.sum(), truth.sum()]
         ignored += (agreement == 255).sum()
         covered += agreement.size
+        z = np.where(label.reshape(label.shape[0], -1).any(axis=1))[0]
+        for k, fused in zip(np.where(keep)[0], sources["fused"]):
+            if label[k].any():
+                third = min(2, int(3 * (k - z.min()) / (z.max() - z.min() + 1)))
+                thirds[third] += [np.logical_and(label[k] > 0, ~fused).sum(), (label[k] > 0).sum()]
     out = {name: {"precision": t[0] / max(t[1], 1), "recall": t[0] / max(t[2], 1)} for name, t in totals.items() if t[1] > 0}
     out.setdefault("fused", {"precision": 0.0, "recall": 0.0})["ignored_fraction"] = ignored / max(covered, 1)
+    out["fused"]["missed_by_third_of_extent"] = [m / max(t, 1) for m, t in thirds]
     return out
 
 
