@@ -1,6 +1,6 @@
 """Trains one stage of the sparse-annotation study (see README.md): one command per stage.
 
-usage: python train.py STAGE [--data DIR] [--runs DIR] [--iterations N]
+usage: python train.py STAGE [--data DIR] [--runs DIR] [--iterations N] [--threads N] [--margin N] [--name DIR]
   baseline   1. supervised on the central slice of each training volume only
   semi       2. mean teacher: the baseline's recipe plus consistency with an EMA teacher on every
                 unannotated slice (other slices of the training volumes and the unlabelled volumes)
@@ -11,7 +11,7 @@ usage: python train.py STAGE [--data DIR] [--runs DIR] [--iterations N]
   round2     5b. a second round of self-training: as final, on runs/round2/fused (pseudolabels.py --semi final
                 --round round2, then the fusion workflow into runs/round2/fused)
   full       6. every slice of the training volumes with its true mask (the upper reference)
-Each stage writes runs/<stage>/model.pt and runs/<stage>/log.json.
+Each stage writes runs/<stage>/model.pt and runs/<stage>/log.json (runs/<name>/ with --name).
 """
 import json
 import os
@@ -221,10 +221,23 @@ def pretrain_restoration(unannotated, iterations, generator, log):
     return segmenter
 
 
-def fused_targets(folder):
+def fused_targets(folder, margin=0):
+    """The fused pseudo labels of a training case with its manual central slice; with `margin`, the
+    `margin` slices beyond each end of the sources' extents (runs/pseudo-raw/extents.json) are ignored
+    instead of taught as background, since an extent that stopped early would teach gland as background."""
+    extents = {}
+    if margin:
+        with open(os.path.join(folder, "pseudo-raw", "extents.json")) as f:
+            extents = json.load(f)
+
     def targets(case, label):
         path = os.path.join(folder, "fused", "agreement", f"{case}_agreement.nii.gz")
         target = data.read_nifti_zyx(path).astype(np.uint8)
+        if margin:
+            e = extents[case]
+            lo, hi = min(e["semi"][0], e["self"][0]), max(e["semi"][1], e["self"][1])
+            target[max(0, lo - margin):lo] = IGNORE
+            target[hi + 1:hi + 1 + margin] = IGNORE
         z = data.central_slice(label)
         target[z] = label[z]  # the manual annotation where there is one
         return target
@@ -236,6 +249,9 @@ def main():
     parser.add_argument("stage", choices=["baseline", "semi", "selfsup", "final", "round2", "full"])
     parser.add_argument("--iterations", type=int, default=None)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--margin", type=int, default=0,
+                        help="final/round2: slices beyond the pseudo labels' extents that are ignored, not background")
+    parser.add_argument("--name", default=None, help="the folder under --runs to write (default: the stage)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     root = data.data_dir(args.data)
@@ -256,14 +272,15 @@ def main():
         net = fit(net, central_slices(root, training), args.iterations or 600, generator, log=log)
     elif args.stage in ("final", "round2"):
         folder = args.runs if args.stage == "final" else os.path.join(args.runs, "round2")
-        net = fit(UNet(), all_slices(root, training, fused_targets(folder)), args.iterations or 1000, generator, log=log)
+        net = fit(UNet(), all_slices(root, training, fused_targets(folder, args.margin)), args.iterations or 1000,
+                  generator, log=log)
     else:
         net = fit(UNet(), all_slices(root, training, lambda case, label: label), args.iterations or 1000, generator, log=log)
-    out = os.path.join(args.runs, args.stage)
+    out = os.path.join(args.runs, args.name or args.stage)
     os.makedirs(out, exist_ok=True)
     torch.save(net.state_dict(), os.path.join(out, "model.pt"))
     with open(os.path.join(out, "log.json"), "w") as f:
-        json.dump({"stage": args.stage, "training_cases": training, "validation_cases": validation,
+        json.dump({"stage": args.stage, "margin": args.margin, "training_cases": training, "validation_cases": validation,
                    "seconds": round(time.time() - started, 1), "log": log}, f, indent=1)
     print(f"{args.stage}: {out}/model.pt in {time.time() - started:.0f} s")
 
