@@ -255,21 +255,24 @@ impl OnnxPlugin {
         })?;
         // Smoothing, uncropping and mapping back, once per (tensor, smoothing) pair; a map no later port
         // shares is moved, not copied.
-        let key_of = |spec: &crate::spec::OutputSpec| {
-            let t = tensors.iter().position(|n| n == &spec.tensor).unwrap_or(0);
-            (t, spec.smooth.to_bits())
-        };
+        let keys: Vec<(usize, u64)> = ports
+            .iter()
+            .map(|(_, spec)| {
+                let t = tensors.iter().position(|n| n == &spec.tensor).unwrap_or(0);
+                (t, spec.smooth.to_bits())
+            })
+            .collect();
         let mut mapped: Vec<((usize, u64), Channels)> = Vec::new();
         let mut out = Vec::new();
         for (i, (port, spec)) in ports.iter().enumerate() {
-            let key = key_of(spec);
+            let key = keys[i];
             if let Some((_, done)) = mapped.iter().find(|(k, _)| *k == key) {
                 out.push(((*port).clone(), done.clone()));
                 continue;
             }
-            let later = &ports[i + 1..];
+            let later = &keys[i + 1..];
             let t = key.0;
-            let mut channels = if later.iter().any(|(_, s)| key_of(s).0 == t) {
+            let mut channels = if later.iter().any(|k| k.0 == t) {
                 assembled[t].clone()
             } else {
                 std::mem::replace(&mut assembled[t], Channels::zeros([0, 0, 0], 0))
@@ -289,7 +292,7 @@ impl OnnxPlugin {
                     channels = map_channels(&channels, &oriented.geometry, |v| inverse.apply(&v));
                 }
             }
-            if later.iter().any(|(_, s)| key_of(s) == key) {
+            if later.contains(&key) {
                 mapped.push((key, channels.clone()));
             }
             out.push(((*port).clone(), channels));

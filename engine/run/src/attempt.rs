@@ -275,7 +275,6 @@ fn key_suffix(key: &str) -> String {
     }
 }
 
-/// A plugin must produce every output it declares.
 /// The outputs to ask a step for: those the workflow reads, unless that is all of them, or none (a step
 /// whose outputs nothing reads runs for its record, so it keeps them all).
 fn wanted_outputs(declared: &[PortSpec], read: &BTreeSet<String>) -> Option<BTreeSet<String>> {
@@ -287,7 +286,7 @@ fn wanted_outputs(declared: &[PortSpec], read: &BTreeSet<String>) -> Option<BTre
     (!wanted.is_empty() && wanted.len() < declared.len()).then_some(wanted)
 }
 
-/// Every declared output that was wanted must be there.
+/// A plugin must produce every output it declares that was wanted.
 fn check_outputs(
     declared: &[PortSpec],
     wanted: Option<&BTreeSet<String>>,

@@ -1,7 +1,8 @@
 //! The step cache key: sha256 over the plugin's identity and hash, the evaluated parameters and the inputs
-//! (artifacts by content hash), and the wanted outputs when only some are, in canonical JSON (sorted keys). An input that names a file or folder on
-//! disk also contributes a fingerprint of what is there (relative paths, sizes and modification times), so
-//! a cached step that reads a folder runs again when a file in it is added, removed or rewritten.
+//! (artifacts by content hash), and the wanted outputs when only some are, in canonical JSON (sorted
+//! keys). An input that names a file or folder on disk also contributes a fingerprint of what is there
+//! (relative paths, sizes and modification times), so a cached step that reads a folder runs again when a
+//! file in it is added, removed or rewritten.
 
 use std::path::Path;
 use std::time::UNIX_EPOCH;
