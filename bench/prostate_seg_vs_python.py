@@ -2,7 +2,8 @@
 """Segmentation of N prostate volumes: one voxflow run (list-cases -> foreach: load-volume -> onnx/prostate-seg ->
 wasm/mask-cleanup -> write-nifti) against the equivalent Python pipeline (numpy + onnxruntime + scipy: the
 same normalization, the centred 60 % of each slice resized to 128x128 with its neighbours (2.5D), the same
-model file, logits back on the crop and edge-padded, largest component and holes filled,
+model file run on each input and on it mirrored left-right (the manifest's `mirror: [0]`), the two logit maps
+averaged, logits back on the crop and edge-padded, largest component and holes filled,
 NIfTI out), same intra-op threads, in one run. Prints studies per second, the ratio and the Dice between the
 two pipelines' masks.
 
@@ -44,7 +45,7 @@ steps:
         uses: builtin/load-volume
         inputs: { source: "${{ item.image }}" }
       - id: segment
-        uses: onnx/prostate-seg@0.2.0
+        uses: onnx/prostate-seg@0.3.0
         inputs: { volume: "${{ steps.load.outputs.volume }}" }
       - id: clean
         uses: wasm/mask-cleanup@0.1.0
@@ -88,7 +89,8 @@ def python_pipeline(session, image_path, out_path):
     small = resize(volume[:, None, top:top + ch, left:left + cw], 128, 128)[:, 0]
     index = np.clip(np.arange(z)[:, None] + np.arange(-1, 2)[None, :], 0, z - 1)
     x = small[index].astype(np.float32)
-    logits = np.concatenate([session.run(None, {"image": x[s:s + 8]})[0] for s in range(0, z, 8)])
+    run = lambda v: np.concatenate([session.run(None, {"image": v[s:s + 8]})[0] for s in range(0, z, 8)])
+    logits = (run(x) + run(np.ascontiguousarray(x[..., ::-1]))[..., ::-1]) / 2
     logits = resize(logits, ch, cw)
     logits = np.pad(logits, ((0, 0), (0, 0), (top, height - top - ch), (left, width - left - cw)), mode="edge")
     mask = logits[:, 1] > logits[:, 0]

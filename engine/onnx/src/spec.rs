@@ -69,6 +69,11 @@ pub struct InputSpec {
     /// With `context`, the neighbouring slices are the channels instead.
     #[serde(default = "one")]
     pub channels: usize,
+    /// Test-time augmentation: voxel axes (0 = i, 1 = j, 2 = k, after `orientation`) the network also
+    /// sees its input mirrored along, in every combination; the raw outputs are mirrored back and
+    /// averaged (as nnU-Net's mirroring). `[0]` runs the network twice, `[0, 1]` four times.
+    #[serde(default)]
+    pub mirror: Vec<usize>,
 }
 
 fn one() -> usize {
@@ -421,6 +426,13 @@ impl ModelSpec {
         if self.outputs.is_empty() {
             return Err("model.outputs names no output port".into());
         }
+        let mut axes = self.input.mirror.clone();
+        axes.sort_unstable();
+        axes.dedup();
+        if axes.len() != self.input.mirror.len() {
+            return Err("model.input.mirror names an axis twice".into());
+        }
+        crate::mirror::tensor_dims(&self.input, &self.input.mirror)?;
         Ok(())
     }
 }

@@ -18,17 +18,20 @@ use voxflow_spec::{PortSpec, StepSignature, Value};
 use voxflow_steps::builtin::{read_volume, store_volume};
 use voxflow_steps::{PluginIdentity, Step, StepArgs, StepContext, StepError, StepOutputs};
 
+use crate::mirror;
 use crate::regions::{self, Region};
 use crate::runtime::{Provider, RuntimeConfig};
 use crate::session::{shared_session, ModelSession};
 use crate::spec::{Activation, ModelSpec, ModelVariant, Orientation};
-use crate::tiling::{run_tiled, Channels, TilingError};
+use crate::tiling::{run_tiled, Channels, Tensor, TilingError};
 use crate::{values, OnnxError};
 
 /// Step parameters every ONNX plugin takes besides its manifest's.
 const PROVIDER_PARAM: &str = "provider";
 const THREADS_PARAM: &str = "threads";
 const VARIANT_PARAM: &str = "variant";
+/// Only for plugins whose manifest declares `model.input.mirror`.
+const MIRROR_PARAM: &str = "mirror";
 
 /// A loaded ONNX model plugin (the model itself is opened on first use).
 pub struct OnnxPlugin {
@@ -102,6 +105,17 @@ impl OnnxPlugin {
             Some(Value::Number(config.intra_threads as f64)),
             "threads inside each operator",
         ));
+        if !spec.input.mirror.is_empty() {
+            signature.params.push(PortSpec::optional(
+                MIRROR_PARAM,
+                DataType::Boolean,
+                Some(Value::Bool(true)),
+                &format!(
+                    "test-time mirroring along voxel axes {:?} (false: the network runs once)",
+                    spec.input.mirror
+                ),
+            ));
+        }
         Ok(OnnxPlugin {
             // Workflows pin the default variant's hash; the variant that ran is recorded per output.
             identity: PluginIdentity {
@@ -194,6 +208,7 @@ impl OnnxPlugin {
         &self,
         session: &ModelSession,
         volume: &Volume,
+        mirror_axes: &[usize],
         wanted: Option<&BTreeSet<String>>,
         cancel: &dyn Fn() -> Result<(), StepError>,
     ) -> Result<(Vec<(String, Channels)>, usize), StepError> {
@@ -242,17 +257,23 @@ impl OnnxPlugin {
             }
         }
         let mut runs = 0;
-        let mut assembled = run_tiled(&cropped, region.size, input, tensors.len(), |tensor| {
+        let network = |tensor: Tensor| {
             cancel()?;
             runs += 1;
             session
                 .run(&input.tensor, &tensor, &tensors)
                 .map_err(|e| StepError::Failed(format!("plugin {name}: {e}")))
-        })
-        .map_err(|e| match e {
-            TilingError::Network(e) => e,
-            TilingError::Shape(m) => StepError::Failed(format!("plugin {name}: {m}")),
-        })?;
+        };
+        let mirror_dims = mirror::tensor_dims(input, mirror_axes)
+            .map_err(|e| StepError::Failed(format!("plugin {name}: {e}")))?;
+        let network = mirror::mirrored(network, mirror_dims, |m| {
+            StepError::Failed(format!("plugin {name}: {m}"))
+        });
+        let mut assembled = run_tiled(&cropped, region.size, input, tensors.len(), network)
+            .map_err(|e| match e {
+                TilingError::Network(e) => e,
+                TilingError::Shape(m) => StepError::Failed(format!("plugin {name}: {m}")),
+            })?;
         // Smoothing, uncropping and mapping back, once per (tensor, smoothing) pair; a map no later port
         // shares is moved, not copied.
         let keys: Vec<(usize, u64)> = ports
@@ -335,6 +356,9 @@ pub struct Provenance {
     pub provider: Provider,
     pub intra_threads: usize,
     pub library: Option<PathBuf>,
+    /// The voxel axes the input was also mirrored along (test-time augmentation); empty if none.
+    pub mirror: Vec<usize>,
+    /// Network runs, mirrored ones included.
     pub runs: usize,
     pub milliseconds: f64,
 }
@@ -353,7 +377,9 @@ impl OnnxPlugin {
         let name = &self.identity.name;
         let own: BTreeMap<String, Value> = params
             .iter()
-            .filter(|(k, _)| ![PROVIDER_PARAM, THREADS_PARAM, VARIANT_PARAM].contains(&k.as_str()))
+            .filter(|(k, _)| {
+                ![PROVIDER_PARAM, THREADS_PARAM, VARIANT_PARAM, MIRROR_PARAM].contains(&k.as_str())
+            })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         self.manifest
@@ -363,14 +389,25 @@ impl OnnxPlugin {
                 message,
             })?;
         let (session, variant) = self.session(params)?;
+        let mirror_axes = match params.get(MIRROR_PARAM) {
+            Some(Value::Bool(false)) => Vec::new(),
+            Some(Value::Bool(true)) | None => self.spec.input.mirror.clone(),
+            Some(other) => {
+                return Err(StepError::BadArgument {
+                    field: MIRROR_PARAM.into(),
+                    message: format!("{other:?} is not true or false"),
+                })
+            }
+        };
         let started = Instant::now();
-        let (outputs, runs) = self.infer(&session, volume, wanted, cancel)?;
+        let (outputs, runs) = self.infer(&session, volume, &mirror_axes, wanted, cancel)?;
         let provenance = Provenance {
             variant: variant.name.clone(),
             model_sha256: variant.sha256.clone(),
             provider: session.provider,
             intra_threads: session.intra_threads,
             library: crate::runtime::loaded_library().map(Path::to_path_buf),
+            mirror: mirror_axes,
             runs,
             milliseconds: started.elapsed().as_secs_f64() * 1000.0,
         };

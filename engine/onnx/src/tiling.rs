@@ -67,7 +67,7 @@ pub fn run_tiled<E>(
 }
 
 /// Plane axes (columns, rows) of a slice across `axis`: the same convention as the PNG and slice views.
-fn plane_axes(axis: usize) -> (usize, usize) {
+pub(crate) fn plane_axes(axis: usize) -> (usize, usize) {
     match axis {
         0 => (1, 2),
         1 => (0, 2),
@@ -573,6 +573,7 @@ mod tests {
             orientation: None,
             spacing: None,
             crop_foreground: None,
+            mirror: Vec::new(),
             normalize: Normalize::default(),
             channels: 1,
         }

@@ -407,6 +407,84 @@ fn a_2d_network_slice_wise_gives_a_mask_on_the_source_grid() {
 }
 
 #[test]
+fn mirroring_runs_every_combination_and_maps_answers_back_onto_the_source() {
+    let (Some(reference), Some(volume)) = (prerequisites(), prostate_t2()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = ArtifactStore::open(dir.path()).unwrap();
+    // A per-pixel network answers a mirrored image with the mirrored answer: mirrored back and averaged,
+    // the mask is the plain one. An answer left unmirrored would put the mask on the wrong side.
+    let model = reference.join("threshold2d.onnx");
+    let section = |mirror: &str| {
+        format!(
+            "  input: {{tensor: image, tiling: {{mode: slices, batch: 4}}, normalize: {{method: minmax}}{mirror}}}\n  \
+             outputs:\n    mask: {{tensor: probability, threshold: 0.5}}\n"
+        )
+    };
+    let ports = "  - {name: mask, type: mask}\n";
+    let plain = plugin(dir.path(), "plain", &model, &section(""), ports);
+    let mirrored = plugin(
+        dir.path(),
+        "mirrored",
+        &model,
+        &section(", mirror: [0, 1]"),
+        ports,
+    );
+    let plain_out = run(&plain, &volume, &store).unwrap();
+    let mirrored_out = run(&mirrored, &volume, &store).unwrap();
+    let expected = nonzero(&volume_output(&plain_out, "mask", &store));
+    let got = nonzero(&volume_output(&mirrored_out, "mask", &store));
+    assert!(expected.iter().any(|&v| v) && expected.iter().any(|&v| !v));
+    let differ = got.iter().zip(&expected).filter(|(a, b)| a != b).count();
+    assert!(differ * 100_000 <= got.len(), "{differ} voxels differ");
+    let batches = volume.geometry.dims[2].div_ceil(4);
+    let provenance = &onnx_record(&mirrored_out, "mask")["onnx"];
+    assert_eq!(provenance["mirror"], serde_json::json!([0, 1]));
+    assert_eq!(provenance["runs"], 4 * batches, "plain, i, j, and both");
+    // A step turns it off; the plain plugin has no such parameter.
+    let once = run_with(
+        &mirrored,
+        &volume,
+        &store,
+        BTreeMap::from([("mirror".to_string(), Value::Bool(false))]),
+    )
+    .unwrap();
+    let provenance = &onnx_record(&once, "mask")["onnx"];
+    assert_eq!(
+        (provenance["runs"].clone(), provenance["mirror"].clone()),
+        (batches.into(), serde_json::json!([]))
+    );
+    assert!(plain.signature().params.iter().all(|p| p.name != "mirror"));
+    let bad = run_with(
+        &mirrored,
+        &volume,
+        &store,
+        BTreeMap::from([("mirror".to_string(), Value::String("yes".into()))]),
+    );
+    assert!(bad.unwrap_err().to_string().contains("mirror"));
+    // The slice axis cannot be mirrored slice by slice: the manifest is refused, naming the field.
+    let folder = dir.path().join("across");
+    std::fs::create_dir_all(&folder).unwrap();
+    let yaml = format!(
+        "name: across\nversion: 0.1.0\nkind: onnx\ninputs:\n  - {{name: volume, type: volume}}\noutputs:\n{ports}\
+         model:\n  file: {}\n  sha256: {}\n{}",
+        model.display(),
+        sha256_of(&model),
+        section(", mirror: [2]")
+    );
+    std::fs::write(folder.join("plugin.yaml"), yaml).unwrap();
+    let err = OnnxPlugin::load(&folder, RuntimeConfig::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("model.input.mirror") && err.contains("axis 2"),
+        "{err}"
+    );
+}
+
+#[test]
 fn bad_models_and_shapes_are_errors_naming_the_plugin_and_tensor() {
     let (Some(_), Some(model)) = (prerequisites(), testdata("onnx/mnist-8_model_zoo.onnx")) else {
         return;
