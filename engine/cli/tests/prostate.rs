@@ -205,6 +205,15 @@ fn evaluation_over_a_folder_of_labelled_cases_writes_metrics_and_summary() {
         serde_json::json!(["mask"]),
         "{step}"
     );
+    // The hash of the plugin's processing (its manifest's `model:` section) is recorded beside the
+    // model's.
+    assert_eq!(
+        step["inputs"]["plugin_config_sha256"]
+            .as_str()
+            .map(str::len),
+        Some(64),
+        "{step}"
+    );
     // The manifest's test-time mirroring ran and is recorded with the mask.
     let record = last_run(&data);
     let masks: Vec<&serde_json::Value> = record["artifacts"]

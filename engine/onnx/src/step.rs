@@ -122,6 +122,7 @@ impl OnnxPlugin {
                 name: manifest.step_name(),
                 version: manifest.version.clone(),
                 sha256: spec.default_variant().sha256.clone(),
+                config_sha256: Some(processing_sha256(manifest.model.as_ref())),
             },
             dir,
             signature,
@@ -320,6 +321,14 @@ impl OnnxPlugin {
         }
         Ok((out, runs))
     }
+}
+
+/// sha256 of the manifest's `model:` section in canonical JSON (sorted keys): the processing around the
+/// model, which the model file's own hash does not cover.
+fn processing_sha256(model: Option<&serde_json::Value>) -> String {
+    use sha2::{Digest, Sha256};
+    let canonical = model.map(|m| m.to_string()).unwrap_or_default();
+    hex::encode(Sha256::digest(canonical.as_bytes()))
 }
 
 /// Each channel as a float volume on `grid`, transformed by `f` (which fixes the new grid).

@@ -438,6 +438,14 @@ fn mirroring_runs_every_combination_and_maps_answers_back_onto_the_source() {
     assert!(expected.iter().any(|&v| v) && expected.iter().any(|&v| !v));
     let differ = got.iter().zip(&expected).filter(|(a, b)| a != b).count();
     assert!(differ * 100_000 <= got.len(), "{differ} voxels differ");
+    // The same model file, other processing: the identity's hash of the model is the same, the hash of
+    // its `model:` section (part of the cache key) is not.
+    assert_eq!(plain.identity().sha256, mirrored.identity().sha256);
+    assert_ne!(
+        plain.identity().config_sha256,
+        mirrored.identity().config_sha256
+    );
+    assert!(plain.identity().config_sha256.is_some());
     let batches = volume.geometry.dims[2].div_ceil(4);
     let provenance = &onnx_record(&mirrored_out, "mask")["onnx"];
     assert_eq!(provenance["mirror"], serde_json::json!([0, 1]));

@@ -108,6 +108,10 @@ pub(crate) async fn run_unit<T: RunTracker>(
     if let Some(wanted) = &args.wanted_outputs {
         record.inputs["wanted_outputs"] = serde_json::json!(wanted);
     }
+    // What decides the outputs besides the plugin's code or model (an ONNX plugin's processing).
+    if let Some(config) = &identity.config_sha256 {
+        record.inputs["plugin_config_sha256"] = serde_json::json!(config);
+    }
     // The key fingerprints folders the inputs name: file-system work, kept off the async threads. If
     // computing it fails (it cannot panic short of a bug), the step simply runs uncached.
     let key = if step.cache {

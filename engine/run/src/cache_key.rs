@@ -1,4 +1,4 @@
-//! The step cache key: sha256 over the plugin's identity and hash, the evaluated parameters and the inputs
+//! The step cache key: sha256 over the plugin's identity and hashes, the evaluated parameters and the inputs
 //! (artifacts by content hash), and the wanted outputs when only some are, in canonical JSON (sorted
 //! keys). An input that names a file or folder on disk also contributes a fingerprint of what is there
 //! (relative paths, sizes and modification times), so a cached step that reads a folder runs again when a
@@ -36,6 +36,10 @@ pub(crate) fn cache_key(plugin: &PluginIdentity, args: &StepArgs) -> String {
         "params": to_json(&args.params),
         "paths": paths,
     });
+    // Only for plugins that have one, so that the keys of the others stay as they were.
+    if let Some(config) = &plugin.config_sha256 {
+        doc["config_sha256"] = serde_json::json!(config);
+    }
     // Only when some outputs are left out, so that the keys of steps that produce everything stay as they
     // were: a result computed for fewer outputs must not answer a step that wants more.
     if let Some(wanted) = &args.wanted_outputs {
@@ -110,6 +114,7 @@ mod tests {
             name: "builtin/echo".into(),
             version: "1".into(),
             sha256: "a".into(),
+            config_sha256: None,
         };
         let mut args = StepArgs::default();
         args.params
@@ -124,6 +129,16 @@ mod tests {
             ..id.clone()
         };
         assert_ne!(cache_key(&id, &args), cache_key(&other, &args));
+        // The same model with other processing around it (an ONNX plugin's `model:` section).
+        let processed = |config: &str| PluginIdentity {
+            config_sha256: Some(config.into()),
+            ..id.clone()
+        };
+        assert_ne!(cache_key(&id, &args), cache_key(&processed("c"), &args));
+        assert_ne!(
+            cache_key(&processed("c"), &args),
+            cache_key(&processed("d"), &args)
+        );
     }
 
     #[test]
@@ -132,6 +147,7 @@ mod tests {
             name: "onnx/seg".into(),
             version: "1".into(),
             sha256: "a".into(),
+            config_sha256: None,
         };
         let all = StepArgs::default();
         let mask_only = StepArgs {
@@ -162,6 +178,7 @@ mod tests {
             name: "builtin/load-volume".into(),
             version: "1".into(),
             sha256: "a".into(),
+            config_sha256: None,
         };
         let mut args = StepArgs::default();
         let folder = dir.path().join("study").display().to_string();

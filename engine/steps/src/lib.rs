@@ -26,6 +26,9 @@ pub struct PluginIdentity {
     pub version: String,
     /// sha256 of the plugin's code or model (for built-ins: of their name and the engine version).
     pub sha256: String,
+    /// sha256 of what else decides the outputs, where the plugin has such a thing: an ONNX plugin's
+    /// `model:` section (its pre- and post-processing), so that editing it changes the cache key.
+    pub config_sha256: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

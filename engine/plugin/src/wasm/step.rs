@@ -64,6 +64,7 @@ impl WasmPlugin {
                 name: manifest.step_name(),
                 version: manifest.version.clone(),
                 sha256,
+                config_sha256: None,
             },
             signature: manifest.signature(),
             manifest,

@@ -101,5 +101,6 @@ fn identity(name: &str) -> PluginIdentity {
         name: format!("builtin/{name}"),
         version,
         sha256,
+        config_sha256: None,
     }
 }
