@@ -89,60 +89,68 @@ pub fn mirrored<E>(
 ) -> impl FnMut(Tensor) -> Result<Vec<Tensor>, E> {
     let variants = combinations(&dims);
     move |input: Tensor| {
-        let rank = input.shape.len();
-        let mut sums = Vec::new();
         if variants.is_empty() {
             return network(input);
         }
-        for flips in std::iter::once(&Vec::new()).chain(&variants) {
-            let answers = if flips.is_empty() {
-                network(input.clone())?
-            } else {
-                network(flipped(&input, flips))?
-            };
-            if !sums.is_empty() && answers.len() != sums.len() {
-                return Err(shape_error(format!(
-                    "the network returned {} tensors for a mirrored input, {} for the plain one",
-                    answers.len(),
-                    sums.len()
-                )));
-            }
-            for (t, answer) in answers.into_iter().enumerate() {
-                let back = match answer.shape.len() {
-                    _ if flips.is_empty() => answer,
-                    2 => answer,
-                    r if r == rank => flipped(&answer, flips),
-                    _ => {
-                        return Err(shape_error(format!(
-                            "an output of shape {:?} cannot be mirrored back onto an input of shape {:?}",
-                            answer.shape, input.shape
-                        )))
-                    }
-                };
-                match sums.get_mut(t) {
-                    None => sums.push(back),
-                    Some(sum) => {
-                        let sum: &mut Tensor = sum;
-                        if sum.shape != back.shape {
-                            return Err(shape_error(format!(
-                                "output {t} has shape {:?} for a mirrored input, {:?} for the plain one",
-                                back.shape, sum.shape
-                            )));
-                        }
-                        sum.data
-                            .iter_mut()
-                            .zip(&back.data)
-                            .for_each(|(s, v)| *s += v);
-                    }
-                }
-            }
+        let shape = input.shape.clone();
+        let mut sums: Vec<Tensor> = Vec::new();
+        // The mirrored runs first, so that the plain run can take the input without a copy.
+        for flips in &variants {
+            let answers = network(flipped(&input, flips))?;
+            accumulate(&mut sums, answers, flips, &shape).map_err(&shape_error)?;
         }
-        let runs = (variants.len() + 1) as f32;
+        let answers = network(input)?;
+        accumulate(&mut sums, answers, &[], &shape).map_err(&shape_error)?;
+        let count = (variants.len() + 1) as f32;
         for sum in &mut sums {
-            sum.data.iter_mut().for_each(|v| *v /= runs);
+            sum.data.iter_mut().for_each(|v| *v /= count);
         }
         Ok(sums)
     }
+}
+
+/// Adds one run's `answers`, mirrored back along `flips`, to `sums` (the first run's answers start them).
+fn accumulate(
+    sums: &mut Vec<Tensor>,
+    answers: Vec<Tensor>,
+    flips: &[usize],
+    input_shape: &[usize],
+) -> Result<(), String> {
+    if !sums.is_empty() && answers.len() != sums.len() {
+        return Err(format!(
+            "the network returned {} tensors for one mirrored input, {} for another",
+            answers.len(),
+            sums.len()
+        ));
+    }
+    for (t, answer) in answers.into_iter().enumerate() {
+        let back = match answer.shape.len() {
+            _ if flips.is_empty() => answer,
+            2 => answer,
+            r if r == input_shape.len() => flipped(&answer, flips),
+            _ => {
+                return Err(format!(
+                    "an output of shape {:?} cannot be mirrored back onto an input of shape {input_shape:?}",
+                    answer.shape
+                ))
+            }
+        };
+        match sums.get_mut(t) {
+            None => sums.push(back),
+            Some(sum) if sum.shape != back.shape => {
+                return Err(format!(
+                    "output {t} has shape {:?} for one mirrored input, {:?} for another",
+                    back.shape, sum.shape
+                ))
+            }
+            Some(sum) => sum
+                .data
+                .iter_mut()
+                .zip(&back.data)
+                .for_each(|(s, v)| *s += v),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
