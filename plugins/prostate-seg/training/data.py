@@ -143,16 +143,20 @@ def label_slices(label, size=SIZE):
     return resize_slices(cropped(label.astype(np.float32)), size, mode="nearest").round().astype(np.uint8)
 
 
-def predict_volume(net, image, batch=16):
+def predict_volume(net, image, batch=16, mirror=False):
     """Softmax foreground probability on the source grid (z, y, x): logits resized back bilinear, as the
-    ONNX step maps outputs back."""
+    ONNX step maps outputs back. With `mirror`, the logits are averaged with those of the left-right
+    mirrored input, mirrored back (the manifest's `mirror: [0]`)."""
     net.eval()
     x = torch.from_numpy(prepared(image))
-    outs = []
-    with torch.no_grad():
-        for s in range(0, x.shape[0], batch):
-            outs.append(net(x[s:s + batch]))
-    logits = torch.cat(outs)
+
+    def run(inputs):
+        with torch.no_grad():
+            return torch.cat([net(inputs[s:s + batch]) for s in range(0, inputs.shape[0], batch)])
+
+    logits = run(x)
+    if mirror:
+        logits = (logits + run(torch.flip(x, dims=[3])).flip(dims=[3])) / 2
     return probability_on_source(logits, image.shape[1:])
 
 

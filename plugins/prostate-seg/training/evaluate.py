@@ -4,7 +4,11 @@ mask-cleanup), and the pseudo labels' precision and recall against the true mask
 (each source before and after its extent along z, and the fused set, whose misses are also counted by
 third of the gland's extent along z).
 
-usage: python evaluate.py [--data DIR] [--runs DIR]   -> runs/evaluation.json and a Markdown table
+usage: python evaluate.py [--data DIR] [--runs DIR] [--extra NAME ...] [--mirror]
+  -> runs/evaluation.json (runs/evaluation-mirrored.json with --mirror) and a Markdown table
+  --extra: further models to evaluate, trained with `train.py ... --name NAME`
+  --mirror: each model as the ONNX step runs it since prostate-seg 0.3.0, its logits averaged with
+            those of the left-right mirrored input
 """
 import json
 import os
@@ -66,13 +70,16 @@ def pseudo_label_quality(root, runs, training):
 
 
 def main():
-    args = data.arguments(__doc__).parse_args()
+    parser = data.arguments(__doc__)
+    parser.add_argument("--extra", nargs="*", default=[], help="models trained with --name, evaluated too")
+    parser.add_argument("--mirror", action="store_true", help="left-right test-time mirroring, as the step")
+    args = parser.parse_args()
     torch.set_num_threads(2)
     root = data.data_dir(args.data)
     training, validation = data.split(root)
     cases = {c: data.load_case(root, c) for c in validation}
-    results = {"validation_cases": validation, "stages": {}}
-    for stage, title in STAGES:
+    results = {"validation_cases": validation, "mirrored": args.mirror, "stages": {}}
+    for stage, title in STAGES + [(name, name) for name in args.extra]:
         path = os.path.join(args.runs, stage, "model.pt")
         if not os.path.exists(path):
             print(f"{stage}: no {path}, left out")
@@ -80,7 +87,7 @@ def main():
         net = load_trained(args.runs, stage)
         raw, cleaned = {}, {}
         for case, (image, label) in cases.items():
-            mask = data.predict_volume(net, image) > 0.5
+            mask = data.predict_volume(net, image, mirror=args.mirror) > 0.5
             raw[case] = float(data.dice(mask, label))
             cleaned[case] = float(data.dice(largest_component(mask), label))
         results["stages"][stage] = {"title": title, "dice": raw, "dice_largest_component": cleaned}
@@ -90,7 +97,7 @@ def main():
         if os.path.isdir(os.path.join(folder, "fused", "agreement")):
             results[key] = pseudo_label_quality(root, folder, training)
             print(key, json.dumps(results[key], indent=1))
-    with open(os.path.join(args.runs, "evaluation.json"), "w") as f:
+    with open(os.path.join(args.runs, "evaluation-mirrored.json" if args.mirror else "evaluation.json"), "w") as f:
         json.dump(results, f, indent=1)
     print("| stage | mean Dice | std | min | mean Dice, largest component |")
     print("|---|---|---|---|---|")

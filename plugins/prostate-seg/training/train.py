@@ -1,6 +1,7 @@
 """Trains one stage of the sparse-annotation study (see README.md): one command per stage.
 
 usage: python train.py STAGE [--data DIR] [--runs DIR] [--iterations N] [--threads N] [--margin N] [--name DIR]
+                            [--init scratch|pretext] [--seed N]
   baseline   1. supervised on the central slice of each training volume only
   semi       2. mean teacher: the baseline's recipe plus consistency with an EMA teacher on every
                 unannotated slice (other slices of the training volumes and the unlabelled volumes)
@@ -215,8 +216,12 @@ def pretrain_restoration(unannotated, iterations, generator, log):
             line = {"pretext_step": step, "loss": float(loss.detach()), "seconds": round(time.time() - started, 1)}
             print(json.dumps(line), flush=True)
             log.append(line)
+    return pretext_initialised({k: v for k, v in net.state_dict().items() if not k.startswith("head.")})
+
+
+def pretext_initialised(state):
+    """A segmentation U-Net with the pretext network's weights, all but its output layer."""
     segmenter = UNet()
-    state = {k: v for k, v in net.state_dict().items() if not k.startswith("head.")}
     segmenter.load_state_dict(state, strict=False)
     return segmenter
 
@@ -244,6 +249,14 @@ def fused_targets(folder, margin=0):
     return targets
 
 
+def initial(args):
+    """The network a final or full stage starts from (--init)."""
+    if args.init == "pretext":
+        state = torch.load(os.path.join(args.runs, "selfsup", "pretext.pt"))
+        return pretext_initialised({k: v for k, v in state.items() if not k.startswith("head.")})
+    return UNet()
+
+
 def main():
     parser = data.arguments(__doc__)
     parser.add_argument("stage", choices=["baseline", "semi", "selfsup", "final", "round2", "full"])
@@ -252,12 +265,17 @@ def main():
     parser.add_argument("--margin", type=int, default=0,
                         help="final/round2: slices beyond the pseudo labels' extents that are ignored, not background")
     parser.add_argument("--name", default=None, help="the folder under --runs to write (default: the stage)")
+    parser.add_argument("--init", choices=["scratch", "pretext"], default="scratch",
+                        help="final/round2/full: start from random weights, or from stage 3's context-restoration "
+                             "pretext network (runs/selfsup/pretext.pt, all but its output layer)")
+    parser.add_argument("--seed", type=int, default=data.SEED,
+                        help="the seed of the weights and the batches (the split stays data.SEED's)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     root = data.data_dir(args.data)
     training, validation = data.split(root)
-    seed_everything(data.SEED)
-    generator = torch.Generator().manual_seed(data.SEED)
+    seed_everything(args.seed)
+    generator = torch.Generator().manual_seed(args.seed)
     log = []
     started = time.time()
     if args.stage == "baseline":
@@ -269,18 +287,21 @@ def main():
     elif args.stage == "selfsup":
         unannotated = unannotated_inputs(root, training)
         net = pretrain_restoration(unannotated, args.iterations or 500, generator, log)
+        os.makedirs(os.path.join(args.runs, "selfsup"), exist_ok=True)
+        torch.save(net.state_dict(), os.path.join(args.runs, "selfsup", "pretext.pt"))
         net = fit(net, central_slices(root, training), args.iterations or 600, generator, log=log)
     elif args.stage in ("final", "round2"):
         folder = args.runs if args.stage == "final" else os.path.join(args.runs, "round2")
-        net = fit(UNet(), all_slices(root, training, fused_targets(folder, args.margin)), args.iterations or 1000,
-                  generator, log=log)
+        net = fit(initial(args), all_slices(root, training, fused_targets(folder, args.margin)),
+                  args.iterations or 1000, generator, log=log)
     else:
-        net = fit(UNet(), all_slices(root, training, lambda case, label: label), args.iterations or 1000, generator, log=log)
+        net = fit(initial(args), all_slices(root, training, lambda case, label: label), args.iterations or 1000,
+                  generator, log=log)
     out = os.path.join(args.runs, args.name or args.stage)
     os.makedirs(out, exist_ok=True)
     torch.save(net.state_dict(), os.path.join(out, "model.pt"))
     with open(os.path.join(out, "log.json"), "w") as f:
-        json.dump({"stage": args.stage, "margin": args.margin, "training_cases": training, "validation_cases": validation,
+        json.dump({"stage": args.stage, "margin": args.margin, "init": args.init, "seed": args.seed, "training_cases": training, "validation_cases": validation,
                    "seconds": round(time.time() - started, 1), "log": log}, f, indent=1)
     print(f"{args.stage}: {out}/model.pt in {time.time() - started:.0f} s")
 
