@@ -205,8 +205,8 @@ fn evaluation_over_a_folder_of_labelled_cases_writes_metrics_and_summary() {
         serde_json::json!(["mask"]),
         "{step}"
     );
-    // The hash of the plugin's processing (its manifest's `model:` section) is recorded beside the
-    // model's.
+    // The hash of the plugin's processing (its manifest's `model:` section) is recorded with the
+    // attempt's inputs.
     assert_eq!(
         step["inputs"]["plugin_config_sha256"]
             .as_str()

@@ -7,7 +7,7 @@ use crate::tiling::{plane_axes, Tensor};
 
 /// Which dimensions of the network's input tensor (as `spec` lays it out) hold each of the voxel `axes`,
 /// in that order. Fails for an axis the tensor does not lay out in space: the slice axis of slice-wise
-/// tiling (its neighbours are channels, not pixels).
+/// tiling (each tensor holds one slice, with its neighbours as channels where there is `context`).
 pub fn tensor_dims(spec: &InputSpec, axes: &[usize]) -> Result<Vec<usize>, String> {
     axes.iter()
         .map(|&axis| {
@@ -56,21 +56,23 @@ fn combinations(dims: &[usize]) -> Vec<Vec<usize>> {
         .collect()
 }
 
-/// `tensor` reversed along each of `dims`.
-pub fn flipped(tensor: &Tensor, dims: &[usize]) -> Tensor {
+/// `tensor` reversed along each of `dims` (each below its rank; its data as long as its shape says, which
+/// the callers check), one pass per dimension.
+fn flipped(tensor: &Tensor, dims: &[usize]) -> Tensor {
     let mut data = tensor.data.clone();
+    let mut scratch = Vec::with_capacity(data.len());
     for &dim in dims {
         let outer: usize = tensor.shape[..dim].iter().product();
         let length = tensor.shape[dim];
         let inner: usize = tensor.shape[dim + 1..].iter().product();
-        let source = data.clone();
+        scratch.clear();
         for o in 0..outer {
-            for x in 0..length {
+            for x in (0..length).rev() {
                 let from = (o * length + x) * inner;
-                let to = (o * length + (length - 1 - x)) * inner;
-                data[to..to + inner].copy_from_slice(&source[from..from + inner]);
+                scratch.extend_from_slice(&data[from..from + inner]);
             }
         }
+        std::mem::swap(&mut data, &mut scratch);
     }
     Tensor {
         shape: tensor.shape.clone(),
@@ -124,6 +126,13 @@ fn accumulate(
         ));
     }
     for (t, answer) in answers.into_iter().enumerate() {
+        if answer.data.len() != answer.shape.iter().product::<usize>() {
+            return Err(format!(
+                "an output of shape {:?} holds {} values",
+                answer.shape,
+                answer.data.len()
+            ));
+        }
         let back = match answer.shape.len() {
             _ if flips.is_empty() => answer,
             2 => answer,
@@ -262,7 +271,15 @@ mod tests {
                 data: vec![0.0; x.shape[0] * 4],
             }])
         };
-        let err = mirrored(squashed, vec![3], |m| m)(input).unwrap_err();
+        let err = mirrored(squashed, vec![3], |m| m)(input.clone()).unwrap_err();
         assert!(err.contains("cannot be mirrored back"), "{err}");
+        let short = |x: Tensor| -> Result<Vec<Tensor>, String> {
+            Ok(vec![Tensor {
+                shape: x.shape,
+                data: vec![0.0; 3],
+            }])
+        };
+        let err = mirrored(short, vec![3], |m| m)(input).unwrap_err();
+        assert!(err.contains("holds 3 values"), "{err}");
     }
 }

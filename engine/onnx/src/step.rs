@@ -85,6 +85,14 @@ impl OnnxPlugin {
                 "model.outputs.{extra} is not an output port of the manifest"
             )));
         }
+        if let Some(reserved) = [PROVIDER_PARAM, THREADS_PARAM, VARIANT_PARAM, MIRROR_PARAM]
+            .into_iter()
+            .find(|name| manifest.params.contains_key(*name))
+        {
+            return Err(bad(format!(
+                "parameter `{reserved}` is reserved: every onnx plugin's step takes it"
+            )));
+        }
         let mut signature = manifest.signature();
         let site_variant = spec.preferred_variant(config.variant.as_deref());
         signature.params.push(PortSpec::optional(

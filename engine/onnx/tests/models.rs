@@ -490,6 +490,15 @@ fn mirroring_runs_every_combination_and_maps_answers_back_onto_the_source() {
         err.contains("model.input.mirror") && err.contains("axis 2"),
         "{err}"
     );
+    // A manifest cannot declare a parameter of its own under the name every onnx step takes.
+    let yaml = std::fs::read_to_string(dir.path().join("mirrored/plugin.yaml")).unwrap();
+    let reserved = yaml.replace("model:\n", "params:\n  mirror: {type: boolean}\nmodel:\n");
+    std::fs::write(folder.join("plugin.yaml"), reserved).unwrap();
+    let err = OnnxPlugin::load(&folder, RuntimeConfig::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("parameter `mirror` is reserved"), "{err}");
 }
 
 #[test]
