@@ -267,10 +267,13 @@ def main():
     parser.add_argument("--name", default=None, help="the folder under --runs to write (default: the stage)")
     parser.add_argument("--init", choices=["scratch", "pretext"], default="scratch",
                         help="final/round2/full: start from random weights, or from stage 3's context-restoration "
-                             "pretext network (runs/selfsup/pretext.pt, all but its output layer)")
+                             "pretext weights (runs/selfsup/pretext.pt: the U-Net after the pretext task, before "
+                             "fine-tuning; its output layer is not used)")
     parser.add_argument("--seed", type=int, default=data.SEED,
                         help="the seed of the weights and the batches (the split stays data.SEED's)")
     args = parser.parse_args()
+    if args.init != "scratch" and args.stage not in ("final", "round2", "full"):
+        parser.error(f"--init is for final, round2 and full; {args.stage} has its own start")
     torch.set_num_threads(args.threads)
     root = data.data_dir(args.data)
     training, validation = data.split(root)
