@@ -32,6 +32,8 @@ const THREADS_PARAM: &str = "threads";
 const VARIANT_PARAM: &str = "variant";
 /// Only for plugins whose manifest declares `model.input.mirror`.
 const MIRROR_PARAM: &str = "mirror";
+/// The parameters above: a manifest cannot declare its own by these names.
+const STEP_PARAMS: [&str; 4] = [PROVIDER_PARAM, THREADS_PARAM, VARIANT_PARAM, MIRROR_PARAM];
 
 /// A loaded ONNX model plugin (the model itself is opened on first use).
 pub struct OnnxPlugin {
@@ -85,7 +87,7 @@ impl OnnxPlugin {
                 "model.outputs.{extra} is not an output port of the manifest"
             )));
         }
-        if let Some(reserved) = [PROVIDER_PARAM, THREADS_PARAM, VARIANT_PARAM, MIRROR_PARAM]
+        if let Some(reserved) = STEP_PARAMS
             .into_iter()
             .find(|name| manifest.params.contains_key(*name))
         {
@@ -394,9 +396,7 @@ impl OnnxPlugin {
         let name = &self.identity.name;
         let own: BTreeMap<String, Value> = params
             .iter()
-            .filter(|(k, _)| {
-                ![PROVIDER_PARAM, THREADS_PARAM, VARIANT_PARAM, MIRROR_PARAM].contains(&k.as_str())
-            })
+            .filter(|(k, _)| !STEP_PARAMS.contains(&k.as_str()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         self.manifest
