@@ -10,23 +10,13 @@ import os
 
 import numpy as np
 import onnxruntime as ort
-import torch
 
 import data
 from evaluate import largest_component
+from export import onnx_predict
 
 PLUGIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 VARIANTS = {"fp32": "prostate_seg.onnx", "int8": "prostate_seg.int8.onnx"}
-
-
-def logits(session, x, mirror):
-    """The network on every slice, 8 at a time (as the manifest's batch); with `mirror`, averaged with
-    its answer on the left-right mirrored input, mirrored back."""
-    run = lambda v: np.concatenate([session.run(None, {"image": v[s:s + 8]})[0] for s in range(0, len(v), 8)])
-    plain = run(x)
-    if not mirror:
-        return plain
-    return (plain + run(np.ascontiguousarray(x[..., ::-1]))[..., ::-1]) / 2
 
 
 def main():
@@ -42,8 +32,7 @@ def main():
             rows = {}
             for case in validation:
                 image, label = data.load_case(root, case)
-                out = logits(session, data.prepared(image), mirror)
-                mask = data.probability_on_source(torch.from_numpy(np.ascontiguousarray(out)), image.shape[1:]) > 0.5
+                mask = onnx_predict(session, image, mirror) > 0.5
                 rows[case] = {"dice": float(data.dice(mask, label)),
                               "dice_largest_component": float(data.dice(largest_component(mask), label))}
             dice = np.array([r["dice"] for r in rows.values()])

@@ -43,11 +43,16 @@ def sha256(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def onnx_predict(session, image):
-    """The ONNX model on every slice, mapped back as data.predict_volume does."""
+def onnx_predict(session, image, mirror=False):
+    """The ONNX model on every slice, 8 at a time (the manifest's batch), mapped back as
+    data.predict_volume does; with `mirror`, the logits averaged with those of the left-right mirrored
+    input, mirrored back (the manifest's `mirror: [0]`)."""
     x = data.prepared(image)
-    logits = np.concatenate([session.run(None, {"image": x[s:s + 8]})[0] for s in range(0, len(x), 8)])
-    return data.probability_on_source(torch.from_numpy(logits), image.shape[1:])
+    run = lambda v: np.concatenate([session.run(None, {"image": v[s:s + 8]})[0] for s in range(0, len(v), 8)])
+    logits = run(x)
+    if mirror:
+        logits = (logits + run(np.ascontiguousarray(x[..., ::-1]))[..., ::-1]) / 2
+    return data.probability_on_source(torch.from_numpy(np.ascontiguousarray(logits)), image.shape[1:])
 
 
 def main():

@@ -216,13 +216,13 @@ def pretrain_restoration(unannotated, iterations, generator, log):
             line = {"pretext_step": step, "loss": float(loss.detach()), "seconds": round(time.time() - started, 1)}
             print(json.dumps(line), flush=True)
             log.append(line)
-    return pretext_initialised({k: v for k, v in net.state_dict().items() if not k.startswith("head.")})
+    return pretext_initialised(net.state_dict())
 
 
 def pretext_initialised(state):
-    """A segmentation U-Net with the pretext network's weights, all but its output layer."""
+    """A segmentation U-Net with the weights of a U-Net in `state`, all but its output layer."""
     segmenter = UNet()
-    segmenter.load_state_dict(state, strict=False)
+    segmenter.load_state_dict({k: v for k, v in state.items() if not k.startswith("head.")}, strict=False)
     return segmenter
 
 
@@ -252,8 +252,7 @@ def fused_targets(folder, margin=0):
 def initial(args):
     """The network a final or full stage starts from (--init)."""
     if args.init == "pretext":
-        state = torch.load(os.path.join(args.runs, "selfsup", "pretext.pt"))
-        return pretext_initialised({k: v for k, v in state.items() if not k.startswith("head.")})
+        return pretext_initialised(torch.load(os.path.join(args.runs, "selfsup", "pretext.pt")))
     return UNet()
 
 
