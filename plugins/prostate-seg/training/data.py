@@ -146,17 +146,20 @@ def label_slices(label, size=SIZE):
 def predict_volume(net, image, batch=16, mirror=False):
     """Softmax foreground probability on the source grid (z, y, x): logits resized back bilinear, as the
     ONNX step maps outputs back. With `mirror`, the logits are averaged with those of the left-right
-    mirrored input, mirrored back (the manifest's `mirror: [0]`)."""
-    net.eval()
+    mirrored input, mirrored back (the manifest's `mirror: [0]`). `net` may be a list of networks (an
+    ensemble): their logits are averaged too."""
+    nets = net if isinstance(net, (list, tuple)) else [net]
     x = torch.from_numpy(prepared(image))
 
-    def run(inputs):
+    def run(model, inputs):
+        model.eval()
         with torch.no_grad():
-            return torch.cat([net(inputs[s:s + batch]) for s in range(0, inputs.shape[0], batch)])
+            return torch.cat([model(inputs[s:s + batch]) for s in range(0, inputs.shape[0], batch)])
 
-    logits = run(x)
+    logits = sum(run(model, x) for model in nets) / len(nets)
     if mirror:
-        logits = (logits + run(torch.flip(x, dims=[3])).flip(dims=[3])) / 2
+        mirrored = sum(run(model, torch.flip(x, dims=[3])) for model in nets) / len(nets)
+        logits = (logits + mirrored.flip(dims=[3])) / 2
     return probability_on_source(logits, image.shape[1:])
 
 

@@ -4,9 +4,10 @@ mask-cleanup), and the pseudo labels' precision and recall against the true mask
 (each source before and after its extent along z, and the fused set, whose misses are also counted by
 third of the gland's extent along z).
 
-usage: python evaluate.py [--data DIR] [--runs DIR] [--extra NAME ...] [--mirror]
+usage: python evaluate.py [--data DIR] [--runs DIR] [--extra NAME ...] [--ensemble NAME ...] [--mirror]
   -> runs/evaluation.json (runs/evaluation-mirrored.json with --mirror) and a Markdown table
   --extra: further models to evaluate, trained with `train.py ... --name NAME`
+  --ensemble: also the ensemble of these models, their logits averaged (measured, not shipped)
   --mirror: each model as the ONNX step runs it since prostate-seg 0.3.0, its logits averaged with
             those of the left-right mirrored input
 """
@@ -72,6 +73,7 @@ def pseudo_label_quality(root, runs, training):
 def main():
     parser = data.arguments(__doc__)
     parser.add_argument("--extra", nargs="*", default=[], help="models trained with --name, evaluated too")
+    parser.add_argument("--ensemble", nargs="*", default=[], help="models whose averaged logits are evaluated too")
     parser.add_argument("--mirror", action="store_true", help="left-right test-time mirroring, as the step")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -79,12 +81,16 @@ def main():
     training, validation = data.split(root)
     cases = {c: data.load_case(root, c) for c in validation}
     results = {"validation_cases": validation, "mirrored": args.mirror, "stages": {}}
-    for stage, title in STAGES + [(name, name) for name in args.extra]:
-        path = os.path.join(args.runs, stage, "model.pt")
-        if not os.path.exists(path):
-            print(f"{stage}: no {path}, left out")
+    models = STAGES + [(name, name) for name in args.extra]
+    if args.ensemble:
+        models.append(("ensemble:" + "+".join(args.ensemble), "ensemble of " + ", ".join(args.ensemble)))
+    for stage, title in models:
+        members = stage.split(":", 1)[1].split("+") if stage.startswith("ensemble:") else [stage]
+        paths = [os.path.join(args.runs, m, "model.pt") for m in members]
+        if not all(os.path.exists(p) for p in paths):
+            print(f"{stage}: no {' or '.join(p for p in paths if not os.path.exists(p))}, left out")
             continue
-        net = load_trained(args.runs, stage)
+        net = [load_trained(args.runs, m) for m in members]
         raw, cleaned = {}, {}
         for case, (image, label) in cases.items():
             mask = data.predict_volume(net, image, mirror=args.mirror) > 0.5

@@ -1,0 +1,97 @@
+"""Measured, not shipped (it fails here; see README.md, "Ensembles"): a uniform "model soup" (Wortsman et
+al., 2022), the weights of several stage-5 models that started from the same network (`train.py final
+--init pretext --seed N`) averaged into one network of the same size and speed. Models fine-tuned from one
+start can stay in one basin of the loss, where the average of their weights works; ours do not (a fresh
+output layer per seed, a learning rate of 3e-3): --path prints the Dice of one validation case along the
+straight line between the first two models' weights, where the loss barrier shows. With --recalibrate the
+averaged network's batch-norm statistics are measured again on every training slice.
+
+usage: python soup.py NAME [NAME ...] [--out soup] [--recalibrate] [--path] [--data DIR] [--runs DIR]
+  -> runs/<out>/model.pt and runs/<out>/log.json; evaluate with `evaluate.py --extra <out>`
+"""
+import json
+import os
+
+import torch
+
+import data
+from unet import UNet, load_trained
+
+
+def averaged(nets):
+    """One network whose every weight and buffer is the mean over `nets` (integer counters from the first)."""
+    states = [net.state_dict() for net in nets]
+    mean = {}
+    for key, value in states[0].items():
+        if value.is_floating_point():
+            mean[key] = sum(state[key] for state in states) / len(states)
+        else:
+            mean[key] = value.clone()
+    soup = UNet()
+    soup.load_state_dict(mean)
+    return soup.eval()
+
+
+def interpolated(a, b, t):
+    """The network whose floating-point weights and buffers are (1 - t) a + t b."""
+    sa, sb = a.state_dict(), b.state_dict()
+    net = UNet()
+    net.load_state_dict({k: sa[k] * (1 - t) + sb[k] * t if sa[k].is_floating_point() else sa[k] for k in sa})
+    return net.eval()
+
+
+def recalibrated(net, root, cases, batch=16):
+    """`net` with its batch-norm running statistics measured again over every slice of `cases` (the
+    cumulative average, as in training mode with momentum None); its weights do not change."""
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.reset_running_stats()
+            module.momentum = None
+    net.train()
+    with torch.no_grad():
+        for case in cases:
+            x = torch.from_numpy(data.prepared(data.load_case(root, case)[0]))
+            for s in range(0, len(x), batch):
+                net(x[s:s + batch])
+    return net.eval()
+
+
+def main():
+    parser = data.arguments(__doc__)
+    parser.add_argument("names", nargs="+", help="trained models (runs/<name>/model.pt) to average")
+    parser.add_argument("--out", default="soup")
+    parser.add_argument("--recalibrate", action="store_true", help="batch-norm statistics measured again")
+    parser.add_argument("--path", action="store_true", help="Dice along the line between the first two models")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    root = data.data_dir(args.data)
+    training, validation = data.split(root)
+    missing = [name for name in args.names if not os.path.exists(os.path.join(args.runs, name, "log.json"))]
+    if missing:
+        parser.error(f"no trained model {', '.join(missing)} under {args.runs}")
+    logs = [json.load(open(os.path.join(args.runs, name, "log.json"))) for name in args.names]
+    starts = {log.get("init", "scratch") for log in logs}
+    if starts != {"pretext"}:
+        parser.error(f"the models must share their start (train.py final --init pretext); these have {sorted(starts)}")
+    members = [load_trained(args.runs, name) for name in args.names]
+    if args.path:
+        image, label = data.load_case(root, validation[2])
+        for t in (0.0, 0.1, 0.25, 0.5):
+            line = interpolated(members[0], members[1], t)
+            print(f"{validation[2]}, {t:.2f} of the way from {args.names[0]} to {args.names[1]}: Dice "
+                  f"{data.dice(data.predict_volume(line, image) > 0.5, label):.3f}", flush=True)
+    net = averaged(members)
+    if args.recalibrate:
+        net = recalibrated(net, root, training)
+    out = os.path.join(args.runs, args.out)
+    os.makedirs(out, exist_ok=True)
+    torch.save(net.state_dict(), os.path.join(out, "model.pt"))
+    with open(os.path.join(out, "log.json"), "w") as f:
+        json.dump({"stage": "soup", "members": args.names, "member_seeds": [log.get("seed") for log in logs],
+                   "init": "pretext", "recalibrated": args.recalibrate, "training_cases": training,
+                   "validation_cases": validation}, f, indent=1)
+    print(f"soup of {', '.join(args.names)}: {out}/model.pt")
+
+
+if __name__ == "__main__":
+    main()
