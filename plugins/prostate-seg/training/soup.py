@@ -3,8 +3,8 @@ al., 2022), the weights of several stage-5 models that started from the same net
 --init pretext --seed N`) averaged into one network of the same size and speed. Models fine-tuned from one
 start can stay in one basin of the loss, where the average of their weights works; ours do not (a fresh
 output layer per seed, a learning rate of 3e-3): --path prints the Dice of one validation case along the
-straight line between the first two models' weights, where the loss barrier shows. With --recalibrate the
-averaged network's batch-norm statistics are measured again on every training slice.
+straight line between the first two models' weights. With --recalibrate the averaged network's batch-norm
+statistics (and those of every point on that line) are measured again on every training slice.
 
 usage: python soup.py NAME [NAME ...] [--out soup] [--recalibrate] [--path] [--data DIR] [--runs DIR]
   -> runs/<out>/model.pt and runs/<out>/log.json; evaluate with `evaluate.py --extra <out>`
@@ -66,19 +66,27 @@ def main():
     torch.set_num_threads(2)
     root = data.data_dir(args.data)
     training, validation = data.split(root)
-    missing = [name for name in args.names if not os.path.exists(os.path.join(args.runs, name, "log.json"))]
+    if len(args.names) < 2:
+        parser.error("a soup needs at least two models")
+    missing = [name for name in args.names
+               if not all(os.path.exists(os.path.join(args.runs, name, f)) for f in ("model.pt", "log.json"))]
     if missing:
-        parser.error(f"no trained model {', '.join(missing)} under {args.runs}")
+        parser.error(f"no trained model (model.pt and log.json) {', '.join(missing)} under {args.runs}")
     logs = [json.load(open(os.path.join(args.runs, name, "log.json"))) for name in args.names]
-    starts = {log.get("init", "scratch") for log in logs}
-    if starts != {"pretext"}:
-        parser.error(f"the models must share their start (train.py final --init pretext); these have {sorted(starts)}")
+    unfit = [name for name, log in zip(args.names, logs)
+             if log.get("stage") != "final" or log.get("init", "scratch") != "pretext"]
+    if unfit:
+        parser.error(f"{', '.join(unfit)}: not trained by `train.py final --init pretext`, which every member of "
+                     "a soup must be (models from different starts have nothing in common to average)")
     members = [load_trained(args.runs, name) for name in args.names]
     if args.path:
         image, label = data.load_case(root, validation[2])
         for t in (0.0, 0.1, 0.25, 0.5):
             line = interpolated(members[0], members[1], t)
-            print(f"{validation[2]}, {t:.2f} of the way from {args.names[0]} to {args.names[1]}: Dice "
+            if args.recalibrate:
+                line = recalibrated(line, root, training)
+            print(f"{validation[2]}, {t:.2f} of the way from {args.names[0]} to {args.names[1]}"
+                  f"{' (batch norm recalibrated)' if args.recalibrate else ''}: Dice "
                   f"{data.dice(data.predict_volume(line, image) > 0.5, label):.3f}", flush=True)
     net = averaged(members)
     if args.recalibrate:

@@ -191,7 +191,7 @@ impl Decoder<'_> {
     }
 
     /// Column of byte `offset` inside a one-line scalar, for pointing into an expression.
-    pub(super) fn span_inside(&self, node: &Node, offset: usize) -> Span {
+    fn span_inside(&self, node: &Node, offset: usize) -> Span {
         let NodeKind::Scalar { text, .. } = &node.kind else {
             return node.span;
         };
@@ -305,7 +305,7 @@ fn describe_scalar(node: &Node) -> String {
 }
 
 /// A YAML node as a plain value (no expressions).
-pub(crate) fn literal(node: &Node) -> Value {
+pub(super) fn literal(node: &Node) -> Value {
     match &node.kind {
         NodeKind::Scalar { .. } => match node.scalar_value() {
             Some(ScalarValue::Null) | None => Value::Null,

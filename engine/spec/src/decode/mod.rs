@@ -3,9 +3,9 @@
 
 mod fields;
 
-pub(crate) use fields::{literal, suggestion};
+pub(crate) use fields::suggestion;
 
-use self::fields::Fields;
+use self::fields::{literal, Fields};
 use crate::diagnostic::{Diagnostics, Spanned};
 use crate::model::*;
 use crate::types::{DataType, InputType};
