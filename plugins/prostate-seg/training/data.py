@@ -158,7 +158,8 @@ def predict_volume(net, image, batch=16, mirror=False):
 
     logits = sum(run(model, x) for model in nets) / len(nets)
     if mirror:
-        mirrored = sum(run(model, torch.flip(x, dims=[3])) for model in nets) / len(nets)
+        flipped = torch.flip(x, dims=[3])
+        mirrored = sum(run(model, flipped) for model in nets) / len(nets)
         logits = (logits + mirrored.flip(dims=[3])) / 2
     return probability_on_source(logits, image.shape[1:])
 

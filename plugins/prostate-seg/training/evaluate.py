@@ -81,16 +81,15 @@ def main():
     training, validation = data.split(root)
     cases = {c: data.load_case(root, c) for c in validation}
     results = {"validation_cases": validation, "mirrored": args.mirror, "stages": {}}
-    models = STAGES + [(name, name) for name in args.extra]
-    if len(args.ensemble) == 1 or any(c in name for name in args.ensemble for c in "+:"):
-        parser.error("--ensemble takes two or more model names, none containing '+' or ':'")
+    models = [(stage, title, [stage]) for stage, title in STAGES + [(name, name) for name in args.extra]]
+    if len(args.ensemble) == 1:
+        parser.error("--ensemble takes two or more model names")
     if args.ensemble:
-        models.append(("ensemble:" + "+".join(args.ensemble), "ensemble of " + ", ".join(args.ensemble)))
-    for stage, title in models:
-        members = stage.split(":", 1)[1].split("+") if stage.startswith("ensemble:") else [stage]
-        paths = [os.path.join(args.runs, m, "model.pt") for m in members]
-        if not all(os.path.exists(p) for p in paths):
-            print(f"{stage}: no {', '.join(p for p in paths if not os.path.exists(p))}, left out")
+        models.append(("ensemble:" + "+".join(args.ensemble), "ensemble of " + ", ".join(args.ensemble), args.ensemble))
+    for stage, title, members in models:
+        missing = [p for p in (os.path.join(args.runs, m, "model.pt") for m in members) if not os.path.exists(p)]
+        if missing:
+            print(f"{stage}: no {', '.join(missing)}, left out")
             continue
         net = [load_trained(args.runs, m) for m in members]
         raw, cleaned = {}, {}

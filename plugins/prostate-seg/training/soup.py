@@ -18,26 +18,25 @@ import data
 from unet import UNet, load_trained
 
 
-def averaged(nets):
-    """One network whose every weight and buffer is the mean over `nets` (integer counters from the first)."""
+def blended(nets, weights):
+    """One network whose every floating-point weight and buffer is the weighted sum over `nets` (integer
+    counters from the first)."""
     states = [net.state_dict() for net in nets]
-    mean = {}
-    for key, value in states[0].items():
-        if value.is_floating_point():
-            mean[key] = sum(state[key] for state in states) / len(states)
-        else:
-            mean[key] = value.clone()
-    soup = UNet()
-    soup.load_state_dict(mean)
-    return soup.eval()
+    blend = {key: sum(w * state[key] for w, state in zip(weights, states)) if value.is_floating_point()
+             else value.clone() for key, value in states[0].items()}
+    net = UNet()
+    net.load_state_dict(blend)
+    return net.eval()
+
+
+def averaged(nets):
+    """The uniform soup: every weight the mean over `nets`."""
+    return blended(nets, [1 / len(nets)] * len(nets))
 
 
 def interpolated(a, b, t):
-    """The network whose floating-point weights and buffers are (1 - t) a + t b."""
-    sa, sb = a.state_dict(), b.state_dict()
-    net = UNet()
-    net.load_state_dict({k: sa[k] * (1 - t) + sb[k] * t if sa[k].is_floating_point() else sa[k] for k in sa})
-    return net.eval()
+    """The network (1 - t) a + t b."""
+    return blended([a, b], [1 - t, t])
 
 
 def recalibrated(net, root, cases, batch=16):
