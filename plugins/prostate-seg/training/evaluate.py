@@ -100,7 +100,8 @@ def main():
         results["stages"][stage] = {"title": title, "dice": raw, "dice_largest_component": cleaned}
         print(f"{title}: Dice {np.mean(list(raw.values())):.3f} +- {np.std(list(raw.values())):.3f}, "
               f"largest component {np.mean(list(cleaned.values())):.3f} +- {np.std(list(cleaned.values())):.3f}", flush=True)
-    for key, folder in (("pseudo_labels", args.runs), ("pseudo_labels_round2", os.path.join(args.runs, "round2"))):
+    for key, folder in (("pseudo_labels", args.runs), ("pseudo_labels_round2", os.path.join(args.runs, "round2")),
+                        ("pseudo_labels_tracked", os.path.join(args.runs, "tracked"))):
         if os.path.isdir(os.path.join(folder, "fused", "agreement")):
             results[key] = pseudo_label_quality(root, folder, training)
             print(key, json.dumps(results[key], indent=1))

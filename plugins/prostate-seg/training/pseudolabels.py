@@ -22,6 +22,7 @@ import os
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 import data
 from unet import load_trained
@@ -46,6 +47,29 @@ def gland_extent(mask, centre, centre_area):
     return walk(-1), walk(+1)
 
 
+def tracked_from_centre(mask, centre, annotation):
+    """The gland as one object through the annotated slice: walking out from the central slice in both
+    directions, each slice keeps only the 2D components of the source's mask that overlap what the slice
+    before it kept (the annotation on the central slice), up to the slice before the first one where
+    nothing overlaps or the kept area grows by more than GROWTH. Stray blobs then neither count towards
+    the area nor reach the pseudo labels. Returns the kept mask and its extent (first, last)."""
+    kept = np.zeros_like(mask)
+    kept[centre] = mask[centre]
+    ends = []
+    for step in (-1, +1):
+        z, previous = centre, annotation.astype(bool)
+        while 0 <= z + step < mask.shape[0]:
+            components, _ = ndimage.label(mask[z + step])
+            touching = np.unique(components[previous & (components > 0)])
+            current = np.isin(components, touching) & (components > 0)
+            if not current.any() or current.sum() > previous.sum() * GROWTH:
+                break
+            z, previous = z + step, current
+            kept[z] = current
+        ends.append(z)
+    return kept, (ends[0], ends[1])
+
+
 def within_extent(mask, extent):
     kept = np.zeros_like(mask)
     kept[extent[0]:extent[1] + 1] = mask[extent[0]:extent[1] + 1]
@@ -56,6 +80,9 @@ def main():
     parser = data.arguments(__doc__)
     parser.add_argument("--semi", default="semi", help="the stage whose model is the semi-supervised source")
     parser.add_argument("--round", default="", help="a subfolder of --runs for a later round's pseudo labels")
+    parser.add_argument("--track", action="store_true",
+                        help="keep, slice by slice from the central one, only the components that overlap the "
+                             "previous slice's (tracked_from_centre) instead of every component within the extent")
     args = parser.parse_args()
     torch.set_num_threads(2)
     root = data.data_dir(args.data)
@@ -74,10 +101,14 @@ def main():
         extents[case] = {"central_slice": centre, "slices": int(image.shape[0])}
         for name, net in (("semi", semi), ("self", selfsup)):
             mask = (data.predict_volume(net, image) > 0.5).astype(np.uint8)
-            extent = gland_extent(mask, centre, centre_area)
+            if args.track:
+                kept, extent = tracked_from_centre(mask, centre, label[centre] > 0)
+            else:
+                extent = gland_extent(mask, centre, centre_area)
+                kept = within_extent(mask, extent)
             extents[case][name] = [int(extent[0]), int(extent[1])]
             data.write_nifti_zyx(mask, os.path.join(raw, f"{case}_{name}.nii.gz"), np.uint8)
-            data.write_nifti_zyx(within_extent(mask, extent), os.path.join(out, f"{case}_{name}.nii.gz"), np.uint8)
+            data.write_nifti_zyx(kept, os.path.join(out, f"{case}_{name}.nii.gz"), np.uint8)
         print(case, extents[case], flush=True)
     with open(os.path.join(raw, "extents.json"), "w") as f:
         json.dump(extents, f, indent=1)
