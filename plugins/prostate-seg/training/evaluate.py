@@ -2,7 +2,7 @@
 without keeping the largest connected component (what workflows/prostate-segmentation.yaml does with
 mask-cleanup), and the pseudo labels' precision and recall against the true masks of the training volumes
 (each source before and after its extent along z, and the fused set, whose misses are also counted by
-third of the gland's extent along z).
+third of the gland's extent along z), for runs/ and, where they exist, runs/round2/ and runs/tracked/.
 
 usage: python evaluate.py [--data DIR] [--runs DIR] [--extra NAME ...] [--ensemble NAME ...] [--mirror]
   -> runs/evaluation.json (runs/evaluation-mirrored.json with --mirror) and a Markdown table

@@ -1,7 +1,10 @@
-"""Where the fused pseudo labels are wrong: their false negatives and false positives on the training
-volumes' unannotated slices, against the true masks, split by where they lie (a slice the fused set
-leaves empty, a band along the fused mask's in-plane boundary, a 2D component that misses the gland,
-elsewhere). Research code: it says which fault of the pseudo labels is worth fixing first.
+"""Where the fused pseudo labels are wrong, on the training volumes' unannotated slices against the true
+masks. Gland taught as background, as a share of the gland: on slices the fused set leaves empty (beyond
+the two sources' common extent, or within it where their masks do not overlap), within a band along the
+fused mask's in-plane boundary, farther inside; and the gland left out as disagreement (ignored, not
+taught). Background taught as gland, as a share of the fused mask: on slices without gland, in a 2D
+component that does not touch the gland, within the band, farther out. The shares and precision (or
+recall) add up to 1. Research code: it says which fault of the pseudo labels is worth fixing first.
 
 usage: python pseudo_errors.py [--data DIR] [--runs DIR] [--labels DIR] [--band PIXELS]
   --labels: the folder whose fused/ to read (default --runs; e.g. runs/tracked)
@@ -24,17 +27,23 @@ def boundary_distance(mask2d):
 
 def main():
     parser = data.arguments(__doc__)
-    parser.add_argument("--labels", default=None)
-    parser.add_argument("--band", type=float, default=2.0)
+    parser.add_argument("--labels", default=None, help="the folder whose fused/ and pseudo-raw/ to read (default --runs)")
+    parser.add_argument("--band", type=float, default=2.0,
+                        help="the boundary band's half-width in pixels of the network's grid")
     args = parser.parse_args()
     root = data.data_dir(args.data)
     training, _ = data.split(root)
-    fn = dict(empty_slice=0, band=0, far=0)
-    fp = dict(no_gland_slice=0, missing_component=0, band=0, far=0)
+    folder = args.labels or args.runs
+    with open(f"{folder}/pseudo-raw/extents.json") as f:
+        extents = json.load(f)
+    fn = dict(empty_slice_beyond_extents=0, empty_slice_within_extents=0, band=0, far=0)
+    fp = dict(no_gland_slice=0, stray_component=0, band=0, far=0)
     tp = truth_total = ignored_truth = ignored = 0
     for case in training:
         _, label = data.load_case(root, case)
-        agreement = data.read_nifti_zyx(f"{args.labels or args.runs}/fused/agreement/{case}_agreement.nii.gz")
+        agreement = data.read_nifti_zyx(f"{folder}/fused/agreement/{case}_agreement.nii.gz")
+        first = max(extents[case]["semi"][0], extents[case]["self"][0])  # where both sources may say gland
+        last = min(extents[case]["semi"][1], extents[case]["self"][1])
         centre = data.central_slice(label)
         # network pixels -> source pixels: the crop's width over the network's grid
         band = args.band * data.crop_box(label.shape[2])[1] / data.SIZE
@@ -49,7 +58,7 @@ def main():
             near = boundary_distance(fused) <= band
             missed = truth & ~fused & (agreement[z] != 255)
             if not fused.any():
-                fn["empty_slice"] += missed.sum()
+                fn["empty_slice_within_extents" if first <= z <= last else "empty_slice_beyond_extents"] += missed.sum()
             else:
                 fn["band"] += (missed & near).sum()
                 fn["far"] += (missed & ~near).sum()
@@ -57,10 +66,10 @@ def main():
             if not truth.any():
                 fp["no_gland_slice"] += wrong.sum()
                 continue
-            components, n = ndimage.label(fused)
+            components, _ = ndimage.label(fused)
             overlapping = np.unique(components[fused & truth])
             stray = fused & ~np.isin(components, overlapping)
-            fp["missing_component"] += (wrong & stray).sum()
+            fp["stray_component"] += (wrong & stray).sum()
             fp["band"] += (wrong & ~stray & near).sum()
             fp["far"] += (wrong & ~stray & ~near).sum()
     predicted = tp + sum(fp.values())

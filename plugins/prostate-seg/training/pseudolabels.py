@@ -10,9 +10,11 @@ first one whose predicted area is empty or grows by more than GROWTH over the pr
 from the annotated area); beyond that the source says background. Those background slices are what
 teaches the final model where a gland ends.
 
-usage: python pseudolabels.py [--data DIR] [--runs DIR] [--semi STAGE] [--round NAME]
+usage: python pseudolabels.py [--data DIR] [--runs DIR] [--semi STAGE] [--round NAME] [--track]
   --semi final --round round2: a second round of self-training, the stage 5 model in the semi-supervised
   source's place (into runs/round2/pseudo, runs/round2/pseudo-raw).
+  --track --round tracked: each slice keeps only the components touching the previous slice's kept mask
+  (tracked_from_centre; measured, not the default), into runs/tracked/.
 Writes runs/pseudo/<case>_image.nii.gz, <case>_semi.nii.gz and <case>_self.nii.gz (NIfTI axes i,j,k = the
 array's x,y,z; the spacing is a nominal 1 mm: PROMISE12's was not kept); the masks before the extent is
 applied, and the extents (extents.json), go to runs/pseudo-raw/ for evaluate.py.
@@ -51,8 +53,9 @@ def tracked_from_centre(mask, centre, annotation):
     """The gland as one object through the annotated slice: walking out from the central slice in both
     directions, each slice keeps only the 2D components of the source's mask that overlap what the slice
     before it kept (the annotation on the central slice), up to the slice before the first one where
-    nothing overlaps or the kept area grows by more than GROWTH. Stray blobs then neither count towards
-    the area nor reach the pseudo labels. Returns the kept mask and its extent (first, last)."""
+    nothing overlaps or the kept area grows by more than GROWTH. Stray blobs off the central slice then
+    neither count towards the area nor reach the pseudo labels (the central slice is kept whole: training
+    replaces it with the annotation). Returns the kept mask and its extent (first, last)."""
     kept = np.zeros_like(mask)
     kept[centre] = mask[centre]
     ends = []
@@ -79,7 +82,8 @@ def within_extent(mask, extent):
 def main():
     parser = data.arguments(__doc__)
     parser.add_argument("--semi", default="semi", help="the stage whose model is the semi-supervised source")
-    parser.add_argument("--round", default="", help="a subfolder of --runs for a later round's pseudo labels")
+    parser.add_argument("--round", default="",
+                        help="a subfolder of --runs for another set of pseudo labels (a later round's, or --track's)")
     parser.add_argument("--track", action="store_true",
                         help="keep, slice by slice from the central one, only the components that overlap the "
                              "previous slice's (tracked_from_centre) instead of every component within the extent")
