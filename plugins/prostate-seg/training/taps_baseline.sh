@@ -14,7 +14,7 @@ data=${VOXFLOW_TESTDATA:-$repo/../shared/data}/prostate/promise12/labelled
 runs=${RUNS:-$here/runs}/taps
 mkdir -p "$runs"
 workflow="$runs/taps-evaluate.yaml"
-sed -e 's#onnx/prostate-seg@0.3.0#onnx/taps-prostate@1.1.2#' -e '/with: { variant: /d' \
+sed -e 's#onnx/prostate-seg@0.4.0#onnx/taps-prostate@1.1.2#' -e '/with: { variant: /d' \
   "$repo/workflows/prostate-evaluate.yaml" > "$workflow"
 validation=$(cd "$here" && ${PYTHON:-python3} -c "import data; print(' '.join(data.split(data.data_dir('${data%/labelled}'))[1]))")
 for group in "256 0.625" "160 1.25"; do

@@ -1,14 +1,14 @@
 """Trains one stage of the sparse-annotation study (see README.md): one command per stage.
 
-usage: python train.py STAGE [--data DIR] [--runs DIR] [--iterations N] [--threads N] [--margin N] [--name DIR]
-                            [--init scratch|pretext] [--seed N]
+usage: python train.py STAGE [--data DIR] [--runs DIR] [--iterations N] [--threads N] [--name DIR]
+                            [--init scratch|pretext] [--seed N] [--margin N]
   baseline   1. supervised on the central slice of each training volume only
   semi       2. mean teacher: the baseline's recipe plus consistency with an EMA teacher on every
                 unannotated slice (other slices of the training volumes and the unlabelled volumes)
   selfsup    3. context restoration pretext on every slice, then fine-tuned on the central slices
   final      5. central slices plus the fused pseudo labels (runs/fused/agreement/<case>_agreement.nii.gz,
                 from workflows/prostate-pseudolabels.yaml: 1 prostate, 0 background, 255 the two
-                sources disagree and the voxel is ignored)
+                sources disagree and the voxel is ignored), starting from stage 3's pretext network
   round2     5b. a second round of self-training: as final, on runs/round2/fused (pseudolabels.py --semi final
                 --round round2, then the fusion workflow into runs/round2/fused)
   full       6. every slice of the training volumes with its true mask (the upper reference)
@@ -26,6 +26,17 @@ import data
 from unet import UNet, load_trained
 
 IGNORE = 255
+
+
+def machine_description():
+    """What a run's numbers depend on besides the code and the seed: the CPU and the instruction set
+    PyTorch's kernels use on it (they change floating-point sums), PyTorch's version and the thread count."""
+    cpu = None
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
+    return {"cpu": cpu, "cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__,
+            "threads": torch.get_num_threads()}
 
 
 def seed_everything(seed):
@@ -264,15 +275,19 @@ def main():
     parser.add_argument("--margin", type=int, default=0,
                         help="final/round2: slices beyond the pseudo labels' extents that are ignored, not background")
     parser.add_argument("--name", default=None, help="the folder under --runs to write (default: the stage)")
-    parser.add_argument("--init", choices=["scratch", "pretext"], default="scratch",
+    parser.add_argument("--init", choices=["scratch", "pretext"], default=None,
                         help="final/round2/full: start from random weights, or from stage 3's context-restoration "
                              "pretext weights (runs/selfsup/pretext.pt: the U-Net after the pretext task, before "
-                             "fine-tuning; its output layer is not used)")
+                             "fine-tuning; its output layer is not used). Default: pretext for final "
+                             "(since prostate-seg 0.4.0: better over three seeds on each of two sets of pseudo "
+                             "labels), scratch for round2 and full (not measured from the pretext start)")
     parser.add_argument("--seed", type=int, default=data.SEED,
                         help="the seed of the weights and the batches (the split stays data.SEED's)")
     args = parser.parse_args()
-    if args.init != "scratch" and args.stage not in ("final", "round2", "full"):
+    if args.init is not None and args.stage not in ("final", "round2", "full"):
         parser.error(f"--init is for final, round2 and full; {args.stage} has its own start")
+    if args.init is None:
+        args.init = "pretext" if args.stage == "final" else "scratch"
     torch.set_num_threads(args.threads)
     root = data.data_dir(args.data)
     training, validation = data.split(root)
@@ -304,7 +319,7 @@ def main():
     torch.save(net.state_dict(), os.path.join(out, "model.pt"))
     with open(os.path.join(out, "log.json"), "w") as f:
         json.dump({"stage": args.stage, "margin": args.margin, "init": args.init, "seed": args.seed, "training_cases": training, "validation_cases": validation,
-                   "seconds": round(time.time() - started, 1), "log": log}, f, indent=1)
+                   "seconds": round(time.time() - started, 1), "machine": machine_description(), "log": log}, f, indent=1)
     print(f"{args.stage}: {out}/model.pt in {time.time() - started:.0f} s")
 
 
