@@ -11,8 +11,9 @@ from the annotated area); beyond that the source says background. Those backgrou
 teaches the final model where a gland ends.
 
 usage: python pseudolabels.py [--data DIR] [--runs DIR] [--semi STAGE] [--round NAME] [--track]
-  --semi final --round round2: a second round of self-training, the stage 5 model in the semi-supervised
-  source's place (into runs/round2/pseudo, runs/round2/pseudo-raw).
+  --semi STAGE --round round2: a second round of self-training, a stage 5 model (README: final-scratch,
+  0.3.0's from random weights) in the semi-supervised source's place (into runs/round2/pseudo,
+  runs/round2/pseudo-raw).
   --track --round tracked: each slice keeps only the components touching the previous slice's kept mask
   (tracked_from_centre; measured, not the default), into runs/tracked/.
 Writes runs/pseudo/<case>_image.nii.gz, <case>_semi.nii.gz and <case>_self.nii.gz (NIfTI axes i,j,k = the

@@ -9,7 +9,7 @@ usage: python train.py STAGE [--data DIR] [--runs DIR] [--iterations N] [--threa
   final      5. central slices plus the fused pseudo labels (runs/fused/agreement/<case>_agreement.nii.gz,
                 from workflows/prostate-pseudolabels.yaml: 1 prostate, 0 background, 255 the two
                 sources disagree and the voxel is ignored), starting from stage 3's pretext network
-  round2     5b. a second round of self-training: as final, on runs/round2/fused (pseudolabels.py --semi final
+  round2     5b. a second round of self-training: as final, on runs/round2/fused (pseudolabels.py --semi STAGE
                 --round round2, then the fusion workflow into runs/round2/fused)
   full       6. every slice of the training volumes with its true mask (the upper reference)
 Each stage writes runs/<stage>/model.pt and runs/<stage>/log.json (runs/<name>/ with --name).
