@@ -16,6 +16,7 @@ Each stage writes runs/<stage>/model.pt and runs/<stage>/log.json (runs/<name>/ 
 """
 import json
 import os
+import sys
 import time
 
 import numpy as np
@@ -263,7 +264,11 @@ def fused_targets(folder, margin=0):
 def initial(args):
     """The network a final or full stage starts from (--init)."""
     if args.init == "pretext":
-        return pretext_initialised(torch.load(os.path.join(args.runs, "selfsup", "pretext.pt")))
+        path = os.path.join(args.runs, "selfsup", "pretext.pt")
+        if not os.path.exists(path):
+            sys.exit(f"train.py {args.stage}: no {path} to start from; run `train.py selfsup` first "
+                     f"(it writes it), or start from random weights with --init scratch")
+        return pretext_initialised(torch.load(path))
     return UNet()
 
 
