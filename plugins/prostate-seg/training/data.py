@@ -19,6 +19,7 @@ CROP = 0.6
 CONTEXT = 1
 SEED = 20261128
 VALIDATION_CASES = 8
+IGNORE = 255
 
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -49,6 +50,17 @@ def write_nifti_zyx(array_zyx, path, dtype):
     image = nib.Nifti1Image(np.transpose(array_zyx, (2, 1, 0)).astype(dtype), np.eye(4))
     image.header.set_xyzt_units("mm")
     nib.save(image, path)
+
+
+def fused_target(folder, case):
+    """What the final model is taught on a training volume, from the fusion workflow's outputs under
+    <folder>/fused/: 1 where the fused mask is gland, 0 where no source says gland (agreement 0), IGNORE
+    where some source says gland but too few for the fused mask. For the AND of two sources that is the
+    agreement map itself (1 both, 0 neither, 255 one of them); for the majority of three, gland where two or
+    three sources say so, ignored where only one does."""
+    agreement = read_nifti_zyx(os.path.join(folder, "fused", "agreement", f"{case}_agreement.nii.gz"))
+    fused = read_nifti_zyx(os.path.join(folder, "fused", "fused", f"{case}_fused.nii.gz")) > 0
+    return np.where(fused, 1, np.where(agreement == 0, 0, IGNORE)).astype(np.uint8)
 
 
 def load_npy_gz(path):

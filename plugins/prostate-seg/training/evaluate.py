@@ -2,7 +2,8 @@
 without keeping the largest connected component (what workflows/prostate-segmentation.yaml does with
 mask-cleanup), and the pseudo labels' precision and recall against the true masks of the training volumes
 (each source before and after its extent along z, and the fused set, whose misses are also counted by
-third of the gland's extent along z), for runs/ and, where they exist, runs/round2/ and runs/tracked/.
+third of the gland's extent along z), for runs/ and, where they exist, runs/round2/, runs/tracked/ and
+runs/reg/ (three sources, workflows/prostate-pseudolabels-three.yaml).
 
 usage: python evaluate.py [--data DIR] [--runs DIR] [--extra NAME ...] [--ensemble NAME ...] [--mirror]
   -> runs/evaluation.json (runs/evaluation-mirrored.json with --mirror) and a Markdown table
@@ -37,7 +38,7 @@ def largest_component(mask):
 
 def pseudo_label_quality(root, runs, training):
     """Precision of each pseudo-label source and of the fused set on the slices nobody annotated."""
-    names = ("semi_raw", "self_raw", "semi", "self", "fused")
+    names = ("semi_raw", "self_raw", "reg_raw", "semi", "self", "reg", "fused")
     totals = {k: np.zeros(3) for k in names}  # true positives, predicted, truth
     ignored = covered = 0
     thirds = np.zeros((3, 2))  # gland voxels the fused set misses, and all, by third of the extent along z
@@ -47,18 +48,18 @@ def pseudo_label_quality(root, runs, training):
         keep[data.central_slice(label)] = False
         truth = label[keep].astype(bool)
         read = lambda path: data.read_nifti_zyx(path)[keep]
-        sources = {"semi": read(os.path.join(runs, "pseudo", f"{case}_semi.nii.gz")) > 0,
-                   "self": read(os.path.join(runs, "pseudo", f"{case}_self.nii.gz")) > 0}
-        for name in ("semi", "self"):  # before the extent along z was applied
-            path = os.path.join(runs, "pseudo-raw", f"{case}_{name}.nii.gz")
-            if os.path.exists(path):
-                sources[f"{name}_raw"] = read(path) > 0
-        agreement = read(os.path.join(runs, "fused", "agreement", f"{case}_agreement.nii.gz"))
-        sources["fused"] = agreement == 1
+        sources = {}
+        for name in ("semi", "self", "reg"):  # within the extent along z, and before it was applied
+            for key, path in ((name, os.path.join(runs, "pseudo", f"{case}_{name}.nii.gz")),
+                              (f"{name}_raw", os.path.join(runs, "pseudo-raw", f"{case}_{name}.nii.gz"))):
+                if os.path.exists(path):
+                    sources[key] = read(path) > 0
+        target = data.fused_target(runs, case)[keep]
+        sources["fused"] = target == 1
         for name, mask in sources.items():
             totals[name] += [np.logical_and(mask, truth).sum(), mask.sum(), truth.sum()]
-        ignored += (agreement == 255).sum()
-        covered += agreement.size
+        ignored += (target == data.IGNORE).sum()
+        covered += target.size
         z = np.where(label.reshape(label.shape[0], -1).any(axis=1))[0]
         for k, fused in zip(np.where(keep)[0], sources["fused"]):
             if label[k].any():
@@ -101,7 +102,8 @@ def main():
         print(f"{title}: Dice {np.mean(list(raw.values())):.3f} +- {np.std(list(raw.values())):.3f}, "
               f"largest component {np.mean(list(cleaned.values())):.3f} +- {np.std(list(cleaned.values())):.3f}", flush=True)
     for key, folder in (("pseudo_labels", args.runs), ("pseudo_labels_round2", os.path.join(args.runs, "round2")),
-                        ("pseudo_labels_tracked", os.path.join(args.runs, "tracked"))):
+                        ("pseudo_labels_tracked", os.path.join(args.runs, "tracked")),
+                        ("pseudo_labels_three", os.path.join(args.runs, "reg"))):
         if os.path.isdir(os.path.join(folder, "fused", "agreement")):
             results[key] = pseudo_label_quality(root, folder, training)
             print(key, json.dumps(results[key], indent=1))

@@ -41,7 +41,7 @@ def main():
     tp = truth_total = ignored_truth = ignored = 0
     for case in training:
         _, label = data.load_case(root, case)
-        agreement = data.read_nifti_zyx(f"{folder}/fused/agreement/{case}_agreement.nii.gz")
+        target = data.fused_target(folder, case)
         first = max(extents[case]["semi"][0], extents[case]["self"][0])  # where both sources may say gland
         last = min(extents[case]["semi"][1], extents[case]["self"][1])
         centre = data.central_slice(label)
@@ -50,13 +50,13 @@ def main():
         for z in range(label.shape[0]):
             if z == centre:
                 continue
-            truth, fused = label[z] > 0, agreement[z] == 1
+            truth, fused = label[z] > 0, target[z] == 1
             tp += np.logical_and(truth, fused).sum()
             truth_total += truth.sum()
-            ignored += (agreement[z] == 255).sum()
-            ignored_truth += np.logical_and(truth, agreement[z] == 255).sum()
+            ignored += (target[z] == data.IGNORE).sum()
+            ignored_truth += np.logical_and(truth, target[z] == data.IGNORE).sum()
             near = boundary_distance(fused) <= band
-            missed = truth & ~fused & (agreement[z] != 255)
+            missed = truth & ~fused & (target[z] != data.IGNORE)
             if not fused.any():
                 fn["empty_slice_within_extents" if first <= z <= last else "empty_slice_beyond_extents"] += missed.sum()
             else:

@@ -10,12 +10,16 @@ first one whose predicted area is empty or grows by more than GROWTH over the pr
 from the annotated area); beyond that the source says background. Those background slices are what
 teaches the final model where a gland ends.
 
-usage: python pseudolabels.py [--data DIR] [--runs DIR] [--semi STAGE] [--round NAME] [--track]
+usage: python pseudolabels.py [--data DIR] [--runs DIR] [--semi STAGE] [--round NAME] [--track] [--register]
   --semi STAGE --round round2: a second round of self-training, a stage 5 model (README: final-scratch,
   0.3.0's from random weights) in the semi-supervised source's place (into runs/round2/pseudo,
   runs/round2/pseudo-raw).
   --track --round tracked: each slice keeps only the components touching the previous slice's kept mask
   (tracked_from_centre; measured, not the default), into runs/tracked/.
+  --register: also a third source, <case>_reg.nii.gz: the annotation carried slice by slice by deformable
+  registration (registration.py), kept within the outermost slices the other two sources' extents reach;
+  into runs/reg/ (unless --round says otherwise) for workflows/prostate-pseudolabels-three.yaml, whose
+  AND fusion prostate-seg 0.5.0 trains on.
 Writes runs/pseudo/<case>_image.nii.gz, <case>_semi.nii.gz and <case>_self.nii.gz (NIfTI axes i,j,k = the
 array's x,y,z; the spacing is a nominal 1 mm: PROMISE12's was not kept); the masks before the extent is
 applied, and the extents (extents.json), go to runs/pseudo-raw/ for evaluate.py.
@@ -28,6 +32,7 @@ import torch
 from scipy import ndimage
 
 import data
+import registration
 from unet import load_trained
 
 GROWTH = 1.25
@@ -88,8 +93,14 @@ def main():
     parser.add_argument("--track", action="store_true",
                         help="keep, slice by slice from the central one, only the components that overlap the "
                              "previous slice's (tracked_from_centre) instead of every component within the extent")
+    parser.add_argument("--register", action="store_true",
+                        help="also write a third source, the annotation propagated by registration (registration.py)")
     args = parser.parse_args()
+    if args.register and not args.round:
+        args.round = "reg"
     torch.set_num_threads(2)
+    if args.register:
+        registration.single_threaded()
     root = data.data_dir(args.data)
     training, _ = data.split(root)
     out = os.path.join(args.runs, args.round, "pseudo")
@@ -114,6 +125,13 @@ def main():
             extents[case][name] = [int(extent[0]), int(extent[1])]
             data.write_nifti_zyx(mask, os.path.join(raw, f"{case}_{name}.nii.gz"), np.uint8)
             data.write_nifti_zyx(kept, os.path.join(out, f"{case}_{name}.nii.gz"), np.uint8)
+        if args.register:
+            mask = registration.on_source_grid(registration.propagated(image, label[centre], centre), image.shape[1:])
+            reach = (min(extents[case]["semi"][0], extents[case]["self"][0]),
+                     max(extents[case]["semi"][1], extents[case]["self"][1]))
+            extents[case]["reg"] = list(reach)
+            data.write_nifti_zyx(mask, os.path.join(raw, f"{case}_reg.nii.gz"), np.uint8)
+            data.write_nifti_zyx(within_extent(mask, reach), os.path.join(out, f"{case}_reg.nii.gz"), np.uint8)
         print(case, extents[case], flush=True)
     with open(os.path.join(raw, "extents.json"), "w") as f:
         json.dump(extents, f, indent=1)
