@@ -1,5 +1,6 @@
 //! The prostate task family's workflows through the real binary, on real data: pseudo-label fusion
-//! (workflows/prostate-pseudolabels.yaml), segmentation of a DICOM series with voxflow's own model
+//! (workflows/prostate-pseudolabels.yaml, AND of two sources; prostate-pseudolabels-three.yaml, AND or
+//! majority of three), segmentation of a DICOM series with voxflow's own model
 //! (prostate-segmentation.yaml) and evaluation over a folder of labelled cases (prostate-evaluate.yaml),
 //! each recorded with plugin and model hashes.
 
@@ -238,14 +239,23 @@ fn evaluation_over_a_folder_of_labelled_cases_writes_metrics_and_summary() {
     );
 }
 
-#[test]
-fn pseudo_label_fusion_keeps_agreement_and_marks_disagreement() {
+/// Fuses pseudo-label sources made from one real case's true mask (train07) through `workflow` (with
+/// `params`, extra command-line arguments): source i
+/// (role `roles[i]`) keeps the mask on the gland slices where `keep[i](position, count)` holds (position:
+/// the slice's index among the `count` gland slices). Asserts the agreement map (0 no vote, 1 every vote,
+/// 255 otherwise) and the fused mask (`fused_of_votes`) voxel by voxel against the votes counted here,
+/// and that the fusion step was recorded as label-fusion.
+fn fusion_of_partial_masks(
+    workflow: &str,
+    params: &[&str],
+    roles: &[&str],
+    keep: &[fn(usize, usize) -> bool],
+    fused_of_votes: fn(usize) -> bool,
+) {
     let Some(plugins) = plugins_dir() else { return };
     let Some(labelled) = testdata("prostate/promise12/labelled") else {
         return;
     };
-    // One real case: its true mask as the "semi" source, and the same mask without its upper half of
-    // gland slices as the "self" source; they agree on the lower half and disagree on the upper.
     let dir = tempfile::tempdir().unwrap();
     let cases = dir.path().join("cases");
     std::fs::create_dir_all(&cases).unwrap();
@@ -257,56 +267,114 @@ fn pseudo_label_fusion_keeps_agreement_and_marks_disagreement() {
     let image = load("image_train07.npy.gz");
     let label = load("label_train07.npy.gz");
     let [nx, ny, nz] = label.geometry.dims;
+    let slab = nx * ny;
     let truth: Vec<u8> = label
         .data
         .to_f32()
         .iter()
         .map(|&v| u8::from(v > 0.0))
         .collect();
-    let slices: Vec<usize> = (0..nz)
-        .filter(|&k| truth[k * nx * ny..(k + 1) * nx * ny].contains(&1))
+    let gland: Vec<usize> = (0..nz)
+        .filter(|&k| truth[k * slab..(k + 1) * slab].contains(&1))
         .collect();
-    let cut = slices[slices.len() / 2];
-    let mut partial = truth.clone();
-    partial[cut * nx * ny..].fill(0);
-    let mask = |data: Vec<u8>| Volume::new(label.geometry.clone(), VoxelData::U8(data)).unwrap();
     write_nifti(&image, &cases.join("c7_image.nii.gz"), "test").unwrap();
-    write_nifti(&mask(truth.clone()), &cases.join("c7_semi.nii.gz"), "test").unwrap();
-    write_nifti(
-        &mask(partial.clone()),
-        &cases.join("c7_self.nii.gz"),
-        "test",
-    )
-    .unwrap();
+    let sources: Vec<Vec<u8>> = keep
+        .iter()
+        .map(|keep| {
+            let mut mask = truth.clone();
+            for k in 0..nz {
+                let position = gland.iter().position(|&g| g == k).unwrap_or(usize::MAX);
+                if !keep(position, gland.len()) {
+                    mask[k * slab..(k + 1) * slab].fill(0);
+                }
+            }
+            mask
+        })
+        .collect();
+    for (role, mask) in roles.iter().zip(&sources) {
+        let volume = Volume::new(label.geometry.clone(), VoxelData::U8(mask.clone())).unwrap();
+        write_nifti(&volume, &cases.join(format!("c7_{role}.nii.gz")), "test").unwrap();
+    }
     let data = dir.path().join("data");
-    let out = run_workflow(
-        &data,
-        plugins,
-        "prostate-pseudolabels.yaml",
-        ("cases", &cases),
-        &[],
-    );
-    let agreement = load_source(
-        &out.join("agreement/c7_agreement.nii.gz"),
-        &Default::default(),
-    )
-    .unwrap()
-    .volume;
-    let fused = load_source(&out.join("fused/c7_fused.nii.gz"), &Default::default())
-        .unwrap()
-        .volume;
+    let out = run_workflow(&data, plugins, workflow, ("cases", &cases), params);
+    let read = |path: &str| {
+        load_source(&out.join(path), &Default::default())
+            .unwrap()
+            .volume
+            .data
+            .to_f32()
+    };
+    let agreement = read("agreement/c7_agreement.nii.gz");
+    let fused = read("fused/c7_fused.nii.gz");
     assert!(out.join("overlay").is_dir());
-    let agreement = agreement.data.to_f32();
-    let fused = fused.data.to_f32();
+    let mut seen = [false; 3];
     for v in 0..truth.len() {
-        let expected = match (truth[v], partial[v]) {
-            (1, 1) => 1.0,
-            (0, 0) => 0.0,
+        let votes = sources.iter().filter(|m| m[v] == 1).count();
+        let expected = match votes {
+            0 => 0.0,
+            n if n == sources.len() => 1.0,
             _ => 255.0,
         };
-        assert_eq!(agreement[v], expected, "voxel {v}");
-        assert_eq!(fused[v], f32::from(partial[v]), "voxel {v}");
+        seen[[0.0, 1.0, 255.0]
+            .iter()
+            .position(|&e| e == expected)
+            .unwrap()] = true;
+        assert_eq!(agreement[v], expected, "{workflow}: voxel {v}");
+        assert_eq!(
+            fused[v],
+            f32::from(u8::from(fused_of_votes(votes))),
+            "{workflow}: voxel {v}"
+        );
     }
+    assert_eq!(
+        seen, [true; 3],
+        "{workflow}: agreement, disagreement and background all occur"
+    );
     let step = recorded_step(&data, "per_case/fuse");
     assert_eq!(step["plugin"], "wasm/label-fusion");
+}
+
+#[test]
+fn pseudo_label_fusion_keeps_agreement_and_marks_disagreement() {
+    // The true mask as the "semi" source and, as "self", the same mask without its upper half of gland
+    // slices: they agree on the lower half (fused by AND) and disagree on the upper.
+    fusion_of_partial_masks(
+        "prostate-pseudolabels.yaml",
+        &[],
+        &["semi", "self"],
+        &[|_, _| true, |position, count| position < count / 2],
+        |votes| votes == 2,
+    );
+}
+
+/// Three sources made from train07's mask: "semi" the whole mask, "self" its lower half of gland slices,
+/// "reg" its lowest quarter. Three votes on the lowest quarter, two up to the half, one above.
+const THREE_SOURCES: [fn(usize, usize) -> bool; 3] = [
+    |_, _| true,
+    |position, count| position < count / 2,
+    |position, count| position < count / 4,
+];
+
+#[test]
+fn three_pseudo_label_sources_are_fused_by_and() {
+    // The default (measured for prostate-seg, not shipped): gland only on the lowest quarter.
+    fusion_of_partial_masks(
+        "prostate-pseudolabels-three.yaml",
+        &[],
+        &["semi", "self", "reg"],
+        &THREE_SOURCES,
+        |votes| votes == 3,
+    );
+}
+
+#[test]
+fn three_pseudo_label_sources_are_fused_by_majority() {
+    // Gland up to the half, where two or three sources say so.
+    fusion_of_partial_masks(
+        "prostate-pseudolabels-three.yaml",
+        &["--param", "operation=majority"],
+        &["semi", "self", "reg"],
+        &THREE_SOURCES,
+        |votes| votes >= 2,
+    );
 }

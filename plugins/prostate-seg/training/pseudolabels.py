@@ -18,8 +18,8 @@ usage: python pseudolabels.py [--data DIR] [--runs DIR] [--semi STAGE] [--round 
   (tracked_from_centre; measured, not the default), into runs/tracked/.
   --register: also a third source, <case>_reg.nii.gz: the annotation carried slice by slice by deformable
   registration (registration.py), kept within the outermost slices the other two sources' extents reach;
-  into runs/reg/ (unless --round says otherwise) for workflows/prostate-pseudolabels-three.yaml, whose
-  AND fusion prostate-seg 0.5.0 trains on.
+  into runs/reg/ (unless --round says otherwise) for workflows/prostate-pseudolabels-three.yaml
+  (measured, not shipped).
 Writes runs/pseudo/<case>_image.nii.gz, <case>_semi.nii.gz and <case>_self.nii.gz (NIfTI axes i,j,k = the
 array's x,y,z; the spacing is a nominal 1 mm: PROMISE12's was not kept); the masks before the extent is
 applied, and the extents (extents.json), go to runs/pseudo-raw/ for evaluate.py.

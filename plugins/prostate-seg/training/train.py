@@ -1,14 +1,16 @@
 """Trains one stage of the sparse-annotation study (see README.md): one command per stage.
 
 usage: python train.py STAGE [--data DIR] [--runs DIR] [--iterations N] [--threads N] [--name DIR]
-                            [--init scratch|pretext] [--seed N] [--margin N]
+                            [--init scratch|pretext] [--seed N] [--margin N] [--labels DIR]
   baseline   1. supervised on the central slice of each training volume only
   semi       2. mean teacher: the baseline's recipe plus consistency with an EMA teacher on every
                 unannotated slice (other slices of the training volumes and the unlabelled volumes)
   selfsup    3. context restoration pretext on every slice, then fine-tuned on the central slices
-  final      5. central slices plus the fused pseudo labels (runs/fused/agreement/<case>_agreement.nii.gz,
-                from workflows/prostate-pseudolabels.yaml: 1 prostate, 0 background, 255 the two
-                sources disagree and the voxel is ignored), starting from stage 3's pretext network
+  final      5. central slices plus the fused pseudo labels (runs/fused/, from workflows/prostate-pseudolabels.yaml:
+                prostate where both sources say so, background where neither does, the rest ignored;
+                data.fused_target), starting from stage 3's pretext network (--labels runs/reg: three
+                sources, pseudolabels.py --register and workflows/prostate-pseudolabels-three.yaml;
+                measured, not shipped)
   round2     5b. a second round of self-training: as final, on runs/round2/fused (pseudolabels.py --semi STAGE
                 --round round2, then the fusion workflow into runs/round2/fused)
   full       6. every slice of the training volumes with its true mask (the upper reference)
@@ -26,7 +28,7 @@ import torch.nn.functional as F
 import data
 from unet import UNet, load_trained
 
-IGNORE = 255
+IGNORE = data.IGNORE
 
 
 def machine_description():
@@ -239,17 +241,17 @@ def pretext_initialised(state):
 
 
 def fused_targets(folder, margin=0):
-    """The fused pseudo labels of a training case with its manual central slice; with `margin`, the
-    `margin` slices beyond each end of the sources' extents (runs/pseudo-raw/extents.json) are ignored
-    instead of taught as background, since an extent that stopped early would teach gland as background."""
+    """The fused pseudo labels of a training case (data.fused_target: gland, background, ignored) with its
+    manual central slice; with `margin`, the `margin` slices beyond each end of the sources' extents
+    (<folder>/pseudo-raw/extents.json) are ignored instead of taught as background, since an extent that
+    stopped early would teach gland as background."""
     extents = {}
     if margin:
         with open(os.path.join(folder, "pseudo-raw", "extents.json")) as f:
             extents = json.load(f)
 
     def targets(case, label):
-        path = os.path.join(folder, "fused", "agreement", f"{case}_agreement.nii.gz")
-        target = data.read_nifti_zyx(path).astype(np.uint8)
+        target = data.fused_target(folder, case)
         if margin:
             e = extents[case]
             lo, hi = min(e["semi"][0], e["self"][0]), max(e["semi"][1], e["self"][1])
@@ -279,6 +281,10 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--margin", type=int, default=0,
                         help="final/round2: slices beyond the pseudo labels' extents that are ignored, not background")
+    parser.add_argument("--labels", default=None,
+                        help="final/round2: the folder whose fused/ (and pseudo-raw/) hold the pseudo labels. "
+                             "Default: --runs for final (the two sources), --runs/round2 for round2; runs/reg "
+                             "for three sources (measured, not shipped)")
     parser.add_argument("--name", default=None, help="the folder under --runs to write (default: the stage)")
     parser.add_argument("--init", choices=["scratch", "pretext"], default=None,
                         help="final/round2/full: start from random weights, or from stage 3's context-restoration "
@@ -289,6 +295,8 @@ def main():
     parser.add_argument("--seed", type=int, default=data.SEED,
                         help="the seed of the weights and the batches (the split stays data.SEED's)")
     args = parser.parse_args()
+    if args.labels is not None and args.stage not in ("final", "round2"):
+        parser.error(f"--labels is for final and round2; {args.stage} has no pseudo labels")
     if args.init is not None and args.stage not in ("final", "round2", "full"):
         parser.error(f"--init is for final, round2 and full; {args.stage} has its own start")
     if args.init is None:
@@ -313,7 +321,14 @@ def main():
         torch.save(net.state_dict(), os.path.join(args.runs, "selfsup", "pretext.pt"))
         net = fit(net, central_slices(root, training), args.iterations or 600, generator, log=log)
     elif args.stage in ("final", "round2"):
-        folder = args.runs if args.stage == "final" else os.path.join(args.runs, "round2")
+        folder = args.labels or (args.runs if args.stage == "final" else os.path.join(args.runs, "round2"))
+        if not os.path.isdir(os.path.join(folder, "fused", "agreement")):
+            how = ("pseudolabels.py and workflows/prostate-pseudolabels.yaml into runs/fused"
+                   if args.stage == "final" else
+                   "pseudolabels.py --semi STAGE --round round2 and workflows/prostate-pseudolabels.yaml into "
+                   "runs/round2/fused")
+            sys.exit(f"train.py {args.stage}: no fused pseudo labels in {folder}/fused/; run {how} first "
+                     f"(README, Commands), or pass --labels")
         net = fit(initial(args), all_slices(root, training, fused_targets(folder, args.margin)),
                   args.iterations or 1000, generator, log=log)
     else:
@@ -323,7 +338,8 @@ def main():
     os.makedirs(out, exist_ok=True)
     torch.save(net.state_dict(), os.path.join(out, "model.pt"))
     with open(os.path.join(out, "log.json"), "w") as f:
-        json.dump({"stage": args.stage, "margin": args.margin, "init": args.init, "seed": args.seed, "training_cases": training, "validation_cases": validation,
+        labels = folder if args.stage in ("final", "round2") else None
+        json.dump({"stage": args.stage, "margin": args.margin, "labels": labels, "init": args.init, "seed": args.seed, "training_cases": training, "validation_cases": validation,
                    "seconds": round(time.time() - started, 1), "machine": machine_description(), "log": log}, f, indent=1)
     print(f"{args.stage}: {out}/model.pt in {time.time() - started:.0f} s")
 
