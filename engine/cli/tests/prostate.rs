@@ -310,15 +310,14 @@ fn fusion_of_partial_masks(
     let mut seen = [false; 3];
     for v in 0..truth.len() {
         let votes = sources.iter().filter(|m| m[v] == 1).count();
-        let expected = match votes {
-            0 => 0.0,
-            n if n == sources.len() => 1.0,
-            _ => 255.0,
+        // 0 background, 1 every source agrees on gland, 2 they disagree
+        let category = match votes {
+            0 => 0,
+            n if n == sources.len() => 1,
+            _ => 2,
         };
-        seen[[0.0, 1.0, 255.0]
-            .iter()
-            .position(|&e| e == expected)
-            .unwrap()] = true;
+        seen[category] = true;
+        let expected = [0.0, 1.0, 255.0][category];
         assert_eq!(agreement[v], expected, "{workflow}: voxel {v}");
         assert_eq!(
             fused[v],

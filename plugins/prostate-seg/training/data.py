@@ -63,6 +63,12 @@ def fused_target(folder, case):
     return np.where(fused, 1, np.where(agreement == 0, 0, IGNORE)).astype(np.uint8)
 
 
+def sources_reach(extent):
+    """(first, last): the outermost slices either pseudo-label source's extent reaches, from a case's entry
+    in pseudo-raw/extents.json (written by pseudolabels.py)."""
+    return min(extent["semi"][0], extent["self"][0]), max(extent["semi"][1], extent["self"][1])
+
+
 def load_npy_gz(path):
     with gzip.open(path) as f:
         return np.load(f)

@@ -127,8 +127,7 @@ def main():
             data.write_nifti_zyx(kept, os.path.join(out, f"{case}_{name}.nii.gz"), np.uint8)
         if args.register:
             mask = registration.on_source_grid(registration.propagated(image, label[centre], centre), image.shape[1:])
-            reach = (min(extents[case]["semi"][0], extents[case]["self"][0]),
-                     max(extents[case]["semi"][1], extents[case]["self"][1]))
+            reach = data.sources_reach(extents[case])
             extents[case]["reg"] = list(reach)
             data.write_nifti_zyx(mask, os.path.join(raw, f"{case}_reg.nii.gz"), np.uint8)
             data.write_nifti_zyx(within_extent(mask, reach), os.path.join(out, f"{case}_reg.nii.gz"), np.uint8)

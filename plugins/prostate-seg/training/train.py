@@ -253,8 +253,7 @@ def fused_targets(folder, margin=0):
     def targets(case, label):
         target = data.fused_target(folder, case)
         if margin:
-            e = extents[case]
-            lo, hi = min(e["semi"][0], e["self"][0]), max(e["semi"][1], e["self"][1])
+            lo, hi = data.sources_reach(extents[case])
             target[max(0, lo - margin):lo] = IGNORE
             target[hi + 1:hi + 1 + margin] = IGNORE
         z = data.central_slice(label)
