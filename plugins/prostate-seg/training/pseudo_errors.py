@@ -11,6 +11,8 @@ usage: python pseudo_errors.py [--data DIR] [--runs DIR] [--labels DIR] [--band 
   --band: the boundary band's half-width in pixels of the network's 128x128 grid (default 2)
 """
 import json
+import os
+import sys
 
 import numpy as np
 from scipy import ndimage
@@ -34,7 +36,10 @@ def main():
     root = data.data_dir(args.data)
     training, _ = data.split(root)
     folder = args.labels or args.runs
-    with open(f"{folder}/pseudo-raw/extents.json") as f:
+    path = os.path.join(folder, "pseudo-raw", "extents.json")
+    if not os.path.exists(path):
+        sys.exit(f"pseudo_errors.py: no {path}; run pseudolabels.py (and the fusion workflow) for {folder} first")
+    with open(path) as f:
         extents = json.load(f)
     fn = dict(empty_slice_beyond_extents=0, empty_slice_within_extents=0, band=0, far=0)
     fp = dict(no_gland_slice=0, stray_component=0, band=0, far=0)
