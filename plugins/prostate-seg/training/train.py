@@ -1,7 +1,7 @@
 """Trains one stage of the sparse-annotation study (see README.md): one command per stage.
 
 usage: python train.py STAGE [--data DIR] [--runs DIR] [--iterations N] [--threads N] [--name DIR]
-                            [--init scratch|pretext] [--seed N] [--margin N] [--labels DIR]
+                            [--init scratch|pretext] [--seed N] [--margin N] [--taper N] [--labels DIR]
   baseline   1. supervised on the central slice of each training volume only
   semi       2. mean teacher: the baseline's recipe plus consistency with an EMA teacher on every
                 unannotated slice (other slices of the training volumes and the unlabelled volumes)
@@ -240,11 +240,12 @@ def pretext_initialised(state):
     return segmenter
 
 
-def fused_targets(folder, margin=0):
+def fused_targets(folder, margin=0, taper=0):
     """The fused pseudo labels of a training case (data.fused_target: gland, background, ignored) with its
     manual central slice; with `margin`, the `margin` slices beyond each end of the sources' extents
     (<folder>/pseudo-raw/extents.json) are ignored instead of taught as background, since an extent that
-    stopped early would teach gland as background."""
+    stopped early would teach gland as background; with `taper` (pixels of the network's grid), everything
+    outside data.tapered_region grown from the annotation is taught as background."""
     extents = {}
     if margin:
         with open(os.path.join(folder, "pseudo-raw", "extents.json")) as f:
@@ -257,6 +258,9 @@ def fused_targets(folder, margin=0):
             target[max(0, lo - margin):lo] = IGNORE
             target[hi + 1:hi + 1 + margin] = IGNORE
         z = data.central_slice(label)
+        if taper:
+            radius = max(1, round(taper * data.crop_box(label.shape[2])[1] / data.SIZE))
+            target[~data.tapered_region(target, z, label[z], radius)] = 0
         target[z] = label[z]  # the manual annotation where there is one
         return target
     return targets
@@ -280,6 +284,9 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--margin", type=int, default=0,
                         help="final/round2: slices beyond the pseudo labels' extents that are ignored, not background")
+    parser.add_argument("--taper", type=int, default=0,
+                        help="final/round2: teach as background what lies outside the region grown from the "
+                             "annotation, TAPER pixels of the network's grid per slice (data.tapered_region); 0: off")
     parser.add_argument("--labels", default=None,
                         help="final/round2: the folder whose fused/ (and pseudo-raw/) hold the pseudo labels. "
                              "Default: --runs for final (the two sources), --runs/round2 for round2; runs/reg "
@@ -328,7 +335,7 @@ def main():
                    "runs/round2/fused")
             sys.exit(f"train.py {args.stage}: no fused pseudo labels in {folder}/fused/; run {how} first "
                      f"(README, Commands), or pass --labels")
-        net = fit(initial(args), all_slices(root, training, fused_targets(folder, args.margin)),
+        net = fit(initial(args), all_slices(root, training, fused_targets(folder, args.margin, args.taper)),
                   args.iterations or 1000, generator, log=log)
     else:
         net = fit(initial(args), all_slices(root, training, lambda case, label: label), args.iterations or 1000,
@@ -338,7 +345,7 @@ def main():
     torch.save(net.state_dict(), os.path.join(out, "model.pt"))
     with open(os.path.join(out, "log.json"), "w") as f:
         labels = folder if args.stage in ("final", "round2") else None
-        json.dump({"stage": args.stage, "margin": args.margin, "labels": labels, "init": args.init, "seed": args.seed, "training_cases": training, "validation_cases": validation,
+        json.dump({"stage": args.stage, "margin": args.margin, "taper": args.taper, "labels": labels, "init": args.init, "seed": args.seed, "training_cases": training, "validation_cases": validation,
                    "seconds": round(time.time() - started, 1), "machine": machine_description(), "log": log}, f, indent=1)
     print(f"{args.stage}: {out}/model.pt in {time.time() - started:.0f} s")
 
