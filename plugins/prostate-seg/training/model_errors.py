@@ -71,6 +71,8 @@ def main():
     parser.add_argument("--plain", action="store_true", help="without test-time mirroring")
     parser.add_argument("--band", type=float, default=2.0)
     args = parser.parse_args()
+    if args.stage and args.model != parser.get_default("model"):
+        parser.error("--model and --stage each name the model to examine; give one")
     root = data.data_dir(args.data)
     _, validation = data.split(root)
     if args.stage:
@@ -83,7 +85,7 @@ def main():
         session = ort.InferenceSession(args.model, options, providers=["CPUExecutionProvider"])
         predict = lambda image: onnx_predict(session, image, mirror=not args.plain)
     report = {"model": args.stage or os.path.basename(args.model), "mirrored": not args.plain, "cases": {}}
-    totals = {"tp": 0, "predicted": 0, "truth": 0, "missed": dict.fromkeys(MISSED, 0), "wrong": dict.fromkeys(WRONG, 0)}
+    totals = {"predicted": 0, "truth": 0, "missed": dict.fromkeys(MISSED, 0), "wrong": dict.fromkeys(WRONG, 0)}
     for case in validation:
         image, label = data.load_case(root, case)
         mask = largest_component(predict(image) > 0.5)
@@ -99,8 +101,8 @@ def main():
                                  "wrong_of_predicted": {k: v / predicted for k, v in wrong.items()},
                                  "dice_by_third": [2 * t[0] / max(t[1] + t[2], 1) for t in thirds],
                                  "slices": rows}
-        for key, value in (("tp", tp), ("predicted", predicted), ("truth", truth)):
-            totals[key] += value
+        totals["predicted"] += predicted
+        totals["truth"] += truth
         for k in MISSED:
             totals["missed"][k] += missed[k]
         for k in WRONG:

@@ -301,8 +301,9 @@ def main():
     parser.add_argument("--seed", type=int, default=data.SEED,
                         help="the seed of the weights and the batches (the split stays data.SEED's)")
     args = parser.parse_args()
-    if args.labels is not None and args.stage not in ("final", "round2"):
-        parser.error(f"--labels is for final and round2; {args.stage} has no pseudo labels")
+    for option, value in (("--labels", args.labels), ("--margin", args.margin), ("--taper", args.taper)):
+        if value and args.stage not in ("final", "round2"):
+            parser.error(f"{option} is for final and round2; {args.stage} has no pseudo labels")
     if args.init is not None and args.stage not in ("final", "round2", "full"):
         parser.error(f"--init is for final, round2 and full; {args.stage} has its own start")
     if args.init is None:
