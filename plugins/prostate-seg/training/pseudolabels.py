@@ -11,7 +11,7 @@ from the annotated area); beyond that the source says background. Those backgrou
 teaches the final model where a gland ends.
 
 usage: python pseudolabels.py [--data DIR] [--runs DIR] [--semi STAGE] [--round NAME] [--track] [--register]
-  --semi STAGE --round round2: a second round of self-training, a stage 5 model (README: final-scratch,
+  --semi STAGE --round round2: a second round of self-training, a stage 5 model (EXPERIMENTS.md: final-scratch,
   0.3.0's from random weights) in the semi-supervised source's place (into runs/round2/pseudo,
   runs/round2/pseudo-raw).
   --track --round tracked: each slice keeps only the components touching the previous slice's kept mask

@@ -1,4 +1,4 @@
-"""Measured, not shipped (it fails here; see README.md, "Ensembles"): a uniform "model soup" (Wortsman et
+"""Measured, not shipped (it fails here; see EXPERIMENTS.md, "Ensembles"): a uniform "model soup" (Wortsman et
 al., 2022), the weights of several stage-5 models that started from the same network (`train.py final
 --init pretext --seed N`) averaged into one network of the same size and speed. Models fine-tuned from one
 start can stay in one basin of the loss, where the average of their weights works; ours do not (a fresh
