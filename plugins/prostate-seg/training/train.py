@@ -1,7 +1,7 @@
 """Trains one stage of the sparse-annotation study (see README.md): one command per stage.
 
 usage: python train.py STAGE [--data DIR] [--runs DIR] [--iterations N] [--threads N] [--name DIR]
-                            [--init scratch|pretext] [--seed N] [--margin N] [--taper N] [--labels DIR]
+                            [--init scratch|pretext] [--seed N] [--margin N] [--taper N] [--labels DIR] [--bf16]
   baseline   1. supervised on the central slice of each training volume only
   semi       2. mean teacher: the baseline's recipe plus consistency with an EMA teacher on every
                 unannotated slice (other slices of the training volumes and the unlabelled volumes)
@@ -138,8 +138,12 @@ def unannotated_inputs(root, training):
     return torch.from_numpy(np.concatenate(inputs))
 
 
-def fit(net, sampler, iterations, generator, lr=3e-3, batch=16, extra=None, log=None):
-    """Supervised training; `extra(net, step)` adds a loss term (the mean teacher's consistency)."""
+def fit(net, sampler, iterations, generator, lr=3e-3, batch=16, extra=None, log=None, bf16=False):
+    """Supervised training; `extra(net, step)` adds a loss term (the mean teacher's consistency). With
+    `bf16` the network runs under bfloat16 autocast in channels-last layout (the loss in float32), which
+    CPUs with AMX or AVX512-BF16 run several times faster; the weights stay float32."""
+    if bf16:
+        net = net.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     scheduler = schedule(optimizer, iterations, lr)
     started = time.time()
@@ -147,7 +151,12 @@ def fit(net, sampler, iterations, generator, lr=3e-3, batch=16, extra=None, log=
         net.train()
         x, y = sampler.batch(batch, generator)
         x, y = augment(x, y, generator)
-        loss = segmentation_loss(net(x), y)
+        if bf16:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                logits = net(x.contiguous(memory_format=torch.channels_last))
+            loss = segmentation_loss(logits.float(), y)
+        else:
+            loss = segmentation_loss(net(x), y)
         total = loss + (extra(net, step) if extra else 0)
         optimizer.zero_grad()
         total.backward()
@@ -298,12 +307,17 @@ def main():
                              "fine-tuning; its output layer is not used). Default: pretext for final "
                              "(since prostate-seg 0.4.0: better over three seeds on each of two sets of pseudo "
                              "labels), scratch for round2 and full (not measured from the pretext start)")
+    parser.add_argument("--bf16", action="store_true",
+                        help="final/round2/full: run the network under bfloat16 autocast, channels-last (about 2.5x "
+                             "faster on CPUs with AMX; other numbers than float32, so compare like with like)")
     parser.add_argument("--seed", type=int, default=data.SEED,
                         help="the seed of the weights and the batches (the split stays data.SEED's)")
     args = parser.parse_args()
     for option, value in (("--labels", args.labels), ("--margin", args.margin), ("--taper", args.taper)):
         if value and args.stage not in ("final", "round2"):
             parser.error(f"{option} is for final and round2; {args.stage} has no pseudo labels")
+    if args.bf16 and args.stage not in ("final", "round2", "full"):
+        parser.error(f"--bf16 is for final, round2 and full; {args.stage} keeps float32")
     if args.init is not None and args.stage not in ("final", "round2", "full"):
         parser.error(f"--init is for final, round2 and full; {args.stage} has its own start")
     if args.init is None:
@@ -337,16 +351,16 @@ def main():
             sys.exit(f"train.py {args.stage}: no fused pseudo labels in {folder}/fused/; run {how} first "
                      f"(README, Commands), or pass --labels")
         net = fit(initial(args), all_slices(root, training, fused_targets(folder, args.margin, args.taper)),
-                  args.iterations or 1000, generator, log=log)
+                  args.iterations or 1000, generator, log=log, bf16=args.bf16)
     else:
         net = fit(initial(args), all_slices(root, training, lambda case, label: label), args.iterations or 1000,
-                  generator, log=log)
+                  generator, log=log, bf16=args.bf16)
     out = os.path.join(args.runs, args.name or args.stage)
     os.makedirs(out, exist_ok=True)
     torch.save(net.state_dict(), os.path.join(out, "model.pt"))
     with open(os.path.join(out, "log.json"), "w") as f:
         labels = folder if args.stage in ("final", "round2") else None
-        json.dump({"stage": args.stage, "margin": args.margin, "taper": args.taper, "labels": labels, "init": args.init, "seed": args.seed, "training_cases": training, "validation_cases": validation,
+        json.dump({"stage": args.stage, "margin": args.margin, "taper": args.taper, "labels": labels, "init": args.init, "bf16": args.bf16, "seed": args.seed, "training_cases": training, "validation_cases": validation,
                    "seconds": round(time.time() - started, 1), "machine": machine_description(), "log": log}, f, indent=1)
     print(f"{args.stage}: {out}/model.pt in {time.time() - started:.0f} s")
 
