@@ -65,7 +65,8 @@ pub struct Store {
 }
 
 impl Store {
-    /// Connects to `url` (`sqlite://…` or `postgres://…`) and applies pending migrations.
+    /// Connects to `url` (`sqlite://…` or `postgres://…`) and applies pending migrations. An SQLite file
+    /// that does not exist yet is created, with its folder, unless the URL sets its own `mode`.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
@@ -79,7 +80,13 @@ impl Store {
             url: redact(url),
             source,
         };
-        let options = AnyConnectOptions::from_str(url).map_err(connect_error)?;
+        let opened = match backend {
+            Backend::Sqlite => {
+                sqlite_creating(url).map_err(|e| connect_error(sqlx::Error::Io(e)))?
+            }
+            Backend::Postgres => url.to_string(),
+        };
+        let options = AnyConnectOptions::from_str(&opened).map_err(connect_error)?;
         // One direct attempt first: the pool would retry a refused connection until its acquire timeout,
         // while a user with a wrong URL or a stopped server deserves the reason at once.
         let probe = AnyConnection::connect_with(&options)
@@ -111,14 +118,8 @@ impl Store {
         Ok(store)
     }
 
-    /// Opens (creating if needed) an SQLite database file.
+    /// Opens (creating if needed, with its folder) an SQLite database file.
     pub async fn open_sqlite(path: &Path) -> Result<Store, StoreError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| StoreError::Connect {
-                url: path.display().to_string(),
-                source: sqlx::Error::Io(e),
-            })?;
-        }
         Store::connect(&sqlite_url(path)).await
     }
 
@@ -148,9 +149,36 @@ impl Store {
     }
 }
 
-/// The sqlx URL of an SQLite file, created if missing.
+/// The URL of an SQLite file; `Store::connect` creates the file and its folder if missing.
 pub fn sqlite_url(path: &Path) -> String {
-    format!("sqlite://{}?mode=rwc", path.display())
+    format!("sqlite://{}", path.display())
+}
+
+/// An `sqlite:` URL as sqlx should open it: a file that does not exist yet is created, and its folder, as
+/// for the default database; a URL with its own `mode` (`?mode=ro`) or an in-memory database is left as
+/// it is. Without this, sqlx opens an `sqlite://PATH` the user names read-write only and fails on a new
+/// file with "unable to open database file".
+fn sqlite_creating(url: &str) -> std::io::Result<String> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let (path, query) = match rest.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (rest, None),
+    };
+    let sets_mode = query.is_some_and(|q| q.split('&').any(|pair| pair.starts_with("mode=")));
+    if path.is_empty() || path.starts_with(":memory:") || sets_mode {
+        return Ok(url.to_string());
+    }
+    if let Some(parent) = Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent)?;
+    }
+    let separator = if query.is_some() { '&' } else { '?' };
+    Ok(format!("{url}{separator}mode=rwc"))
 }
 
 /// A database URL without its password, for messages.
@@ -184,5 +212,26 @@ mod tests {
         assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    #[test]
+    fn sqlite_urls_create_a_missing_file_unless_they_choose_a_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("new/folder/runs.db");
+        let url = format!("sqlite://{}", file.display());
+        assert_eq!(sqlite_creating(&url).unwrap(), format!("{url}?mode=rwc"));
+        assert!(dir.path().join("new/folder").is_dir());
+        let with_query = format!("{url}?cache=shared");
+        assert_eq!(
+            sqlite_creating(&with_query).unwrap(),
+            format!("{with_query}&mode=rwc")
+        );
+        for kept in [
+            "sqlite::memory:",
+            "sqlite://x.db?mode=ro",
+            "sqlite://a.db?cache=shared&mode=rw",
+        ] {
+            assert_eq!(sqlite_creating(kept).unwrap(), kept);
+        }
     }
 }

@@ -107,6 +107,18 @@ async fn sqlite_store() {
 }
 
 #[tokio::test]
+async fn an_sqlite_url_naming_a_new_file_in_a_new_folder_creates_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("site/runs.db");
+    let store = Store::connect(&format!("sqlite://{}", file.display()))
+        .await
+        .unwrap();
+    assert!(file.is_file());
+    assert!(store.list_runs(10).await.unwrap().is_empty());
+    store.close().await;
+}
+
+#[tokio::test]
 async fn postgres_store() {
     let db = TestDatabase::create().await;
     let store = Store::connect(&db.url).await.unwrap();
