@@ -171,7 +171,9 @@ fn sqlite_creating(url: &str) -> std::io::Result<String> {
     if path.is_empty() || path.starts_with(":memory:") || sets_mode {
         return Ok(url.to_string());
     }
-    if let Some(parent) = Path::new(path)
+    // sqlx percent-decodes the path; the folder created must be the one it opens.
+    let path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    if let Some(parent) = Path::new(path.as_ref())
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
     {
@@ -226,8 +228,17 @@ mod tests {
             sqlite_creating(&with_query).unwrap(),
             format!("{with_query}&mode=rwc")
         );
+        let encoded = format!("sqlite://{}/a%20b/runs.db", dir.path().display());
+        sqlite_creating(&encoded).unwrap();
+        assert!(dir.path().join("a b").is_dir());
+        assert_eq!(
+            sqlite_creating("sqlite://relative.db").unwrap(),
+            "sqlite://relative.db?mode=rwc"
+        );
         for kept in [
             "sqlite::memory:",
+            "sqlite://:memory:",
+            "sqlite://?mode=memory",
             "sqlite://x.db?mode=ro",
             "sqlite://a.db?cache=shared&mode=rw",
         ] {

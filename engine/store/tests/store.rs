@@ -114,6 +114,11 @@ async fn an_sqlite_url_naming_a_new_file_in_a_new_folder_creates_both() {
         .await
         .unwrap();
     assert!(file.is_file());
+    store.close().await;
+    // sqlx percent-decodes the path: the folder made is the one it opens.
+    let encoded = format!("sqlite://{}/new%20site/runs.db", dir.path().display());
+    let store = Store::connect(&encoded).await.unwrap();
+    assert!(dir.path().join("new site/runs.db").is_file());
     assert!(store.list_runs(10).await.unwrap().is_empty());
     store.close().await;
 }
