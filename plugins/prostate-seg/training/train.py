@@ -308,7 +308,7 @@ def main():
                              "(since prostate-seg 0.4.0: better over three seeds on each of two sets of pseudo "
                              "labels), scratch for round2 and full (not measured from the pretext start)")
     parser.add_argument("--bf16", action="store_true",
-                        help="final/round2/full: run the network under bfloat16 autocast, channels-last (about 2.5x "
+                        help="final/round2/full: run the network under bfloat16 autocast, channels-last (about 2.7x per step "
                              "faster on CPUs with AMX; other numbers than float32, so compare like with like)")
     parser.add_argument("--seed", type=int, default=data.SEED,
                         help="the seed of the weights and the batches (the split stays data.SEED's)")
