@@ -151,12 +151,9 @@ def fit(net, sampler, iterations, generator, lr=3e-3, batch=16, extra=None, log=
         net.train()
         x, y = sampler.batch(batch, generator)
         x, y = augment(x, y, generator)
-        if bf16:
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                logits = net(x.contiguous(memory_format=torch.channels_last))
-            loss = segmentation_loss(logits.float(), y)
-        else:
-            loss = segmentation_loss(net(x), y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = net(x.contiguous(memory_format=torch.channels_last) if bf16 else x)
+        loss = segmentation_loss(logits.float(), y)  # .float(): a no-op in float32
         total = loss + (extra(net, step) if extra else 0)
         optimizer.zero_grad()
         total.backward()
