@@ -11,6 +11,7 @@ from the annotated area); beyond that the source says background. Those backgrou
 teaches the final model where a gland ends.
 
 usage: python pseudolabels.py [--data DIR] [--runs DIR] [--semi STAGE] [--round NAME] [--track] [--register]
+                              [--extent own|mirrored]
   --semi STAGE --round round2: a second round of self-training, a stage 5 model (EXPERIMENTS.md: final-scratch,
   0.3.0's from random weights) in the semi-supervised source's place (into runs/round2/pseudo,
   runs/round2/pseudo-raw).
@@ -20,6 +21,9 @@ usage: python pseudolabels.py [--data DIR] [--runs DIR] [--semi STAGE] [--round 
   registration (registration.py), kept within the outermost slices the other two sources' extents reach;
   into runs/reg/ (unless --round says otherwise) for workflows/prostate-pseudolabels-three.yaml
   (measured, not shipped).
+  --extent mirrored: both sources within one extent symmetric about the central slice (data.mirrored_extent:
+  the annotator's central slice is the middle of the gland, and the sources find its low-z end far better
+  than its high-z end), into runs/mirrored/.
 Writes runs/pseudo/<case>_image.nii.gz, <case>_semi.nii.gz and <case>_self.nii.gz (NIfTI axes i,j,k = the
 array's x,y,z; the spacing is a nominal 1 mm: PROMISE12's was not kept); the masks before the extent is
 applied, and the extents (extents.json), go to runs/pseudo-raw/ for evaluate.py.
@@ -93,11 +97,19 @@ def main():
     parser.add_argument("--track", action="store_true",
                         help="keep, slice by slice from the central one, only the components that overlap the "
                              "previous slice's (tracked_from_centre) instead of every component within the extent")
+    parser.add_argument("--extent", choices=["own", "mirrored"], default="own",
+                        help="own: each source within its own extent (the default); mirrored: both sources within "
+                             "one extent symmetric about the central slice, its low-z end the sources' outermost "
+                             "(data.mirrored_extent; into runs/mirrored/ unless --round says otherwise)")
     parser.add_argument("--register", action="store_true",
                         help="also write a third source, the annotation propagated by registration (registration.py)")
     args = parser.parse_args()
+    if args.register and args.extent == "mirrored":
+        parser.error("--register bounds registration by the sources' own extents; run it without --extent mirrored")
     if args.register and not args.round:
         args.round = "reg"
+    if args.extent == "mirrored" and not args.round:
+        args.round = "mirrored"
     torch.set_num_threads(2)
     if args.register:
         registration.single_threaded()
@@ -115,8 +127,9 @@ def main():
         centre_area = int(label[centre].sum())  # the annotation: the only mask a training case gives
         data.write_nifti_zyx(image, os.path.join(out, f"{case}_image.nii.gz"), np.int16)
         extents[case] = {"central_slice": centre, "slices": int(image.shape[0])}
+        masks = {}
         for name, net in (("semi", semi), ("self", selfsup)):
-            mask = (data.predict_volume(net, image) > 0.5).astype(np.uint8)
+            mask = masks[name] = (data.predict_volume(net, image) > 0.5).astype(np.uint8)
             if args.track:
                 kept, extent = tracked_from_centre(mask, centre, label[centre] > 0)
             else:
@@ -124,7 +137,14 @@ def main():
                 kept = within_extent(mask, extent)
             extents[case][name] = [int(extent[0]), int(extent[1])]
             data.write_nifti_zyx(mask, os.path.join(raw, f"{case}_{name}.nii.gz"), np.uint8)
-            data.write_nifti_zyx(kept, os.path.join(out, f"{case}_{name}.nii.gz"), np.uint8)
+            if args.extent == "own":
+                data.write_nifti_zyx(kept, os.path.join(out, f"{case}_{name}.nii.gz"), np.uint8)
+        if args.extent == "mirrored":  # both sources again, within the one extent mirrored about the centre
+            extents[case]["own"] = {name: extents[case][name] for name in masks}
+            mirrored = data.mirrored_extent(extents[case], centre, image.shape[0])
+            for name, mask in masks.items():
+                extents[case][name] = [int(mirrored[0]), int(mirrored[1])]
+                data.write_nifti_zyx(within_extent(mask, mirrored), os.path.join(out, f"{case}_{name}.nii.gz"), np.uint8)
         if args.register:
             mask = registration.on_source_grid(registration.propagated(image, label[centre], centre), image.shape[1:])
             reach = data.sources_reach(extents[case])

@@ -2,6 +2,7 @@
 
 usage: python train.py STAGE [--data DIR] [--runs DIR] [--iterations N] [--threads N] [--name DIR]
                             [--init scratch|pretext] [--seed N] [--margin N] [--taper N] [--labels DIR] [--bf16]
+                            [--registration ignore|agree] [--beyond N]
   baseline   1. supervised on the central slice of each training volume only
   semi       2. mean teacher: the baseline's recipe plus consistency with an EMA teacher on every
                 unannotated slice (other slices of the training volumes and the unlabelled volumes)
@@ -10,7 +11,8 @@ usage: python train.py STAGE [--data DIR] [--runs DIR] [--iterations N] [--threa
                 prostate where both sources say so, background where neither does, the rest ignored;
                 data.fused_target), starting from stage 3's pretext network (--labels runs/reg: three
                 sources, pseudolabels.py --register and workflows/prostate-pseudolabels-three.yaml;
-                measured, not shipped)
+                --labels runs/mirrored: pseudolabels.py --extent mirrored; --registration: the
+                registration source as a veto on background or as a third vote; all measured, not shipped)
   round2     5b. a second round of self-training: as final, on runs/round2/fused (pseudolabels.py --semi STAGE
                 --round round2, then the fusion workflow into runs/round2/fused)
   full       6. every slice of the training volumes with its true mask (the upper reference)
@@ -246,19 +248,33 @@ def pretext_initialised(state):
     return segmenter
 
 
-def fused_targets(folder, margin=0, taper=0):
+def fused_targets(folder, margin=0, taper=0, registration=None, beyond=2):
     """The fused pseudo labels of a training case (data.fused_target: gland, background, ignored) with its
     manual central slice; with `margin`, the `margin` slices beyond each end of the sources' extents
     (<folder>/pseudo-raw/extents.json) are ignored instead of taught as background, since an extent that
     stopped early would teach gland as background; with `taper` (pixels of the network's grid), everything
-    outside data.tapered_region grown from the annotation is taught as background."""
+    outside data.tapered_region grown from the annotation is taught as background. With `registration`
+    the third source of `pseudolabels.py --register` (<folder>/reg/) joins: "ignore" keeps the fused set's
+    gland and ignores its background where registration says gland (data.registration_ignored, `beyond`
+    slices past the sources' reach), "agree" teaches gland where registration and either network agree
+    (data.registration_agreeing)."""
+    if registration and not os.path.isdir(os.path.join(folder, "reg", "pseudo-raw")):
+        sys.exit(f"train.py: --registration needs the registration source in {folder}/reg/; run "
+                 f"`pseudolabels.py --register` first (with --labels runs/mirrored: ln -sfn ../reg runs/mirrored/reg)")
     extents = {}
-    if margin:
+    if margin or registration:
         with open(os.path.join(folder, "pseudo-raw", "extents.json")) as f:
             extents = json.load(f)
+    read = lambda sub, case, role: data.read_nifti_zyx(os.path.join(folder, "reg", sub, f"{case}_{role}.nii.gz"))
 
     def targets(case, label):
-        target = data.fused_target(folder, case)
+        if registration == "agree":
+            target = data.registration_agreeing(*(read("pseudo", case, role) for role in ("semi", "self", "reg")))
+        else:
+            target = data.fused_target(folder, case)
+        if registration == "ignore":
+            target = data.registration_ignored(target, read("pseudo-raw", case, "reg"),
+                                               data.sources_reach(extents[case]), beyond)
         if margin:
             lo, hi = data.sources_reach(extents[case])
             target[max(0, lo - margin):lo] = IGNORE
@@ -297,6 +313,13 @@ def main():
                         help="final/round2: the folder whose fused/ (and pseudo-raw/) hold the pseudo labels. "
                              "Default: --runs for final (the two sources), --runs/round2 for round2; runs/reg "
                              "for three sources (measured, not shipped)")
+    parser.add_argument("--registration", choices=["ignore", "agree"], default=None,
+                        help="final/round2: the registration source (pseudolabels.py --register, runs/reg/) joins the "
+                             "fused set: ignore = its gland is never taught as background (within the sources' reach "
+                             "and --beyond slices past it); agree = gland where it and either network say so. "
+                             "Measured, not shipped")
+    parser.add_argument("--beyond", type=int, default=2,
+                        help="--registration ignore: slices past the sources' reach where it still applies")
     parser.add_argument("--name", default=None, help="the folder under --runs to write (default: the stage)")
     parser.add_argument("--init", choices=["scratch", "pretext"], default=None,
                         help="final/round2/full: start from random weights, or from stage 3's context-restoration "
@@ -305,18 +328,21 @@ def main():
                              "(since prostate-seg 0.4.0: better over three seeds on each of two sets of pseudo "
                              "labels), scratch for round2 and full (not measured from the pretext start)")
     parser.add_argument("--bf16", action="store_true",
-                        help="final/round2/full: run the network under bfloat16 autocast, channels-last (about 2.7x per step "
-                             "faster on CPUs with AMX; other numbers than float32, so compare like with like)")
+                        help="final/round2/full: run the network under bfloat16 autocast, channels-last (2.4-2.7x per step "
+                             "faster on CPUs with AVX512-BF16 or AMX; other numbers than float32, so compare like with like)")
     parser.add_argument("--seed", type=int, default=data.SEED,
                         help="the seed of the weights and the batches (the split stays data.SEED's)")
     args = parser.parse_args()
-    for option, value in (("--labels", args.labels), ("--margin", args.margin), ("--taper", args.taper)):
+    for option, value in (("--labels", args.labels), ("--margin", args.margin), ("--taper", args.taper),
+                          ("--registration", args.registration)):
         if value and args.stage not in ("final", "round2"):
             parser.error(f"{option} is for final and round2; {args.stage} has no pseudo labels")
     if args.bf16 and args.stage not in ("final", "round2", "full"):
         parser.error(f"--bf16 is for final, round2 and full; {args.stage} keeps float32")
     if args.init is not None and args.stage not in ("final", "round2", "full"):
         parser.error(f"--init is for final, round2 and full; {args.stage} has its own start")
+    if args.beyond != parser.get_default("beyond") and args.registration != "ignore":
+        parser.error("--beyond is for --registration ignore")
     if args.init is None:
         args.init = "pretext" if args.stage == "final" else "scratch"
     torch.set_num_threads(args.threads)
@@ -347,7 +373,8 @@ def main():
                    "runs/round2/fused")
             sys.exit(f"train.py {args.stage}: no fused pseudo labels in {folder}/fused/; run {how} first "
                      f"(README, Commands), or pass --labels")
-        net = fit(initial(args), all_slices(root, training, fused_targets(folder, args.margin, args.taper)),
+        net = fit(initial(args), all_slices(root, training, fused_targets(folder, args.margin, args.taper,
+                                                                          args.registration, args.beyond)),
                   args.iterations or 1000, generator, log=log, bf16=args.bf16)
     else:
         net = fit(initial(args), all_slices(root, training, lambda case, label: label), args.iterations or 1000,
@@ -357,7 +384,7 @@ def main():
     torch.save(net.state_dict(), os.path.join(out, "model.pt"))
     with open(os.path.join(out, "log.json"), "w") as f:
         labels = folder if args.stage in ("final", "round2") else None
-        json.dump({"stage": args.stage, "margin": args.margin, "taper": args.taper, "labels": labels, "init": args.init, "bf16": args.bf16, "seed": args.seed, "training_cases": training, "validation_cases": validation,
+        json.dump({"stage": args.stage, "margin": args.margin, "taper": args.taper, "registration": args.registration, "beyond": args.beyond, "labels": labels, "init": args.init, "bf16": args.bf16, "seed": args.seed, "training_cases": training, "validation_cases": validation,
                    "seconds": round(time.time() - started, 1), "machine": machine_description(), "log": log}, f, indent=1)
     print(f"{args.stage}: {out}/model.pt in {time.time() - started:.0f} s")
 
