@@ -117,7 +117,10 @@ def mirrored_extent(extent, centre, slices):
     two sources' extents reach (pseudolabels.py), its high-z end that one mirrored about `centre`. On the
     26 training volumes the sources find the low-z end within a slice on 73 % (mean error 1.0 slice) but
     the high-z end, where the gland meets the bladder and the seminal vesicles, only on 38 % (2.8 slices);
-    mirrored, the high-z end is within a slice on 65 % (1.04 slices; pseudo_ends.py)."""
+    mirrored, the high-z end is within a slice on 65 % (1.04 slices; pseudo_ends.py). That leans on the
+    annotator: central_slice here is the exact middle of the true mask (rounded), so the mirrored end
+    carries the low-z end's error plus at most a slice; an annotator who picks a slice off the middle adds
+    twice that offset to the high-z end."""
     first = min(extent["semi"][0], extent["self"][0])
     return first, min(2 * centre - first, slices - 1)
 

@@ -93,9 +93,11 @@ def main():
     root = data.data_dir(args.data)
     training, _ = data.split(root)
     path = os.path.join(args.runs, "pseudo-raw", "extents.json")
-    if not os.path.exists(os.path.join(args.runs, "reg", "pseudo")) or not os.path.exists(path):
-        sys.exit(f"pseudo_ends.py: needs {path} and {args.runs}/reg/pseudo: run pseudolabels.py, "
-                 f"pseudolabels.py --register and the fusion workflow first")
+    needed = [path] + [os.path.join(args.runs, *sub) for sub in (("fused", "agreement"), ("reg", "pseudo"), ("reg", "pseudo-raw"))]
+    missing = [p for p in needed if not os.path.exists(p)]
+    if missing:
+        sys.exit(f"pseudo_ends.py: no {', '.join(missing)}: run pseudolabels.py, the fusion workflow into "
+                 f"{args.runs}/fused and pseudolabels.py --register first")
     with open(path) as f:
         extents = json.load(f)
     counts = {}  # (target, end, position) -> [true positives, taught gland, truth, truth taught as background]

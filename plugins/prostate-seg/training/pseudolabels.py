@@ -104,6 +104,8 @@ def main():
     parser.add_argument("--register", action="store_true",
                         help="also write a third source, the annotation propagated by registration (registration.py)")
     args = parser.parse_args()
+    if args.track and args.extent == "mirrored":
+        parser.error("--extent mirrored cuts the sources' whole masks, not --track's; give one of the two")
     if args.register and args.extent == "mirrored":
         parser.error("--register bounds registration by the sources' own extents; run it without --extent mirrored")
     if args.register and not args.round:

@@ -316,10 +316,10 @@ def main():
     parser.add_argument("--registration", choices=["ignore", "agree"], default=None,
                         help="final/round2: the registration source (pseudolabels.py --register, runs/reg/) joins the "
                              "fused set: ignore = its gland is never taught as background (within the sources' reach "
-                             "and --beyond slices past it); agree = gland where it and either network say so. "
-                             "Measured, not shipped")
-    parser.add_argument("--beyond", type=int, default=2,
-                        help="--registration ignore: slices past the sources' reach where it still applies")
+                             "and --beyond slices past it; with --labels, that folder's reg/); agree = gland where it "
+                             "and either network say so (runs/reg/ only). Measured, not shipped")
+    parser.add_argument("--beyond", type=int, default=None,
+                        help="--registration ignore: slices past the sources' reach where it still applies (default 2)")
     parser.add_argument("--name", default=None, help="the folder under --runs to write (default: the stage)")
     parser.add_argument("--init", choices=["scratch", "pretext"], default=None,
                         help="final/round2/full: start from random weights, or from stage 3's context-restoration "
@@ -341,8 +341,13 @@ def main():
         parser.error(f"--bf16 is for final, round2 and full; {args.stage} keeps float32")
     if args.init is not None and args.stage not in ("final", "round2", "full"):
         parser.error(f"--init is for final, round2 and full; {args.stage} has its own start")
-    if args.beyond != parser.get_default("beyond") and args.registration != "ignore":
-        parser.error("--beyond is for --registration ignore")
+    if args.beyond is not None and (args.registration != "ignore" or args.beyond < 0):
+        parser.error("--beyond takes a number of slices >= 0, with --registration ignore")
+    if args.registration == "agree" and args.labels:
+        parser.error("--registration agree teaches from runs/reg/'s three sources (each within its own extent) "
+                     "and reads no other labels; leave out --labels")
+    if args.beyond is None:
+        args.beyond = 2
     if args.init is None:
         args.init = "pretext" if args.stage == "final" else "scratch"
     torch.set_num_threads(args.threads)
