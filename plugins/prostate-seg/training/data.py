@@ -125,17 +125,6 @@ def mirrored_extent(extent, centre, slices):
     return first, min(2 * centre - first, slices - 1)
 
 
-def agreement_within(masks, first, last):
-    """The AND of several source masks (z, y, x) as a training target on the slices first..last: gland
-    where all say gland, background where none does, ignored where they disagree; background on every
-    other slice."""
-    votes = np.sum([m > 0 for m in masks], axis=0)
-    target = np.where(votes == len(masks), 1, np.where(votes == 0, 0, IGNORE)).astype(np.uint8)
-    target[:first] = 0
-    target[last + 1:] = 0
-    return target
-
-
 def sources_reach(extent):
     """(first, last): the outermost slices either pseudo-label source's extent reaches, from a case's entry
     in pseudo-raw/extents.json (written by pseudolabels.py)."""

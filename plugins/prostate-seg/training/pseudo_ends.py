@@ -23,8 +23,8 @@ Targets (1 gland, 0 background, IGNORE not taught):
                 runs/mirrored --registration ignore --beyond 1)
 
 usage: python pseudo_ends.py [--data DIR] [--runs DIR] -> runs/pseudo-ends.json and two tables
-  needs runs/pseudo, runs/fused and runs/pseudo-raw (pseudolabels.py and the fusion workflow) and runs/reg
-  (pseudolabels.py --register)
+  needs runs/pseudo, runs/fused and runs/pseudo-raw (pseudolabels.py and the fusion workflow), runs/reg
+  (pseudolabels.py --register) and runs/mirrored with its fused/ and a reg link (EXPERIMENTS.md, Commands)
 """
 import json
 import os
@@ -33,6 +33,7 @@ import sys
 import numpy as np
 
 import data
+from train import fused_targets
 
 POSITIONS = ("last", "second", "third", "inner", "beyond")
 
@@ -50,22 +51,19 @@ def extent_estimates(extent):
             "mirrored": data.mirrored_extent(extent, extent["central_slice"], extent["slices"])}
 
 
-def targets_of(runs, case, extent):
-    fused = data.fused_target(runs, case)
-    registered = os.path.join(runs, "reg", "pseudo")
-    raw_reg = read_mask(os.path.join(runs, "reg", "pseudo-raw"), case, "reg")
-    raw = os.path.join(runs, "pseudo-raw")
-    mirrored_extent = data.mirrored_extent(extent, extent["central_slice"], extent["slices"])
-    mirrored = data.agreement_within([read_mask(raw, case, "semi"), read_mask(raw, case, "self")], *mirrored_extent)
-    binary = lambda mask: mask.astype(np.uint8)
-    return {"fused": fused,
-            "semi": binary(read_mask(os.path.join(runs, "pseudo"), case, "semi")),
-            "self": binary(read_mask(os.path.join(runs, "pseudo"), case, "self")),
-            "reg": binary(read_mask(registered, case, "reg")),
-            "reg-ignore": data.registration_ignored(fused, raw_reg, data.sources_reach(extent), 2),
-            "reg-agree": data.registration_agreeing(*(read_mask(registered, case, r) for r in ("semi", "self", "reg"))),
-            "mirrored": mirrored,
-            "mirrored-reg": data.registration_ignored(mirrored, raw_reg, mirrored_extent, 1)}
+def target_makers(runs):
+    """{name: targets(case, label)} of each candidate target: train.py's own fused_targets, so that what is
+    measured here is what a training is taught, plus each source alone."""
+    binary = lambda folder, role: lambda case, label: read_mask(folder, case, role).astype(np.uint8)
+    mirrored = os.path.join(runs, "mirrored")
+    return {"fused": fused_targets(runs),
+            "semi": binary(os.path.join(runs, "pseudo"), "semi"),
+            "self": binary(os.path.join(runs, "pseudo"), "self"),
+            "reg": binary(os.path.join(runs, "reg", "pseudo"), "reg"),
+            "reg-ignore": fused_targets(runs, registration="ignore", beyond=2),
+            "reg-agree": fused_targets(runs, registration="agree"),
+            "mirrored": fused_targets(mirrored),
+            "mirrored-reg": fused_targets(mirrored, registration="ignore", beyond=1)}
 
 
 def position(z, first, last):
@@ -93,13 +91,17 @@ def main():
     root = data.data_dir(args.data)
     training, _ = data.split(root)
     path = os.path.join(args.runs, "pseudo-raw", "extents.json")
-    needed = [path] + [os.path.join(args.runs, *sub) for sub in (("fused", "agreement"), ("reg", "pseudo"), ("reg", "pseudo-raw"))]
+    needed = [path] + [os.path.join(args.runs, *sub) for sub in (
+        ("fused", "agreement"), ("reg", "pseudo"), ("reg", "pseudo-raw"), ("mirrored", "fused", "agreement"),
+        ("mirrored", "reg"))]
     missing = [p for p in needed if not os.path.exists(p)]
     if missing:
-        sys.exit(f"pseudo_ends.py: no {', '.join(missing)}: run pseudolabels.py, the fusion workflow into "
-                 f"{args.runs}/fused and pseudolabels.py --register first")
+        sys.exit(f"pseudo_ends.py: no {', '.join(missing)}: run pseudolabels.py, pseudolabels.py --register, "
+                 f"pseudolabels.py --extent mirrored, the fusion workflow into {args.runs}/fused and "
+                 f"{args.runs}/mirrored/fused, and link {args.runs}/mirrored/reg to ../reg first (EXPERIMENTS.md)")
     with open(path) as f:
         extents = json.load(f)
+    makers = target_makers(args.runs)
     counts = {}  # (target, end, position) -> [true positives, taught gland, truth, truth taught as background]
     errors = {}  # (estimate, end) -> estimated minus true end slice, per case
     for case in training:
@@ -109,7 +111,8 @@ def main():
         for name, (lo, hi) in extent_estimates(extents[case]).items():
             errors.setdefault((name, "low"), []).append(int(lo - first))
             errors.setdefault((name, "high"), []).append(int(hi - last))
-        for name, target in targets_of(args.runs, case, extents[case]).items():
+        for name, make in makers.items():
+            target = make(case, label)
             for z in range(label.shape[0]):
                 if z == centre:
                     continue
