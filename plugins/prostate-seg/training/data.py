@@ -20,6 +20,7 @@ CROP = 0.6
 CONTEXT = 1
 SEED = 20261128
 VALIDATION_CASES = 8
+FOLDS = 5
 IGNORE = 255
 
 
@@ -34,10 +35,13 @@ def data_dir(arg=None):
 
 
 def arguments(doc):
-    """The options every script takes: --data and --runs."""
+    """The options every script takes: --data, --runs and --fold."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=None, help="the promise12 folder (default $VOXFLOW_TESTDATA/prostate/promise12)")
     parser.add_argument("--runs", default="runs")
+    parser.add_argument("--fold", type=int, choices=range(1, FOLDS + 1), default=None,
+                        help=f"validate on fold FOLD of {FOLDS} over the 34 labelled cases instead of the fixed split "
+                             f"(data.split; crossval.py gives each fold its own --runs)")
     return parser
 
 
@@ -147,11 +151,18 @@ def unlabelled_cases(root):
     return sorted(names)
 
 
-def split(root):
-    """The fixed split: VALIDATION_CASES labelled cases drawn with SEED for validation, the rest for training."""
+def split(root, fold=None):
+    """(training, validation) case names. The fixed split: VALIDATION_CASES labelled cases drawn with SEED
+    for validation, the rest for training. With `fold` (1..FOLDS) cross-validation instead: the labelled
+    cases shuffled with SEED and cut into FOLDS near-equal parts (7, 7, 7, 7, 6 of 34), part `fold`
+    validating, so that every case is validated exactly once over the folds."""
     cases = labelled_cases(root)
     rng = np.random.default_rng(SEED)
-    validation = sorted(rng.choice(cases, size=VALIDATION_CASES, replace=False).tolist())
+    if fold is not None:
+        parts = np.array_split(rng.permutation(cases), FOLDS)
+        validation = sorted(parts[fold - 1].tolist())
+    else:
+        validation = sorted(rng.choice(cases, size=VALIDATION_CASES, replace=False).tolist())
     training = [c for c in cases if c not in validation]
     return training, validation
 

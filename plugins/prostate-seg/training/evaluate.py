@@ -79,7 +79,7 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(2)
     root = data.data_dir(args.data)
-    training, validation = data.split(root)
+    training, validation = data.split(root, args.fold)
     cases = {c: data.load_case(root, c) for c in validation}
     results = {"validation_cases": validation, "mirrored": args.mirror, "stages": {}}
     models = [(stage, title, [stage]) for stage, title in STAGES + [(name, name) for name in args.extra]]

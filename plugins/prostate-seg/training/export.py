@@ -59,6 +59,8 @@ def main():
     parser = data.arguments(__doc__)
     parser.add_argument("--stage", default="final")
     args = parser.parse_args()
+    if args.fold is not None:
+        parser.error("--fold: the shipped model is trained on the fixed split; a fold's model is for measurement only")
     torch.set_num_threads(2)
     root = data.data_dir(args.data)
     training, validation = data.split(root)

@@ -73,8 +73,10 @@ def main():
     args = parser.parse_args()
     if args.stage and args.model != parser.get_default("model"):
         parser.error("--model and --stage each name the model to examine; give one")
+    if args.fold is not None and not args.stage:
+        parser.error("--fold needs --stage: the shipped file was trained on cases a fold validates on")
     root = data.data_dir(args.data)
-    _, validation = data.split(root)
+    _, validation = data.split(root, args.fold)
     if args.stage:
         torch.set_num_threads(2)
         net = load_trained(args.runs, args.stage)

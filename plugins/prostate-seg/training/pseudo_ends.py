@@ -89,7 +89,7 @@ def main():
     parser = data.arguments(__doc__)
     args = parser.parse_args()
     root = data.data_dir(args.data)
-    training, _ = data.split(root)
+    training, _ = data.split(root, args.fold)
     path = os.path.join(args.runs, "pseudo-raw", "extents.json")
     needed = [path] + [os.path.join(args.runs, *sub) for sub in (
         ("fused", "agreement"), ("reg", "pseudo"), ("reg", "pseudo-raw"), ("mirrored", "fused", "agreement"),

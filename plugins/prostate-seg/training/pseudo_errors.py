@@ -34,7 +34,7 @@ def main():
                         help="the boundary band's half-width in pixels of the network's grid")
     args = parser.parse_args()
     root = data.data_dir(args.data)
-    training, _ = data.split(root)
+    training, _ = data.split(root, args.fold)
     folder = args.labels or args.runs
     path = os.path.join(folder, "pseudo-raw", "extents.json")
     if not os.path.exists(path):

@@ -116,7 +116,7 @@ def main():
     if args.register:
         registration.single_threaded()
     root = data.data_dir(args.data)
-    training, _ = data.split(root)
+    training, _ = data.split(root, args.fold)
     out = os.path.join(args.runs, args.round, "pseudo")
     raw = os.path.join(args.runs, args.round, "pseudo-raw")
     os.makedirs(out, exist_ok=True)

@@ -64,7 +64,7 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(2)
     root = data.data_dir(args.data)
-    training, validation = data.split(root)
+    training, validation = data.split(root, args.fold)
     if len(args.names) < 2:
         parser.error("a soup needs at least two models")
     missing = [name for name in args.names

@@ -1,6 +1,6 @@
 """Trains one stage of the sparse-annotation study (see README.md): one command per stage.
 
-usage: python train.py STAGE [--data DIR] [--runs DIR] [--iterations N] [--threads N] [--name DIR]
+usage: python train.py STAGE [--data DIR] [--runs DIR] [--fold K] [--iterations N] [--threads N] [--name DIR]
                             [--init scratch|pretext] [--seed N] [--margin N] [--taper N] [--labels DIR] [--bf16]
                             [--registration ignore|agree] [--beyond N]
   baseline   1. supervised on the central slice of each training volume only
@@ -140,6 +140,11 @@ def unannotated_inputs(root, training):
     return torch.from_numpy(np.concatenate(inputs))
 
 
+def channels_last(x, bf16):
+    """`x` laid out as the bfloat16 path runs fastest (a no-op in float32)."""
+    return x.contiguous(memory_format=torch.channels_last) if bf16 else x
+
+
 def fit(net, sampler, iterations, generator, lr=3e-3, batch=16, extra=None, log=None, bf16=False):
     """Supervised training; `extra(net, step)` adds a loss term (the mean teacher's consistency). With
     `bf16` the network runs under bfloat16 autocast in channels-last layout (the loss in float32), which
@@ -154,7 +159,7 @@ def fit(net, sampler, iterations, generator, lr=3e-3, batch=16, extra=None, log=
         x, y = sampler.batch(batch, generator)
         x, y = augment(x, y, generator)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = net(x.contiguous(memory_format=torch.channels_last) if bf16 else x)
+            logits = net(channels_last(x, bf16))
         loss = segmentation_loss(logits.float(), y)  # .float(): a no-op in float32
         total = loss + (extra(net, step) if extra else 0)
         optimizer.zero_grad()
@@ -169,13 +174,15 @@ def fit(net, sampler, iterations, generator, lr=3e-3, batch=16, extra=None, log=
     return net
 
 
-def mean_teacher(net, labelled, unannotated, iterations, generator, log):
+def mean_teacher(net, labelled, unannotated, iterations, generator, log, bf16=False):
     """Tarvainen & Valpola 2017: the student fits the central slices and agrees (softmax MSE, weight ramped
     up) with an EMA teacher on differently perturbed unannotated slices."""
     teacher = UNet()
     teacher.load_state_dict(net.state_dict())
     for p in teacher.parameters():
         p.requires_grad_(False)
+    if bf16:
+        teacher = teacher.to(memory_format=torch.channels_last)
     ramp = max(1, iterations // 4)
 
     def consistency(student, step):
@@ -184,9 +191,10 @@ def mean_teacher(net, labelled, unannotated, iterations, generator, log):
         grid = random_geometry(len(x), generator)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         teacher.train()  # batch statistics, as the student
-        with torch.no_grad():
-            target = torch.softmax(teacher(intensity(x, generator)), 1)
-        pred = torch.softmax(student(intensity(x, generator)), 1)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            with torch.no_grad():
+                target = torch.softmax(teacher(channels_last(intensity(x, generator), bf16)).float(), 1)
+            pred = torch.softmax(student(channels_last(intensity(x, generator), bf16)).float(), 1)
         weight = 1.0 * np.exp(-5 * (1 - min(step, ramp) / ramp) ** 2)
         # EMA after each student step (the update of the previous step is applied here).
         with torch.no_grad():
@@ -198,7 +206,7 @@ def mean_teacher(net, labelled, unannotated, iterations, generator, log):
                     t.copy_(s)
         return weight * F.mse_loss(pred, target)
 
-    fit(net, labelled, iterations, generator, extra=consistency, log=log)
+    fit(net, labelled, iterations, generator, extra=consistency, log=log, bf16=bf16)
     return teacher
 
 
@@ -217,9 +225,11 @@ def corrupt(x, generator):
     return x + torch.randn(x.shape, generator=generator) * 0.05
 
 
-def pretrain_restoration(unannotated, iterations, generator, log):
+def pretrain_restoration(unannotated, iterations, generator, log, bf16=False):
     """The pretext task: restore the centre slice of corrupted 2.5D inputs; the whole U-Net learns."""
     net = UNet(classes=1)
+    if bf16:
+        net = net.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
     scheduler = schedule(optimizer, iterations, 3e-3)
     started = time.time()
@@ -229,7 +239,9 @@ def pretrain_restoration(unannotated, iterations, generator, log):
         x = unannotated[index]
         grid = random_geometry(len(x), generator)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        loss = F.mse_loss(net(corrupt(x, generator)), x[:, 1:2])
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            restored = net(channels_last(corrupt(x, generator), bf16))
+        loss = F.mse_loss(restored.float(), x[:, 1:2])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -328,8 +340,9 @@ def main():
                              "(since prostate-seg 0.4.0: better over three seeds on each of two sets of pseudo "
                              "labels), scratch for round2 and full (not measured from the pretext start)")
     parser.add_argument("--bf16", action="store_true",
-                        help="final/round2/full: run the network under bfloat16 autocast, channels-last (2.4-2.7x per step "
-                             "faster on CPUs with AVX512-BF16 or AMX; other numbers than float32, so compare like with like)")
+                        help="run the network under bfloat16 autocast, channels-last (2.4-2.7x per step faster on CPUs "
+                             "with AVX512-BF16 or AMX; other numbers than float32, so compare like with like). Every "
+                             "stage takes it; crossval.py uses it for all of them, the shipped stages 1-3 are float32")
     parser.add_argument("--seed", type=int, default=data.SEED,
                         help="the seed of the weights and the batches (the split stays data.SEED's)")
     args = parser.parse_args()
@@ -337,8 +350,6 @@ def main():
                           ("--registration", args.registration)):
         if value and args.stage not in ("final", "round2"):
             parser.error(f"{option} is for final and round2; {args.stage} has no pseudo labels")
-    if args.bf16 and args.stage not in ("final", "round2", "full"):
-        parser.error(f"--bf16 is for final, round2 and full; {args.stage} keeps float32")
     if args.init is not None and args.stage not in ("final", "round2", "full"):
         parser.error(f"--init is for final, round2 and full; {args.stage} has its own start")
     if args.beyond is not None and (args.registration != "ignore" or args.beyond < 0):
@@ -352,23 +363,23 @@ def main():
         args.init = "pretext" if args.stage == "final" else "scratch"
     torch.set_num_threads(args.threads)
     root = data.data_dir(args.data)
-    training, validation = data.split(root)
+    training, validation = data.split(root, args.fold)
     seed_everything(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
     log = []
     started = time.time()
     if args.stage == "baseline":
-        net = fit(UNet(), central_slices(root, training), args.iterations or 600, generator, log=log)
+        net = fit(UNet(), central_slices(root, training), args.iterations or 600, generator, log=log, bf16=args.bf16)
     elif args.stage == "semi":
         net = load_trained(args.runs, "baseline")
         net = mean_teacher(net, central_slices(root, training), unannotated_inputs(root, training),
-                           args.iterations or 600, generator, log)
+                           args.iterations or 600, generator, log, bf16=args.bf16)
     elif args.stage == "selfsup":
         unannotated = unannotated_inputs(root, training)
-        net = pretrain_restoration(unannotated, args.iterations or 500, generator, log)
+        net = pretrain_restoration(unannotated, args.iterations or 500, generator, log, bf16=args.bf16)
         os.makedirs(os.path.join(args.runs, "selfsup"), exist_ok=True)
         torch.save(net.state_dict(), os.path.join(args.runs, "selfsup", "pretext.pt"))
-        net = fit(net, central_slices(root, training), args.iterations or 600, generator, log=log)
+        net = fit(net, central_slices(root, training), args.iterations or 600, generator, log=log, bf16=args.bf16)
     elif args.stage in ("final", "round2"):
         folder = args.labels or (args.runs if args.stage == "final" else os.path.join(args.runs, "round2"))
         if not os.path.isdir(os.path.join(folder, "fused", "agreement")):
@@ -389,7 +400,7 @@ def main():
     torch.save(net.state_dict(), os.path.join(out, "model.pt"))
     with open(os.path.join(out, "log.json"), "w") as f:
         labels = folder if args.stage in ("final", "round2") else None
-        json.dump({"stage": args.stage, "margin": args.margin, "taper": args.taper, "registration": args.registration, "beyond": args.beyond, "labels": labels, "init": args.init, "bf16": args.bf16, "seed": args.seed, "training_cases": training, "validation_cases": validation,
+        json.dump({"stage": args.stage, "margin": args.margin, "taper": args.taper, "registration": args.registration, "beyond": args.beyond, "labels": labels, "init": args.init, "bf16": args.bf16, "seed": args.seed, "fold": args.fold, "training_cases": training, "validation_cases": validation,
                    "seconds": round(time.time() - started, 1), "machine": machine_description(), "log": log}, f, indent=1)
     print(f"{args.stage}: {out}/model.pt in {time.time() - started:.0f} s")
 
