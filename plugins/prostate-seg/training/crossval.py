@@ -1,0 +1,153 @@
+"""Five-fold cross-validation of the whole sparse-annotation recipe over the 34 labelled PROMISE12 cases:
+stages 1-3, the pseudo labels, their AND, stage 5 and the fully supervised reference, trained afresh for
+each fold on its 27-28 training cases and measured on its 6-7 validation cases, so that every case is
+validated once. The fixed split's 8 cases move a mean by 0.10 when one model takes train01's bladder; 34
+cases and a count of such failures tell recipes apart that it cannot.
+
+usage: python crossval.py run --folds 1 3 5 [--threads 1] [--veto]   # one lane; run another with --folds 2 4
+       python crossval.py summary                                     # -> runs/cv/summary.json, a table
+
+Each fold lives in runs/cv/fold-K/ and runs the README's commands with --fold K --bf16 (every stage in
+bfloat16, 1000 steps for stage 5 and stage 6 from the pretext start): so its numbers compare with each
+other, not with the float32 tables. A step whose output exists is skipped, so an interrupted lane resumes.
+The AND (stage 4) is label-fusion's, rendered in NumPy here (agreement 1 both sources, 0 neither, 255 one;
+fused = both): the fusion workflow gave the same maps voxel for voxel on 2 x 26 cases ("The ends of the
+gland" in EXPERIMENTS.md). With --veto, also the registration veto (`pseudolabels.py --register`, `train.py
+final --registration ignore`, as "final-veto")."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+import data
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LCC_FAILURE = 0.1  # a largest component this far off the gland took the wrong organ (train01's bladder)
+
+
+def fold_runs(runs, fold):
+    return os.path.join(runs, "cv", f"fold-{fold}")
+
+
+def step(label, done, command):
+    """Run one of the README's commands unless `done` exists; stop the lane, naming the step, if it fails."""
+    if os.path.exists(done):
+        print(f"{label}: {done} exists, skipped", flush=True)
+        return
+    started = time.time()
+    print(f"{label}: {' '.join(command[1:])}", flush=True)
+    if subprocess.run(command, cwd=HERE).returncode != 0:
+        sys.exit(f"crossval.py: {label} failed (command: {' '.join(command)})")
+    print(f"{label}: {time.time() - started:.0f} s", flush=True)
+
+
+def fuse_and(folder):
+    """label-fusion's AND of the two sources in <folder>/pseudo/ into <folder>/fused/{agreement,fused}/."""
+    pseudo = os.path.join(folder, "pseudo")
+    for sub in ("agreement", "fused"):
+        os.makedirs(os.path.join(folder, "fused", sub), exist_ok=True)
+    cases = sorted(f[:-len("_image.nii.gz")] for f in os.listdir(pseudo) if f.endswith("_image.nii.gz"))
+    for case in cases:
+        semi, selfsup = (data.read_nifti_zyx(os.path.join(pseudo, f"{case}_{role}.nii.gz")) > 0 for role in ("semi", "self"))
+        both = semi & selfsup
+        agreement = np.where(both, 1, np.where(semi | selfsup, 255, 0))
+        data.write_nifti_zyx(agreement, os.path.join(folder, "fused", "agreement", f"{case}_agreement.nii.gz"), np.uint8)
+        data.write_nifti_zyx(both, os.path.join(folder, "fused", "fused", f"{case}_fused.nii.gz"), np.uint8)
+    return len(cases)
+
+
+def run_fold(args, fold):
+    folder = fold_runs(args.runs, fold)
+    common = ["--fold", str(fold), "--runs", folder] + (["--data", args.data] if args.data else [])
+    train = [sys.executable, "train.py"]
+    threads = ["--threads", str(args.threads), "--bf16"]
+    model = lambda name: os.path.join(folder, name, "model.pt")
+    step(f"fold {fold} stage 1", model("baseline"), train + ["baseline"] + common + threads)
+    step(f"fold {fold} stage 3", model("selfsup"), train + ["selfsup"] + common + threads)
+    step(f"fold {fold} stage 2", model("semi"), train + ["semi"] + common + threads)
+    extents = os.path.join(folder, "pseudo-raw", "extents.json")
+    step(f"fold {fold} pseudo labels", extents, [sys.executable, "pseudolabels.py"] + common)
+    if not os.path.isdir(os.path.join(folder, "fused", "fused")):
+        print(f"fold {fold} stage 4: AND of {fuse_and(folder)} cases", flush=True)
+    step(f"fold {fold} stage 5", model("final"), train + ["final"] + common + threads)
+    step(f"fold {fold} stage 6", model("full"), train + ["full", "--init", "pretext"] + common + threads)
+    extra = []
+    if args.veto:
+        step(f"fold {fold} registration", os.path.join(folder, "reg", "pseudo-raw", "extents.json"),
+             [sys.executable, "pseudolabels.py", "--register"] + common)
+        step(f"fold {fold} stage 5, veto", model("final-veto"),
+             train + ["final", "--registration", "ignore", "--name", "final-veto"] + common + threads)
+        extra = ["--extra", "final-veto"]
+    evaluation = os.path.join(folder, "evaluation-mirrored.json")
+    if os.path.exists(evaluation) and args.veto and "final-veto" not in json.load(open(evaluation))["stages"]:
+        os.remove(evaluation)  # measured before the veto model existed
+    step(f"fold {fold} evaluation", evaluation, [sys.executable, "evaluate.py", "--mirror"] + common + extra)
+
+
+def summary(args):
+    """Pool the folds' per-case Dice: a case's Dice comes from the one fold that validated it."""
+    folds, stages, pseudo = {}, {}, {}
+    for fold in range(1, data.FOLDS + 1):
+        path = os.path.join(fold_runs(args.runs, fold), "evaluation-mirrored.json")
+        if not os.path.exists(path):
+            print(f"fold {fold}: no {path}, left out")
+            continue
+        with open(path) as f:
+            result = json.load(f)
+        folds[fold] = result["validation_cases"]
+        if "pseudo_labels" in result:
+            pseudo[fold] = {k: result["pseudo_labels"]["fused"][k] for k in ("precision", "recall")}
+        for stage, r in result["stages"].items():
+            entry = stages.setdefault(stage, {"title": r["title"], "dice": {}, "dice_largest_component": {}, "folds": []})
+            entry["dice"].update(r["dice"])
+            entry["dice_largest_component"].update(r["dice_largest_component"])
+            entry["folds"].append(fold)
+    table = {}
+    for stage, entry in stages.items():
+        raw = np.array(list(entry["dice"].values()))
+        cleaned = np.array(list(entry["dice_largest_component"].values()))
+        table[stage] = {"title": entry["title"], "cases": len(raw), "folds": entry["folds"],
+                        "mean_dice": float(raw.mean()), "std": float(raw.std()), "min": float(raw.min()),
+                        "mean_dice_largest_component": float(cleaned.mean()),
+                        "largest_component_failures": sorted(c for c, d in entry["dice_largest_component"].items()
+                                                             if d < LCC_FAILURE),
+                        "per_fold_mean": {f: float(np.mean([entry["dice"][c] for c in folds[f]])) for f in entry["folds"]},
+                        "dice": entry["dice"], "dice_largest_component": entry["dice_largest_component"]}
+    out = {"folds": folds, "mirrored": True, "fused_pseudo_labels": pseudo, "stages": table}
+    os.makedirs(os.path.join(args.runs, "cv"), exist_ok=True)
+    with open(os.path.join(args.runs, "cv", "summary.json"), "w") as f:
+        json.dump(out, f, indent=1)
+    print("| stage | cases | mean Dice | std | min | per-fold means | largest component | its failures |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in table.values():
+        per_fold = ", ".join(f"{m:.3f}" for m in r["per_fold_mean"].values())
+        print(f"| {r['title']} | {r['cases']} | {r['mean_dice']:.3f} | {r['std']:.3f} | {r['min']:.3f} | {per_fold} | "
+              f"{r['mean_dice_largest_component']:.3f} | {', '.join(r['largest_component_failures']) or 'none'} |")
+    for fold, p in pseudo.items():
+        print(f"fold {fold}: fused pseudo labels precision {p['precision']:.3f}, recall {p['recall']:.3f}")
+
+
+def main():
+    parser = data.arguments(__doc__)
+    parser.add_argument("action", choices=["run", "summary"])
+    parser.add_argument("--folds", type=int, nargs="+", choices=range(1, data.FOLDS + 1), default=None,
+                        help="run: the folds this lane trains, one after the other")
+    parser.add_argument("--threads", type=int, default=1, help="run: threads per training (1: run two lanes)")
+    parser.add_argument("--veto", action="store_true", help="run: also the registration veto as final-veto")
+    args = parser.parse_args()
+    if args.fold is not None:
+        parser.error("crossval.py takes --folds (run), not --fold")
+    if args.action == "run":
+        if not args.folds:
+            parser.error("run needs --folds")
+        for fold in args.folds:
+            run_fold(args, fold)
+    else:
+        summary(args)
+
+
+if __name__ == "__main__":
+    main()
