@@ -9,13 +9,15 @@ usage: python crossval.py run --folds 1 3 5 [--threads 1] [--veto]   # one lane;
 
 Each fold lives in runs/cv/fold-K/ and runs the README's commands with --fold K --bf16 (every stage in
 bfloat16, 1000 steps for stage 5 and stage 6 from the pretext start): so its numbers compare with each
-other, not with the float32 tables. A step whose output exists is skipped, so an interrupted lane resumes.
+other, not with the float32 tables. A step whose output exists is skipped, so an interrupted lane resumes
+(the AND and the evaluation are made again when what they read is newer than they are).
 The AND (stage 4) is label-fusion's, rendered in NumPy here (agreement 1 both sources, 0 neither, 255 one;
 fused = both): the fusion workflow gave the same maps voxel for voxel on 2 x 26 cases ("The ends of the
 gland" in EXPERIMENTS.md). With --veto, also the registration veto (`pseudolabels.py --register`, `train.py
 final --registration ignore`, as "final-veto")."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -45,17 +47,20 @@ def step(label, done, command):
 
 
 def fuse_and(folder):
-    """label-fusion's AND of the two sources in <folder>/pseudo/ into <folder>/fused/{agreement,fused}/."""
-    pseudo = os.path.join(folder, "pseudo")
+    """label-fusion's AND of the two sources in <folder>/pseudo/ into <folder>/fused/{agreement,fused}/,
+    written aside and moved into place whole, so that an interrupted fusion is redone."""
+    pseudo, partial = os.path.join(folder, "pseudo"), os.path.join(folder, "fused.partial")
+    shutil.rmtree(partial, ignore_errors=True)
     for sub in ("agreement", "fused"):
-        os.makedirs(os.path.join(folder, "fused", sub), exist_ok=True)
+        os.makedirs(os.path.join(partial, sub))
     cases = sorted(f[:-len("_image.nii.gz")] for f in os.listdir(pseudo) if f.endswith("_image.nii.gz"))
     for case in cases:
         semi, selfsup = (data.read_nifti_zyx(os.path.join(pseudo, f"{case}_{role}.nii.gz")) > 0 for role in ("semi", "self"))
         both = semi & selfsup
         agreement = np.where(both, 1, np.where(semi | selfsup, 255, 0))
-        data.write_nifti_zyx(agreement, os.path.join(folder, "fused", "agreement", f"{case}_agreement.nii.gz"), np.uint8)
-        data.write_nifti_zyx(both, os.path.join(folder, "fused", "fused", f"{case}_fused.nii.gz"), np.uint8)
+        data.write_nifti_zyx(agreement, os.path.join(partial, "agreement", f"{case}_agreement.nii.gz"), np.uint8)
+        data.write_nifti_zyx(both, os.path.join(partial, "fused", f"{case}_fused.nii.gz"), np.uint8)
+    os.replace(partial, os.path.join(folder, "fused"))
     return len(cases)
 
 
@@ -70,20 +75,24 @@ def run_fold(args, fold):
     step(f"fold {fold} stage 2", model("semi"), train + ["semi"] + common + threads)
     extents = os.path.join(folder, "pseudo-raw", "extents.json")
     step(f"fold {fold} pseudo labels", extents, [sys.executable, "pseudolabels.py"] + common)
-    if not os.path.isdir(os.path.join(folder, "fused", "fused")):
+    fused = os.path.join(folder, "fused")
+    if os.path.isdir(fused) and os.path.getmtime(extents) > os.path.getmtime(fused):
+        shutil.rmtree(fused)  # the pseudo labels were made again since
+    if not os.path.isdir(fused):
         print(f"fold {fold} stage 4: AND of {fuse_and(folder)} cases", flush=True)
     step(f"fold {fold} stage 5", model("final"), train + ["final"] + common + threads)
     step(f"fold {fold} stage 6", model("full"), train + ["full", "--init", "pretext"] + common + threads)
-    extra = []
     if args.veto:
         step(f"fold {fold} registration", os.path.join(folder, "reg", "pseudo-raw", "extents.json"),
              [sys.executable, "pseudolabels.py", "--register"] + common)
         step(f"fold {fold} stage 5, veto", model("final-veto"),
              train + ["final", "--registration", "ignore", "--name", "final-veto"] + common + threads)
-        extra = ["--extra", "final-veto"]
     evaluation = os.path.join(folder, "evaluation-mirrored.json")
-    if os.path.exists(evaluation) and args.veto and "final-veto" not in json.load(open(evaluation))["stages"]:
-        os.remove(evaluation)  # measured before the veto model existed
+    models = [model(name) for name in ("final", "full", "final-veto")]
+    if os.path.exists(evaluation) and any(os.path.exists(m) and os.path.getmtime(m) > os.path.getmtime(evaluation)
+                                          for m in models):
+        os.remove(evaluation)  # measured before a model was (re)trained
+    extra = ["--extra", "final-veto"] if os.path.exists(model("final-veto")) else []
     step(f"fold {fold} evaluation", evaluation, [sys.executable, "evaluate.py", "--mirror"] + common + extra)
 
 
@@ -116,6 +125,12 @@ def summary(args):
                                                              if d < LCC_FAILURE),
                         "per_fold_mean": {f: float(np.mean([entry["dice"][c] for c in folds[f]])) for f in entry["folds"]},
                         "dice": entry["dice"], "dice_largest_component": entry["dice_largest_component"]}
+    for stage, r in table.items():  # paired with stage 5 on the cases both were validated on
+        if stage != "final" and "final" in table:
+            shared = sorted(set(r["dice"]) & set(table["final"]["dice"]))
+            difference = np.array([r["dice"][c] - table["final"]["dice"][c] for c in shared])
+            r["against_final"] = {"cases": len(shared), "mean_difference": float(difference.mean()),
+                                  "better_on": int((difference > 0).sum())}
     out = {"folds": folds, "mirrored": True, "fused_pseudo_labels": pseudo, "stages": table}
     os.makedirs(os.path.join(args.runs, "cv"), exist_ok=True)
     with open(os.path.join(args.runs, "cv", "summary.json"), "w") as f:
@@ -126,6 +141,11 @@ def summary(args):
         per_fold = ", ".join(f"{m:.3f}" for m in r["per_fold_mean"].values())
         print(f"| {r['title']} | {r['cases']} | {r['mean_dice']:.3f} | {r['std']:.3f} | {r['min']:.3f} | {per_fold} | "
               f"{r['mean_dice_largest_component']:.3f} | {', '.join(r['largest_component_failures']) or 'none'} |")
+    for r in table.values():
+        if "against_final" in r:
+            a = r["against_final"]
+            print(f"{r['title']} against stage 5 on the same {a['cases']} cases: {a['mean_difference']:+.3f}, "
+                  f"better on {a['better_on']}")
     for fold, p in pseudo.items():
         print(f"fold {fold}: fused pseudo labels precision {p['precision']:.3f}, recall {p['recall']:.3f}")
 
@@ -138,6 +158,8 @@ def main():
     parser.add_argument("--threads", type=int, default=1, help="run: threads per training (1: run two lanes)")
     parser.add_argument("--veto", action="store_true", help="run: also the registration veto as final-veto")
     args = parser.parse_args()
+    args.runs = os.path.abspath(args.runs)  # the stages run in this folder, whatever the caller's
+    args.data = args.data and os.path.abspath(args.data)
     if args.fold is not None:
         parser.error("crossval.py takes --folds (run), not --fold")
     if args.action == "run":

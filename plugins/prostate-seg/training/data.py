@@ -6,6 +6,7 @@ neighbours as three channels, clamped at the ends)."""
 import argparse
 import glob
 import gzip
+import json
 import math
 import os
 
@@ -41,8 +42,32 @@ def arguments(doc):
     parser.add_argument("--runs", default="runs")
     parser.add_argument("--fold", type=int, choices=range(1, FOLDS + 1), default=None,
                         help=f"validate on fold FOLD of {FOLDS} over the 34 labelled cases instead of the fixed split "
-                             f"(data.split; crossval.py gives each fold its own --runs)")
+                             f"(data.split; with it --runs defaults to runs/cv/fold-FOLD, and data.parse keeps each runs folder to one split)")
     return parser
+
+
+def parse(parser):
+    """The parsed options, with --runs tied to one split: a runs folder records the split its models were
+    trained on (<runs>/split.json, written on first use) and a script asked for another one stops, since
+    a model trained on the fixed split has seen cases that a fold validates on and vice versa. With --fold
+    and no --runs, the fold's own folder (runs/cv/fold-K, as crossval.py lays them out)."""
+    args = parser.parse_args()
+    if args.fold is not None and args.runs == parser.get_default("runs"):
+        args.runs = os.path.join(args.runs, "cv", f"fold-{args.fold}")
+    marker = os.path.join(args.runs, "split.json")
+    if os.path.exists(marker):
+        with open(marker) as f:
+            recorded = json.load(f).get("fold")
+        if recorded != args.fold:
+            name = lambda fold: f"fold {fold}" if fold is not None else "the fixed split"
+            hint = f"give --fold {recorded}" if recorded is not None else "leave out --fold"
+            parser.error(f"{args.runs} holds models of {name(recorded)} ({marker}), not of {name(args.fold)}; "
+                         f"{hint}, or give another --runs")
+    else:
+        os.makedirs(args.runs, exist_ok=True)
+        with open(marker, "w") as f:
+            json.dump({"fold": args.fold}, f)
+    return args
 
 
 def read_nifti_zyx(path):

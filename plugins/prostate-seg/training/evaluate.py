@@ -76,7 +76,7 @@ def main():
     parser.add_argument("--extra", nargs="*", default=[], help="models trained with --name, evaluated too")
     parser.add_argument("--ensemble", nargs="*", default=[], help="models whose averaged logits are evaluated too")
     parser.add_argument("--mirror", action="store_true", help="left-right test-time mirroring, as the step")
-    args = parser.parse_args()
+    args = data.parse(parser)
     torch.set_num_threads(2)
     root = data.data_dir(args.data)
     training, validation = data.split(root, args.fold)

@@ -21,7 +21,7 @@ VARIANTS = {"fp32": "prostate_seg.onnx", "int8": "prostate_seg.int8.onnx"}
 
 def main():
     parser = data.arguments(__doc__)
-    args = parser.parse_args()
+    args = data.parse(parser)
     if args.fold is not None:
         parser.error("--fold: the shipped files were trained on the fixed split's training cases, which a fold validates on")
     root = data.data_dir(args.data)

@@ -58,7 +58,7 @@ def onnx_predict(session, image, mirror=False):
 def main():
     parser = data.arguments(__doc__)
     parser.add_argument("--stage", default="final")
-    args = parser.parse_args()
+    args = data.parse(parser)
     if args.fold is not None:
         parser.error("--fold: the shipped model is trained on the fixed split; a fold's model is for measurement only")
     torch.set_num_threads(2)

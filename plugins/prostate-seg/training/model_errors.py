@@ -70,7 +70,7 @@ def main():
     parser.add_argument("--stage", default=None, help="a model trained by train.py instead of an ONNX file")
     parser.add_argument("--plain", action="store_true", help="without test-time mirroring")
     parser.add_argument("--band", type=float, default=2.0)
-    args = parser.parse_args()
+    args = data.parse(parser)
     if args.stage and args.model != parser.get_default("model"):
         parser.error("--model and --stage each name the model to examine; give one")
     if args.fold is not None and not args.stage:

@@ -87,7 +87,7 @@ def extent_report(errors):
 
 def main():
     parser = data.arguments(__doc__)
-    args = parser.parse_args()
+    args = data.parse(parser)
     root = data.data_dir(args.data)
     training, _ = data.split(root, args.fold)
     path = os.path.join(args.runs, "pseudo-raw", "extents.json")

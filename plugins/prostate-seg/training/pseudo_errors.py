@@ -32,7 +32,7 @@ def main():
     parser.add_argument("--labels", default=None, help="the folder whose fused/ and pseudo-raw/ to read (default --runs)")
     parser.add_argument("--band", type=float, default=2.0,
                         help="the boundary band's half-width in pixels of the network's grid")
-    args = parser.parse_args()
+    args = data.parse(parser)
     root = data.data_dir(args.data)
     training, _ = data.split(root, args.fold)
     folder = args.labels or args.runs

@@ -103,7 +103,7 @@ def main():
                              "(data.mirrored_extent; into runs/mirrored/ unless --round says otherwise)")
     parser.add_argument("--register", action="store_true",
                         help="also write a third source, the annotation propagated by registration (registration.py)")
-    args = parser.parse_args()
+    args = data.parse(parser)
     if args.track and args.extent == "mirrored":
         parser.error("--extent mirrored cuts the sources' whole masks, not --track's; give one of the two")
     if args.register and args.extent == "mirrored":

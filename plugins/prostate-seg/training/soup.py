@@ -61,7 +61,7 @@ def main():
     parser.add_argument("--out", default="soup")
     parser.add_argument("--recalibrate", action="store_true", help="batch-norm statistics measured again")
     parser.add_argument("--path", action="store_true", help="Dice along the line between the first two models")
-    args = parser.parse_args()
+    args = data.parse(parser)
     torch.set_num_threads(2)
     root = data.data_dir(args.data)
     training, validation = data.split(root, args.fold)

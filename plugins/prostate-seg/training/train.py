@@ -345,7 +345,7 @@ def main():
                              "stage takes it; crossval.py uses it for all of them, the shipped stages 1-3 are float32")
     parser.add_argument("--seed", type=int, default=data.SEED,
                         help="the seed of the weights and the batches (the split stays data.SEED's)")
-    args = parser.parse_args()
+    args = data.parse(parser)
     for option, value in (("--labels", args.labels), ("--margin", args.margin), ("--taper", args.taper),
                           ("--registration", args.registration)):
         if value and args.stage not in ("final", "round2"):
@@ -397,7 +397,8 @@ def main():
                   generator, log=log, bf16=args.bf16)
     out = os.path.join(args.runs, args.name or args.stage)
     os.makedirs(out, exist_ok=True)
-    torch.save(net.state_dict(), os.path.join(out, "model.pt"))
+    torch.save(net.state_dict(), os.path.join(out, "model.pt.partial"))
+    os.replace(os.path.join(out, "model.pt.partial"), os.path.join(out, "model.pt"))  # never half a model.pt
     with open(os.path.join(out, "log.json"), "w") as f:
         labels = folder if args.stage in ("final", "round2") else None
         json.dump({"stage": args.stage, "margin": args.margin, "taper": args.taper, "registration": args.registration, "beyond": args.beyond, "labels": labels, "init": args.init, "bf16": args.bf16, "seed": args.seed, "fold": args.fold, "training_cases": training, "validation_cases": validation,
