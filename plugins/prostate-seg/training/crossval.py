@@ -14,7 +14,10 @@ other, not with the float32 tables. A step whose output exists is skipped, so an
 The AND (stage 4) is label-fusion's, rendered in NumPy here (agreement 1 both sources, 0 neither, 255 one;
 fused = both): the fusion workflow gave the same maps voxel for voxel on 2 x 26 cases ("The ends of the
 gland" in EXPERIMENTS.md). With --veto, also the registration veto (`pseudolabels.py --register`, `train.py
-final --registration ignore`, as "final-veto")."""
+final --registration ignore`, as "final-veto"); with --full-steps N, also stage 6 trained N steps ("full-N";
+the README's reference for the goal's ratio is 4000).
+
+usage: python crossval.py run --folds 1 3 5 --full-steps 4000   # adds full-4000 to folds already run"""
 import json
 import os
 import shutil
@@ -87,12 +90,18 @@ def run_fold(args, fold):
              [sys.executable, "pseudolabels.py", "--register"] + common)
         step(f"fold {fold} stage 5, veto", model("final-veto"),
              train + ["final", "--registration", "ignore", "--name", "final-veto"] + common + threads)
+    if args.full_steps:
+        step(f"fold {fold} stage 6, {args.full_steps} steps", model(f"full-{args.full_steps}"),
+             train + ["full", "--init", "pretext", "--iterations", str(args.full_steps), "--name",
+                      f"full-{args.full_steps}"] + common + threads)
     evaluation = os.path.join(folder, "evaluation-mirrored.json")
-    models = [model(name) for name in ("final", "full", "final-veto")]
+    optional = sorted(name for name in os.listdir(folder) if name == "final-veto" or name.startswith("full-"))
+    models = [model(name) for name in ["final", "full"] + optional]
     if os.path.exists(evaluation) and any(os.path.exists(m) and os.path.getmtime(m) > os.path.getmtime(evaluation)
                                           for m in models):
         os.remove(evaluation)  # measured before a model was (re)trained
-    extra = ["--extra", "final-veto"] if os.path.exists(model("final-veto")) else []
+    extra = [name for name in optional if os.path.exists(model(name))]
+    extra = ["--extra"] + extra if extra else []
     step(f"fold {fold} evaluation", evaluation, [sys.executable, "evaluate.py", "--mirror"] + common + extra)
 
 
@@ -129,8 +138,10 @@ def summary(args):
         if stage != "final" and "final" in table:
             shared = sorted(set(r["dice"]) & set(table["final"]["dice"]))
             difference = np.array([r["dice"][c] - table["final"]["dice"][c] for c in shared])
+            final = np.mean([table["final"]["dice"][c] for c in shared])
             r["against_final"] = {"cases": len(shared), "mean_difference": float(difference.mean()),
-                                  "better_on": int((difference > 0).sum())}
+                                  "better_on": int((difference > 0).sum()),
+                                  "final_over_this": float(final / np.mean([r["dice"][c] for c in shared]))}
     out = {"folds": folds, "mirrored": True, "fused_pseudo_labels": pseudo, "stages": table}
     os.makedirs(os.path.join(args.runs, "cv"), exist_ok=True)
     with open(os.path.join(args.runs, "cv", "summary.json"), "w") as f:
@@ -145,7 +156,7 @@ def summary(args):
         if "against_final" in r:
             a = r["against_final"]
             print(f"{r['title']} against stage 5 on the same {a['cases']} cases: {a['mean_difference']:+.3f}, "
-                  f"better on {a['better_on']}")
+                  f"better on {a['better_on']}; stage 5 is {a['final_over_this']:.2f}x it")
     for fold, p in pseudo.items():
         print(f"fold {fold}: fused pseudo labels precision {p['precision']:.3f}, recall {p['recall']:.3f}")
 
@@ -157,6 +168,8 @@ def main():
                         help="run: the folds this lane trains, one after the other")
     parser.add_argument("--threads", type=int, default=1, help="run: threads per training (1: run two lanes)")
     parser.add_argument("--veto", action="store_true", help="run: also the registration veto as final-veto")
+    parser.add_argument("--full-steps", type=int, default=None,
+                        help="run: also stage 6 trained for this many steps, as full-N (the README's reference: 4000)")
     args = parser.parse_args()
     args.runs = os.path.abspath(args.runs)  # the stages run in this folder, whatever the caller's
     args.data = args.data and os.path.abspath(args.data)
