@@ -123,6 +123,7 @@ def summary(args):
             entry["dice"].update(r["dice"])
             entry["dice_largest_component"].update(r["dice_largest_component"])
             entry["folds"].append(fold)
+    _, fixed = data.split(data.data_dir(args.data))  # the fixed split's validation cases: harder than most?
     table = {}
     for stage, entry in stages.items():
         raw = np.array(list(entry["dice"].values()))
@@ -133,6 +134,8 @@ def summary(args):
                         "largest_component_failures": sorted(c for c, d in entry["dice_largest_component"].items()
                                                              if d < LCC_FAILURE),
                         "per_fold_mean": {f: float(np.mean([entry["dice"][c] for c in folds[f]])) for f in entry["folds"]},
+                        "fixed_split_cases_mean": float(np.mean([d for c, d in entry["dice"].items() if c in fixed] or [np.nan])),
+                        "other_cases_mean": float(np.mean([d for c, d in entry["dice"].items() if c not in fixed] or [np.nan])),
                         "dice": entry["dice"], "dice_largest_component": entry["dice_largest_component"]}
     for stage, r in table.items():  # paired with stage 5 on the cases both were validated on
         if stage != "final" and "final" in table:
@@ -146,11 +149,12 @@ def summary(args):
     os.makedirs(os.path.join(args.runs, "cv"), exist_ok=True)
     with open(os.path.join(args.runs, "cv", "summary.json"), "w") as f:
         json.dump(out, f, indent=1)
-    print("| stage | cases | mean Dice | std | min | per-fold means | largest component | its failures |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| stage | cases | mean Dice | std | min | per-fold means | the fixed split's 8, the rest | largest component | its failures |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in table.values():
         per_fold = ", ".join(f"{m:.3f}" for m in r["per_fold_mean"].values())
         print(f"| {r['title']} | {r['cases']} | {r['mean_dice']:.3f} | {r['std']:.3f} | {r['min']:.3f} | {per_fold} | "
+              f"{r['fixed_split_cases_mean']:.3f}, {r['other_cases_mean']:.3f} | "
               f"{r['mean_dice_largest_component']:.3f} | {', '.join(r['largest_component_failures']) or 'none'} |")
     for r in table.values():
         if "against_final" in r:
