@@ -5,6 +5,7 @@ validated once. The fixed split's 8 cases move a mean by 0.10 when one model tak
 cases and a count of such failures tell recipes apart that it cannot.
 
 usage: python crossval.py run --folds 1 3 5 [--threads 1] [--veto]   # one lane; run another with --folds 2 4
+       python crossval.py run --folds 1 3 5 --full-steps 4000         # adds full-4000 to folds already run
        python crossval.py summary                                     # -> runs/cv/summary.json, a table
 
 Each fold lives in runs/cv/fold-K/ and runs the README's commands with --fold K --bf16 (every stage in
@@ -15,9 +16,7 @@ The AND (stage 4) is label-fusion's, rendered in NumPy here (agreement 1 both so
 fused = both): the fusion workflow gave the same maps voxel for voxel on 2 x 26 cases ("The ends of the
 gland" in EXPERIMENTS.md). With --veto, also the registration veto (`pseudolabels.py --register`, `train.py
 final --registration ignore`, as "final-veto"); with --full-steps N, also stage 6 trained N steps ("full-N";
-the README's reference for the goal's ratio is 4000).
-
-usage: python crossval.py run --folds 1 3 5 --full-steps 4000   # adds full-4000 to folds already run"""
+the README's reference for the goal's ratio is 4000)."""
 import json
 import os
 import shutil

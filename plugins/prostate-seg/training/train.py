@@ -140,9 +140,11 @@ def unannotated_inputs(root, training):
     return torch.from_numpy(np.concatenate(inputs))
 
 
-def channels_last(x, bf16):
-    """`x` laid out as the bfloat16 path runs fastest (a no-op in float32)."""
-    return x.contiguous(memory_format=torch.channels_last) if bf16 else x
+def forward(net, x, bf16):
+    """`net(x)` in float32; with `bf16` run under bfloat16 autocast on a channels-last `x` (the layout that
+    path runs fastest in; `net` is made channels-last by its trainer)."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        return net(x.contiguous(memory_format=torch.channels_last) if bf16 else x).float()
 
 
 def fit(net, sampler, iterations, generator, lr=3e-3, batch=16, extra=None, log=None, bf16=False):
@@ -158,9 +160,7 @@ def fit(net, sampler, iterations, generator, lr=3e-3, batch=16, extra=None, log=
         net.train()
         x, y = sampler.batch(batch, generator)
         x, y = augment(x, y, generator)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = net(channels_last(x, bf16))
-        loss = segmentation_loss(logits.float(), y)  # .float(): a no-op in float32
+        loss = segmentation_loss(forward(net, x, bf16), y)
         total = loss + (extra(net, step) if extra else 0)
         optimizer.zero_grad()
         total.backward()
@@ -191,10 +191,9 @@ def mean_teacher(net, labelled, unannotated, iterations, generator, log, bf16=Fa
         grid = random_geometry(len(x), generator)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         teacher.train()  # batch statistics, as the student
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            with torch.no_grad():
-                target = torch.softmax(teacher(channels_last(intensity(x, generator), bf16)).float(), 1)
-            pred = torch.softmax(student(channels_last(intensity(x, generator), bf16)).float(), 1)
+        with torch.no_grad():
+            target = torch.softmax(forward(teacher, intensity(x, generator), bf16), 1)
+        pred = torch.softmax(forward(student, intensity(x, generator), bf16), 1)
         weight = 1.0 * np.exp(-5 * (1 - min(step, ramp) / ramp) ** 2)
         # EMA after each student step (the update of the previous step is applied here).
         with torch.no_grad():
@@ -239,9 +238,7 @@ def pretrain_restoration(unannotated, iterations, generator, log, bf16=False):
         x = unannotated[index]
         grid = random_geometry(len(x), generator)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            restored = net(channels_last(corrupt(x, generator), bf16))
-        loss = F.mse_loss(restored.float(), x[:, 1:2])
+        loss = F.mse_loss(forward(net, corrupt(x, generator), bf16), x[:, 1:2])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
