@@ -2,7 +2,7 @@
 
 usage: python train.py STAGE [--data DIR] [--runs DIR] [--fold K] [--iterations N] [--threads N] [--name DIR]
                             [--init scratch|pretext] [--seed N] [--margin N] [--taper N] [--labels DIR] [--bf16]
-                            [--registration ignore|agree] [--beyond N]
+                            [--registration ignore|agree] [--beyond N] [--edge N] [--mean-teacher]
   baseline   1. supervised on the central slice of each training volume only
   semi       2. mean teacher: the baseline's recipe plus consistency with an EMA teacher on every
                 unannotated slice (other slices of the training volumes and the unlabelled volumes)
@@ -12,7 +12,9 @@ usage: python train.py STAGE [--data DIR] [--runs DIR] [--fold K] [--iterations 
                 data.fused_target), starting from stage 3's pretext network (--labels runs/reg: three
                 sources, pseudolabels.py --register and workflows/prostate-pseudolabels-three.yaml;
                 --labels runs/mirrored: pseudolabels.py --extent mirrored; --registration: the
-                registration source as a veto on background or as a third vote; all measured, not shipped)
+                registration source as a veto on background or as a third vote; --edge: a band along
+                the pseudo labels' outline ignored; --mean-teacher: plus stage 2's consistency on every
+                unannotated slice; all measured, not shipped)
   round2     5b. a second round of self-training: as final, on runs/round2/fused (pseudolabels.py --semi STAGE
                 --round round2, then the fusion workflow into runs/round2/fused)
   full       6. every slice of the training volumes with its true mask (the upper reference)
@@ -257,7 +259,7 @@ def pretext_initialised(state):
     return segmenter
 
 
-def fused_targets(folder, margin=0, taper=0, registration=None, beyond=2):
+def fused_targets(folder, margin=0, taper=0, registration=None, beyond=2, edge=0):
     """The fused pseudo labels of a training case (data.fused_target: gland, background, ignored) with its
     manual central slice; with `margin`, the `margin` slices beyond each end of the sources' extents
     (<folder>/pseudo-raw/extents.json) are ignored instead of taught as background, since an extent that
@@ -266,7 +268,8 @@ def fused_targets(folder, margin=0, taper=0, registration=None, beyond=2):
     the third source of `pseudolabels.py --register` (<folder>/reg/) joins: "ignore" keeps the fused set's
     gland and ignores its background where registration says gland (data.registration_ignored, `beyond`
     slices past the sources' reach), "agree" teaches gland where registration and either network agree
-    (data.registration_agreeing)."""
+    (data.registration_agreeing). With `edge` (pixels of the network's grid), a band that wide on both sides
+    of the outline between taught gland and taught background is ignored (data.edge_ignored)."""
     if registration and not os.path.isdir(os.path.join(folder, "reg", "pseudo-raw")):
         sys.exit(f"train.py: --registration needs the registration source in {folder}/reg/; run "
                  f"`pseudolabels.py --register` first (with --labels runs/mirrored: ln -sfn ../reg runs/mirrored/reg)")
@@ -288,6 +291,8 @@ def fused_targets(folder, margin=0, taper=0, registration=None, beyond=2):
             lo, hi = data.sources_reach(extents[case])
             target[max(0, lo - margin):lo] = IGNORE
             target[hi + 1:hi + 1 + margin] = IGNORE
+        if edge:
+            target = data.edge_ignored(target, max(1, round(edge * data.crop_box(label.shape[2])[1] / data.SIZE)))
         z = data.central_slice(label)
         if taper:
             radius = max(1, round(taper * data.crop_box(label.shape[2])[1] / data.SIZE))
@@ -329,6 +334,14 @@ def main():
                              "and either network say so (runs/reg/ only). Measured, not shipped")
     parser.add_argument("--beyond", type=int, default=None,
                         help="--registration ignore: slices past the sources' reach where it still applies (default 2)")
+    parser.add_argument("--edge", type=int, default=0,
+                        help="final/round2: ignore a band this many pixels of the network's grid wide on both sides of "
+                             "the pseudo labels' outline between gland and background (data.edge_ignored); 0: off. "
+                             "Measured, not shipped")
+    parser.add_argument("--mean-teacher", action="store_true",
+                        help="final/round2: add stage 2's mean-teacher consistency on every unannotated slice (the "
+                             "training volumes' and the 29 unlabelled volumes', which stage 5 otherwise never sees); "
+                             "the EMA teacher is saved, as stage 2 does. Measured, not shipped")
     parser.add_argument("--name", default=None, help="the folder under --runs to write (default: the stage)")
     parser.add_argument("--init", choices=["scratch", "pretext"], default=None,
                         help="final/round2/full: start from random weights, or from stage 3's context-restoration "
@@ -344,7 +357,8 @@ def main():
                         help="the seed of the weights and the batches (the split stays data.SEED's)")
     args = data.parse(parser)
     for option, value in (("--labels", args.labels), ("--margin", args.margin), ("--taper", args.taper),
-                          ("--registration", args.registration)):
+                          ("--registration", args.registration), ("--edge", args.edge),
+                          ("--mean-teacher", args.mean_teacher)):
         if value and args.stage not in ("final", "round2"):
             parser.error(f"{option} is for final and round2; {args.stage} has no pseudo labels")
     if args.init is not None and args.stage not in ("final", "round2", "full"):
@@ -386,9 +400,13 @@ def main():
                    "runs/round2/fused")
             sys.exit(f"train.py {args.stage}: no fused pseudo labels in {folder}/fused/; run {how} first "
                      f"(README, Commands), or pass --labels")
-        net = fit(initial(args), all_slices(root, training, fused_targets(folder, args.margin, args.taper,
-                                                                          args.registration, args.beyond)),
-                  args.iterations or 1000, generator, log=log, bf16=args.bf16)
+        labelled = all_slices(root, training, fused_targets(folder, args.margin, args.taper, args.registration,
+                                                            args.beyond, args.edge))
+        if args.mean_teacher:
+            net = mean_teacher(initial(args), labelled, unannotated_inputs(root, training), args.iterations or 1000,
+                               generator, log, bf16=args.bf16)
+        else:
+            net = fit(initial(args), labelled, args.iterations or 1000, generator, log=log, bf16=args.bf16)
     else:
         net = fit(initial(args), all_slices(root, training, lambda case, label: label), args.iterations or 1000,
                   generator, log=log, bf16=args.bf16)
@@ -398,7 +416,7 @@ def main():
     os.replace(os.path.join(out, "model.pt.partial"), os.path.join(out, "model.pt"))  # never half a model.pt
     with open(os.path.join(out, "log.json"), "w") as f:
         labels = folder if args.stage in ("final", "round2") else None
-        json.dump({"stage": args.stage, "margin": args.margin, "taper": args.taper, "registration": args.registration, "beyond": args.beyond, "labels": labels, "init": args.init, "bf16": args.bf16, "seed": args.seed, "fold": args.fold, "training_cases": training, "validation_cases": validation,
+        json.dump({"stage": args.stage, "margin": args.margin, "taper": args.taper, "registration": args.registration, "beyond": args.beyond, "edge": args.edge, "mean_teacher": args.mean_teacher, "labels": labels, "init": args.init, "bf16": args.bf16, "seed": args.seed, "fold": args.fold, "training_cases": training, "validation_cases": validation,
                    "seconds": round(time.time() - started, 1), "machine": machine_description(), "log": log}, f, indent=1)
     print(f"{args.stage}: {out}/model.pt in {time.time() - started:.0f} s")
 
