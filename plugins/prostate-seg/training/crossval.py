@@ -6,6 +6,8 @@ cases and a count of such failures tell recipes apart that it cannot.
 
 usage: python crossval.py run --folds 1 3 5 [--threads 1] [--veto]   # one lane; run another with --folds 2 4
        python crossval.py run --folds 1 3 5 --full-steps 4000         # adds full-4000 to folds already run
+       python crossval.py run --folds 1 3 5 --mean-teacher --edge 1   # adds those stage-5 variants
+       python crossval.py run --folds 1 3 --mean-teacher --skip-full  # the variant, without stage 6
        python crossval.py summary                                     # -> runs/cv/summary.json, a table
 
 Each fold lives in runs/cv/fold-K/ and runs the README's commands with --fold K --bf16 (every stage in
@@ -16,7 +18,9 @@ The AND (stage 4) is label-fusion's, rendered in NumPy here (agreement 1 both so
 fused = both): the fusion workflow gave the same maps voxel for voxel on 2 x 26 cases ("The ends of the
 gland" in EXPERIMENTS.md). With --veto, also the registration veto (`pseudolabels.py --register`, `train.py
 final --registration ignore`, as "final-veto"); with --full-steps N, also stage 6 trained N steps ("full-N";
-the README's reference for the goal's ratio is 4000)."""
+the README's reference for the goal's ratio is 4000); with --mean-teacher, stage 5 plus stage 2's consistency
+on every unannotated slice ("final-mt"); with --edge N, stage 5 with a band of N pixels along the pseudo
+labels' outline ignored ("final-edge-N"). Every model whose folder starts with final- or full- is evaluated."""
 import json
 import os
 import shutil
@@ -25,6 +29,7 @@ import sys
 import time
 
 import numpy as np
+from scipy import stats
 
 import data
 
@@ -83,19 +88,26 @@ def run_fold(args, fold):
     if not os.path.isdir(fused):
         print(f"fold {fold} stage 4: AND of {fuse_and(folder)} cases", flush=True)
     step(f"fold {fold} stage 5", model("final"), train + ["final"] + common + threads)
-    step(f"fold {fold} stage 6", model("full"), train + ["full", "--init", "pretext"] + common + threads)
+    if not args.skip_full:
+        step(f"fold {fold} stage 6", model("full"), train + ["full", "--init", "pretext"] + common + threads)
     if args.veto:
         step(f"fold {fold} registration", os.path.join(folder, "reg", "pseudo-raw", "extents.json"),
              [sys.executable, "pseudolabels.py", "--register"] + common)
         step(f"fold {fold} stage 5, veto", model("final-veto"),
              train + ["final", "--registration", "ignore", "--name", "final-veto"] + common + threads)
+    if args.mean_teacher:
+        step(f"fold {fold} stage 5, mean teacher", model("final-mt"),
+             train + ["final", "--mean-teacher", "--name", "final-mt"] + common + threads)
+    if args.edge:
+        step(f"fold {fold} stage 5, edge {args.edge}", model(f"final-edge-{args.edge}"),
+             train + ["final", "--edge", str(args.edge), "--name", f"final-edge-{args.edge}"] + common + threads)
     if args.full_steps:
         step(f"fold {fold} stage 6, {args.full_steps} steps", model(f"full-{args.full_steps}"),
              train + ["full", "--init", "pretext", "--iterations", str(args.full_steps), "--name",
                       f"full-{args.full_steps}"] + common + threads)
     evaluation = os.path.join(folder, "evaluation-mirrored.json")
-    optional = sorted(name for name in os.listdir(folder) if name == "final-veto" or name.startswith("full-"))
-    models = [model(name) for name in ["final", "full"] + optional]
+    optional = sorted(name for name in os.listdir(folder) if name.startswith(("final-", "full-")))
+    models = [model(name) for name in ["final", "full"] + optional]  # stage 6 where it was trained
     if os.path.exists(evaluation) and any(os.path.exists(m) and os.path.getmtime(m) > os.path.getmtime(evaluation)
                                           for m in models):
         os.remove(evaluation)  # measured before a model was (re)trained
@@ -142,6 +154,8 @@ def summary(args):
             difference = np.array([r["dice"][c] - table["final"]["dice"][c] for c in shared])
             final = np.mean([table["final"]["dice"][c] for c in shared])
             r["against_final"] = {"cases": len(shared), "mean_difference": float(difference.mean()),
+                                  "standard_error": float(difference.std(ddof=1) / np.sqrt(len(shared))),
+                                  "wilcoxon_p": float(stats.wilcoxon(difference).pvalue) if difference.any() else 1.0,
                                   "better_on": int((difference > 0).sum()),
                                   "final_over_this": float(final / np.mean([r["dice"][c] for c in shared]))}
     out = {"folds": folds, "mirrored": True, "fused_pseudo_labels": pseudo, "stages": table}
@@ -158,7 +172,8 @@ def summary(args):
     for r in table.values():
         if "against_final" in r:
             a = r["against_final"]
-            print(f"{r['title']} against stage 5 on the same {a['cases']} cases: {a['mean_difference']:+.3f}, "
+            print(f"{r['title']} against stage 5 on the same {a['cases']} cases: {a['mean_difference']:+.3f} "
+                  f"(standard error {a['standard_error']:.3f}, Wilcoxon p {a['wilcoxon_p']:.2f}), "
                   f"better on {a['better_on']}; stage 5 is {a['final_over_this']:.2f}x it")
     for fold, p in pseudo.items():
         print(f"fold {fold}: fused pseudo labels precision {p['precision']:.3f}, recall {p['recall']:.3f}")
@@ -171,6 +186,14 @@ def main():
                         help="run: the folds this lane trains, one after the other")
     parser.add_argument("--threads", type=int, default=1, help="run: threads per training (1: run two lanes)")
     parser.add_argument("--veto", action="store_true", help="run: also the registration veto as final-veto")
+    parser.add_argument("--skip-full", action="store_true",
+                        help="run: leave out stage 6 (1000 steps), for a study of stage-5 variants against stage 5 "
+                             "on a slower machine; a later run without it adds it")
+    parser.add_argument("--mean-teacher", action="store_true",
+                        help="run: also stage 5 with stage 2's consistency on every unannotated slice, as final-mt")
+    parser.add_argument("--edge", type=int, default=None,
+                        help="run: also stage 5 with a band of this many pixels along the pseudo labels' outline "
+                             "ignored, as final-edge-N")
     parser.add_argument("--full-steps", type=int, default=None,
                         help="run: also stage 6 trained for this many steps, as full-N (the README's reference: 4000)")
     args = parser.parse_args()
