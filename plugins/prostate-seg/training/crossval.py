@@ -19,8 +19,8 @@ fused = both): the fusion workflow gave the same maps voxel for voxel on 2 x 26 
 gland" in EXPERIMENTS.md). With --veto, also the registration veto (`pseudolabels.py --register`, `train.py
 final --registration ignore`, as "final-veto"); with --full-steps N, also stage 6 trained N steps ("full-N";
 the README's reference for the goal's ratio is 4000); with --mean-teacher, stage 5 plus stage 2's consistency
-on every unannotated slice ("final-mt"); with --edge N, stage 5 with a band of N pixels along the pseudo
-labels' outline ignored ("final-edge-N"). Every model whose folder starts with final- or full- is evaluated."""
+on every unannotated slice ("final-mt"); with --edge N, stage 5 with a band of N pixels of the network's grid
+ignored on each side of the pseudo labels' outline where gland meets background ("final-edge-N"). Every model whose folder starts with final- or full- is evaluated."""
 import json
 import os
 import shutil
@@ -154,7 +154,8 @@ def summary(args):
             difference = np.array([r["dice"][c] - table["final"]["dice"][c] for c in shared])
             final = np.mean([table["final"]["dice"][c] for c in shared])
             r["against_final"] = {"cases": len(shared), "mean_difference": float(difference.mean()),
-                                  "standard_error": float(difference.std(ddof=1) / np.sqrt(len(shared))),
+                                  "standard_error": float(difference.std(ddof=1) / np.sqrt(len(shared)))
+                                  if len(shared) > 1 else None,
                                   "wilcoxon_p": float(stats.wilcoxon(difference).pvalue) if difference.any() else 1.0,
                                   "better_on": int((difference > 0).sum()),
                                   "final_over_this": float(final / np.mean([r["dice"][c] for c in shared]))}
@@ -172,8 +173,9 @@ def summary(args):
     for r in table.values():
         if "against_final" in r:
             a = r["against_final"]
+            error = "n/a" if a["standard_error"] is None else f"{a['standard_error']:.3f}"
             print(f"{r['title']} against stage 5 on the same {a['cases']} cases: {a['mean_difference']:+.3f} "
-                  f"(standard error {a['standard_error']:.3f}, Wilcoxon p {a['wilcoxon_p']:.2f}), "
+                  f"(standard error {error}, Wilcoxon p {a['wilcoxon_p']:.2g}), "
                   f"better on {a['better_on']}; stage 5 is {a['final_over_this']:.2f}x it")
     for fold, p in pseudo.items():
         print(f"fold {fold}: fused pseudo labels precision {p['precision']:.3f}, recall {p['recall']:.3f}")
@@ -192,8 +194,8 @@ def main():
     parser.add_argument("--mean-teacher", action="store_true",
                         help="run: also stage 5 with stage 2's consistency on every unannotated slice, as final-mt")
     parser.add_argument("--edge", type=int, default=None,
-                        help="run: also stage 5 with a band of this many pixels along the pseudo labels' outline "
-                             "ignored, as final-edge-N")
+                        help="run: also stage 5 with a band of this many pixels of the network's grid ignored on each "
+                             "side of the pseudo labels' outline where gland meets background, as final-edge-N")
     parser.add_argument("--full-steps", type=int, default=None,
                         help="run: also stage 6 trained for this many steps, as full-N (the README's reference: 4000)")
     args = parser.parse_args()
@@ -201,6 +203,8 @@ def main():
     args.data = args.data and os.path.abspath(args.data)
     if args.fold is not None:
         parser.error("crossval.py takes --folds (run), not --fold")
+    if args.edge is not None and args.edge < 1:
+        parser.error(f"--edge takes a number of pixels >= 1, not {args.edge}")
     if args.action == "run":
         if not args.folds:
             parser.error("run needs --folds")

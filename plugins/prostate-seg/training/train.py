@@ -269,7 +269,7 @@ def fused_targets(folder, margin=0, taper=0, registration=None, beyond=2, edge=0
     gland and ignores its background where registration says gland (data.registration_ignored, `beyond`
     slices past the sources' reach), "agree" teaches gland where registration and either network agree
     (data.registration_agreeing). With `edge` (pixels of the network's grid), a band that wide on both sides
-    of the outline between taught gland and taught background is ignored (data.edge_ignored)."""
+    of the outline where taught gland meets taught background is ignored (data.edge_ignored)."""
     if registration and not os.path.isdir(os.path.join(folder, "reg", "pseudo-raw")):
         sys.exit(f"train.py: --registration needs the registration source in {folder}/reg/; run "
                  f"`pseudolabels.py --register` first (with --labels runs/mirrored: ln -sfn ../reg runs/mirrored/reg)")
@@ -291,12 +291,12 @@ def fused_targets(folder, margin=0, taper=0, registration=None, beyond=2, edge=0
             lo, hi = data.sources_reach(extents[case])
             target[max(0, lo - margin):lo] = IGNORE
             target[hi + 1:hi + 1 + margin] = IGNORE
-        if edge:
-            target = data.edge_ignored(target, max(1, round(edge * data.crop_box(label.shape[2])[1] / data.SIZE)))
         z = data.central_slice(label)
         if taper:
             radius = max(1, round(taper * data.crop_box(label.shape[2])[1] / data.SIZE))
             target[~data.tapered_region(target, z, label[z], radius)] = 0
+        if edge:  # after the taper, which reads every non-background voxel as some source's gland
+            target = data.edge_ignored(target, max(1, round(edge * data.crop_box(label.shape[2])[1] / data.SIZE)))
         target[z] = label[z]  # the manual annotation where there is one
         return target
     return targets
@@ -336,8 +336,8 @@ def main():
                         help="--registration ignore: slices past the sources' reach where it still applies (default 2)")
     parser.add_argument("--edge", type=int, default=0,
                         help="final/round2: ignore a band this many pixels of the network's grid wide on both sides of "
-                             "the pseudo labels' outline between gland and background (data.edge_ignored); 0: off. "
-                             "Measured, not shipped")
+                             "the pseudo labels' outline where taught gland meets taught background (data.edge_ignored; "
+                             "not where the sources disagree, already ignored); 0: off. Measured, not shipped")
     parser.add_argument("--mean-teacher", action="store_true",
                         help="final/round2: add stage 2's mean-teacher consistency on every unannotated slice (the "
                              "training volumes' and the 29 unlabelled volumes', which stage 5 otherwise never sees); "
@@ -363,6 +363,8 @@ def main():
             parser.error(f"{option} is for final and round2; {args.stage} has no pseudo labels")
     if args.init is not None and args.stage not in ("final", "round2", "full"):
         parser.error(f"--init is for final, round2 and full; {args.stage} has its own start")
+    if args.edge < 0:
+        parser.error(f"--edge takes a number of pixels >= 0 (0: off), not {args.edge}")
     if args.beyond is not None and (args.registration != "ignore" or args.beyond < 0):
         parser.error("--beyond takes a number of slices >= 0, with --registration ignore")
     if args.registration == "agree" and args.labels:
