@@ -246,6 +246,12 @@ def crop_box(n, fraction=CROP):
     return (n - length) // 2, length
 
 
+def source_pixels(network_pixels, width):
+    """A length in pixels of the network's 128-pixel grid as source pixels of a slice `width` wide (the
+    crop is resized to SIZE, so one network pixel spans crop width / SIZE source pixels)."""
+    return network_pixels * crop_box(width)[1] / SIZE
+
+
 def cropped(volume, fraction=CROP):
     """The centred in-plane crop of every slice of a (z, y, x) array."""
     (y0, h), (x0, w) = crop_box(volume.shape[1], fraction), crop_box(volume.shape[2], fraction)

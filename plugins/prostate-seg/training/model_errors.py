@@ -91,7 +91,7 @@ def main():
     for case in validation:
         image, label = data.load_case(root, case)
         mask = largest_component(predict(image) > 0.5)
-        band = args.band * data.crop_box(label.shape[2])[1] / data.SIZE
+        band = data.source_pixels(args.band, label.shape[2])
         missed, wrong, thirds, rows = case_errors(mask, label, band)
         tp, predicted, truth = int((mask & (label > 0)).sum()), int(mask.sum()), int((label > 0).sum())
         dice = 2 * tp / (predicted + truth)

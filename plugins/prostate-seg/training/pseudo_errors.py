@@ -51,7 +51,7 @@ def main():
         last = min(extents[case]["semi"][1], extents[case]["self"][1])
         centre = data.central_slice(label)
         # network pixels -> source pixels: the crop's width over the network's grid
-        band = args.band * data.crop_box(label.shape[2])[1] / data.SIZE
+        band = data.source_pixels(args.band, label.shape[2])
         for z in range(label.shape[0]):
             if z == centre:
                 continue

@@ -293,10 +293,10 @@ def fused_targets(folder, margin=0, taper=0, registration=None, beyond=2, edge=0
             target[hi + 1:hi + 1 + margin] = IGNORE
         z = data.central_slice(label)
         if taper:
-            radius = max(1, round(taper * data.crop_box(label.shape[2])[1] / data.SIZE))
+            radius = max(1, round(data.source_pixels(taper, label.shape[2])))
             target[~data.tapered_region(target, z, label[z], radius)] = 0
         if edge:  # after the taper, which reads every non-background voxel as some source's gland
-            target = data.edge_ignored(target, max(1, round(edge * data.crop_box(label.shape[2])[1] / data.SIZE)))
+            target = data.edge_ignored(target, max(1, round(data.source_pixels(edge, label.shape[2]))))
         target[z] = label[z]  # the manual annotation where there is one
         return target
     return targets
