@@ -101,12 +101,21 @@ def run_fold(args, fold):
     if args.edge:
         step(f"fold {fold} stage 5, edge {args.edge}", model(f"final-edge-{args.edge}"),
              train + ["final", "--edge", str(args.edge), "--name", f"final-edge-{args.edge}"] + common + threads)
+    for mode in args.self_correct:
+        step(f"fold {fold} stage 5, self-correcting ({mode})", model(f"final-sc-{mode}"),
+             train + ["final", "--self-correct", mode, "--name", f"final-sc-{mode}"] + common + threads)
+    for seed in args.seeds:  # stage 5 and the variants asked for, again with each further seed
+        variants = [("final", [])] + [(f"final-sc-{mode}", ["--self-correct", mode]) for mode in args.self_correct]
+        for name, options in variants:
+            step(f"fold {fold} {name}, seed {seed}", model(f"{name}-seed{seed}"),
+                 train + ["final", "--seed", str(seed), "--name", f"{name}-seed{seed}"] + options + common + threads)
     if args.full_steps:
         step(f"fold {fold} stage 6, {args.full_steps} steps", model(f"full-{args.full_steps}"),
              train + ["full", "--init", "pretext", "--iterations", str(args.full_steps), "--name",
                       f"full-{args.full_steps}"] + common + threads)
     evaluation = os.path.join(folder, "evaluation-mirrored.json")
-    optional = sorted(name for name in os.listdir(folder) if name.startswith(("final-", "full-")))
+    optional = sorted(name for name in os.listdir(folder) if name.startswith(("final-", "full-"))
+                      and os.path.isdir(os.path.join(folder, name)))
     models = [model(name) for name in ["final", "full"] + optional]  # stage 6 where it was trained
     if os.path.exists(evaluation) and any(os.path.exists(m) and os.path.getmtime(m) > os.path.getmtime(evaluation)
                                           for m in models):
@@ -114,6 +123,46 @@ def run_fold(args, fold):
     extra = [name for name in optional if os.path.exists(model(name))]
     extra = ["--extra"] + extra if extra else []
     step(f"fold {fold} evaluation", evaluation, [sys.executable, "evaluate.py", "--mirror"] + common + extra)
+
+
+def seed_of(stage):
+    """A model's name without its -seedN suffix, and N (None: the default seed)."""
+    base, _, seed = stage.rpartition("-seed")
+    return (base, int(seed)) if base and seed.isdigit() else (stage, None)
+
+
+def paired(variant, control):
+    """A variant's per-case Dice against the control's on the cases both were validated on."""
+    shared = sorted(set(variant) & set(control))
+    difference = np.array([variant[c] - control[c] for c in shared])
+    return {"cases": len(shared), "mean_difference": float(difference.mean()),
+            "standard_error": float(difference.std(ddof=1) / np.sqrt(len(shared))) if len(shared) > 1 else None,
+            "wilcoxon_p": float(stats.wilcoxon(difference).pvalue) if difference.any() else 1.0,
+            "better_on": int((difference > 0).sum()),
+            "final_over_this": float(np.mean([control[c] for c in shared]) / np.mean([variant[c] for c in shared]))}
+
+
+def seed_averaged(table):
+    """Each variant trained with several seeds against stage 5 with the same seeds, per case the mean over
+    the seeds both have: the seed's share of a difference averaged out."""
+    groups = {}
+    for stage in table:
+        base, seed = seed_of(stage)
+        groups.setdefault(base, {})[seed] = table[stage]["dice"]
+    out = {}
+    for base, by_seed in groups.items():
+        seeds = sorted(set(by_seed) & set(groups.get("final", {})), key=lambda s: -1 if s is None else s)
+        if base == "final" or len(seeds) < 2:
+            continue
+        cases = set.intersection(*(set(by_seed[s]) & set(groups["final"][s]) for s in seeds))
+        mean = lambda runs: {c: float(np.mean([runs[s][c] for s in seeds])) for c in cases}
+        variant, control = mean(by_seed), mean(groups["final"])
+        name = lambda s: "default" if s is None else str(s)
+        out[base] = {"seeds": [name(s) for s in seeds], "mean_dice": float(np.mean(list(variant.values()))),
+                     "final_mean_dice": float(np.mean(list(control.values()))), **paired(variant, control),
+                     "final_seed_means": {name(s): float(np.mean([groups["final"][s][c] for c in cases])) for s in seeds},
+                     "seed_means": {name(s): float(np.mean([by_seed[s][c] for c in cases])) for s in seeds}}
+    return out
 
 
 def summary(args):
@@ -148,18 +197,13 @@ def summary(args):
                         "fixed_split_cases_mean": float(np.mean([d for c, d in entry["dice"].items() if c in fixed] or [np.nan])),
                         "other_cases_mean": float(np.mean([d for c, d in entry["dice"].items() if c not in fixed] or [np.nan])),
                         "dice": entry["dice"], "dice_largest_component": entry["dice_largest_component"]}
-    for stage, r in table.items():  # paired with stage 5 on the cases both were validated on
-        if stage != "final" and "final" in table:
-            shared = sorted(set(r["dice"]) & set(table["final"]["dice"]))
-            difference = np.array([r["dice"][c] - table["final"]["dice"][c] for c in shared])
-            final = np.mean([table["final"]["dice"][c] for c in shared])
-            r["against_final"] = {"cases": len(shared), "mean_difference": float(difference.mean()),
-                                  "standard_error": float(difference.std(ddof=1) / np.sqrt(len(shared)))
-                                  if len(shared) > 1 else None,
-                                  "wilcoxon_p": float(stats.wilcoxon(difference).pvalue) if difference.any() else 1.0,
-                                  "better_on": int((difference > 0).sum()),
-                                  "final_over_this": float(final / np.mean([r["dice"][c] for c in shared]))}
-    out = {"folds": folds, "mirrored": True, "fused_pseudo_labels": pseudo, "stages": table}
+    for stage, r in table.items():  # paired with stage 5 of the same seed on the cases both were validated on
+        seed = seed_of(stage)[1]
+        control = "final" if seed is None else f"final-seed{seed}"
+        if stage != control and control in table:
+            r["against_final"] = paired(r["dice"], table[control]["dice"])
+    averaged = seed_averaged(table)
+    out = {"folds": folds, "mirrored": True, "fused_pseudo_labels": pseudo, "stages": table, "seed_averaged": averaged}
     os.makedirs(os.path.join(args.runs, "cv"), exist_ok=True)
     with open(os.path.join(args.runs, "cv", "summary.json"), "w") as f:
         json.dump(out, f, indent=1)
@@ -174,9 +218,16 @@ def summary(args):
         if "against_final" in r:
             a = r["against_final"]
             error = "n/a" if a["standard_error"] is None else f"{a['standard_error']:.3f}"
-            print(f"{r['title']} against stage 5 on the same {a['cases']} cases: {a['mean_difference']:+.3f} "
+            print(f"{r['title']} against stage 5 (the same seed) on the same {a['cases']} cases: {a['mean_difference']:+.3f} "
                   f"(standard error {error}, Wilcoxon p {a['wilcoxon_p']:.2g}), "
                   f"better on {a['better_on']}; stage 5 is {a['final_over_this']:.2f}x it")
+    for base, a in averaged.items():
+        print(f"{base}, the mean of seeds {', '.join(a['seeds'])}: "
+              f"{a['mean_dice']:.3f} against stage 5's {a['final_mean_dice']:.3f} on the same {a['cases']} cases and "
+              f"seeds, {a['mean_difference']:+.3f} (standard error {a['standard_error'] or float('nan'):.3f}, Wilcoxon p "
+              f"{a['wilcoxon_p']:.2g}), better on {a['better_on']}; per seed "
+              f"{', '.join(f'{v:.3f}' for v in a['seed_means'].values())} against "
+              f"{', '.join(f'{v:.3f}' for v in a['final_seed_means'].values())}")
     for fold, p in pseudo.items():
         print(f"fold {fold}: fused pseudo labels precision {p['precision']:.3f}, recall {p['recall']:.3f}")
 
@@ -196,6 +247,12 @@ def main():
     parser.add_argument("--edge", type=int, default=None,
                         help="run: also stage 5 with a band of this many pixels of the network's grid ignored on each "
                              "side of the pseudo labels' outline where gland meets background, as final-edge-N")
+    parser.add_argument("--self-correct", nargs="+", choices=["ignore", "fill"], default=[],
+                        help="run: also stage 5 with its pseudo labels corrected against an EMA teacher "
+                             "(train.py --self-correct), as final-sc-MODE")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[],
+                        help="run: also stage 5, and each --self-correct variant, trained with these further seeds "
+                             "(NAME-seedN): a rule's difference is then measured against the control's spread")
     parser.add_argument("--full-steps", type=int, default=None,
                         help="run: also stage 6 trained for this many steps, as full-N (the README's reference: 4000)")
     args = parser.parse_args()

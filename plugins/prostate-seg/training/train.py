@@ -3,6 +3,7 @@
 usage: python train.py STAGE [--data DIR] [--runs DIR] [--fold K] [--iterations N] [--threads N] [--name DIR]
                             [--init scratch|pretext] [--seed N] [--margin N] [--taper N] [--labels DIR] [--bf16]
                             [--registration ignore|agree] [--beyond N] [--edge N] [--mean-teacher]
+                            [--self-correct ignore|fill]
   baseline   1. supervised on the central slice of each training volume only
   semi       2. mean teacher: the baseline's recipe plus consistency with an EMA teacher on every
                 unannotated slice (other slices of the training volumes and the unlabelled volumes)
@@ -14,7 +15,8 @@ usage: python train.py STAGE [--data DIR] [--runs DIR] [--fold K] [--iterations 
                 --labels runs/mirrored: pseudolabels.py --extent mirrored; --registration: the
                 registration source as a veto on background or as a third vote; --edge: a band along
                 the pseudo labels' outline ignored; --mean-teacher: plus stage 2's consistency on every
-                unannotated slice; all measured, not shipped)
+                unannotated slice; --self-correct: pseudo labels an EMA teacher contradicts ignored;
+                all measured, not shipped)
   round2     5b. a second round of self-training: as final, on runs/round2/fused (pseudolabels.py --semi STAGE
                 --round round2, then the fusion workflow into runs/round2/fused)
   full       6. every slice of the training volumes with its true mask (the upper reference)
@@ -99,15 +101,19 @@ def schedule(optimizer, iterations, lr):
 
 
 class Slices:
-    """Network inputs and targets of annotated slices, sampled in batches."""
+    """Network inputs and targets of annotated slices, sampled in batches; `manual` says which slices an
+    annotator labelled (default: all), the others carrying pseudo labels."""
 
-    def __init__(self, inputs, targets):
+    def __init__(self, inputs, targets, manual=None):
         self.x = torch.from_numpy(np.concatenate(inputs))
         self.y = torch.from_numpy(np.concatenate(targets).astype(np.int64))
+        self.manual = (torch.from_numpy(np.concatenate(manual)) if manual is not None
+                       else torch.ones(len(self.x), dtype=torch.bool))
 
     def batch(self, size, generator):
+        """Inputs, targets and the manual flags of `size` slices drawn at random."""
         index = torch.randint(0, len(self.x), (size,), generator=generator)
-        return self.x[index], self.y[index]
+        return self.x[index], self.y[index], self.manual[index]
 
 
 def central_slices(root, cases):
@@ -120,13 +126,18 @@ def central_slices(root, cases):
     return Slices(inputs, targets)
 
 
-def all_slices(root, cases, targets_of):
-    inputs, targets = [], []
+def all_slices(root, cases, targets_of, central_only_manual=False):
+    """Every slice of `cases` with the target `targets_of(case, label)` gives it; with `central_only_manual`
+    only the central slice counts as an annotator's (the rest are pseudo labels)."""
+    inputs, targets, manual = [], [], []
     for case in cases:
         image, label = data.load_case(root, case)
         inputs.append(data.prepared(image))
         targets.append(data.label_slices(targets_of(case, label)))
-    return Slices(inputs, targets)
+        flags = np.full(len(label), not central_only_manual)
+        flags[data.central_slice(label)] = True
+        manual.append(flags)
+    return Slices(inputs, targets, manual)
 
 
 def unannotated_inputs(root, training):
@@ -149,8 +160,9 @@ def forward(net, x, bf16):
         return net(x.contiguous(memory_format=torch.channels_last) if bf16 else x).float()
 
 
-def fit(net, sampler, iterations, generator, lr=3e-3, batch=16, extra=None, log=None, bf16=False):
-    """Supervised training; `extra(net, step)` adds a loss term (the mean teacher's consistency). With
+def fit(net, sampler, iterations, generator, lr=3e-3, batch=16, extra=None, log=None, bf16=False, relabel=None):
+    """Supervised training; `extra(net, step)` adds a loss term (the mean teacher's consistency);
+    `relabel(net, x, y, manual, step)` changes the augmented batch's targets (self_correcting). With
     `bf16` the network runs under bfloat16 autocast in channels-last layout (the loss in float32), which
     CPUs with AMX or AVX512-BF16 run several times faster; the weights stay float32."""
     if bf16:
@@ -160,8 +172,10 @@ def fit(net, sampler, iterations, generator, lr=3e-3, batch=16, extra=None, log=
     started = time.time()
     for step in range(iterations):
         net.train()
-        x, y = sampler.batch(batch, generator)
+        x, y, manual = sampler.batch(batch, generator)
         x, y = augment(x, y, generator)
+        if relabel:
+            y = relabel(net, x, y, manual, step)
         loss = segmentation_loss(forward(net, x, bf16), y)
         total = loss + (extra(net, step) if extra else 0)
         optimizer.zero_grad()
@@ -176,15 +190,31 @@ def fit(net, sampler, iterations, generator, lr=3e-3, batch=16, extra=None, log=
     return net
 
 
-def mean_teacher(net, labelled, unannotated, iterations, generator, log, bf16=False):
-    """Tarvainen & Valpola 2017: the student fits the central slices and agrees (softmax MSE, weight ramped
-    up) with an EMA teacher on differently perturbed unannotated slices."""
+def ema_teacher(net, bf16):
+    """A frozen copy of `net`, to follow it by ema_update."""
     teacher = UNet()
     teacher.load_state_dict(net.state_dict())
     for p in teacher.parameters():
         p.requires_grad_(False)
-    if bf16:
-        teacher = teacher.to(memory_format=torch.channels_last)
+    return teacher.to(memory_format=torch.channels_last) if bf16 else teacher
+
+
+def ema_update(teacher, student, step):
+    """The teacher's weights become an exponential moving average of the student's (0.99 after the first
+    100 steps); called at each step, it applies the student's previous update."""
+    with torch.no_grad():
+        alpha = min(1 - 1 / (step + 1), 0.99)
+        for t, s in zip(teacher.state_dict().values(), student.state_dict().values()):
+            if t.dtype.is_floating_point:
+                t.mul_(alpha).add_(s.detach(), alpha=1 - alpha)
+            else:
+                t.copy_(s)
+
+
+def mean_teacher(net, labelled, unannotated, iterations, generator, log, bf16=False):
+    """Tarvainen & Valpola 2017: the student fits the central slices and agrees (softmax MSE, weight ramped
+    up) with an EMA teacher on differently perturbed unannotated slices."""
+    teacher = ema_teacher(net, bf16)
     ramp = max(1, iterations // 4)
 
     def consistency(student, step):
@@ -197,18 +227,54 @@ def mean_teacher(net, labelled, unannotated, iterations, generator, log, bf16=Fa
             target = torch.softmax(forward(teacher, intensity(x, generator), bf16), 1)
         pred = torch.softmax(forward(student, intensity(x, generator), bf16), 1)
         weight = 1.0 * np.exp(-5 * (1 - min(step, ramp) / ramp) ** 2)
-        # EMA after each student step (the update of the previous step is applied here).
-        with torch.no_grad():
-            alpha = min(1 - 1 / (step + 1), 0.99)
-            for t, s in zip(teacher.state_dict().values(), student.state_dict().values()):
-                if t.dtype.is_floating_point:
-                    t.mul_(alpha).add_(s.detach(), alpha=1 - alpha)
-                else:
-                    t.copy_(s)
+        ema_update(teacher, student, step)  # after each student step (the previous step's update)
         return weight * F.mse_loss(pred, target)
 
     fit(net, labelled, iterations, generator, extra=consistency, log=log, bf16=bf16)
     return teacher
+
+
+SURE = 0.9  # self_correcting: the teacher's probability that overrules a pseudo label
+
+
+def self_correcting(net, iterations, mode, log, bf16=False, sure=SURE):
+    """Online correction of noisy pseudo labels against an EMA teacher of the network being trained (the
+    teacher of Tarvainen & Valpola; the idea that a network fits what its data agree on before it fits
+    their noise is that of early-learning methods for noisy labels): from a third of the steps on, on the
+    slices no annotator labelled, a voxel whose taught class the teacher gives less than 1 - `sure` is
+    ignored ("ignore"); with "fill", a voxel the fused set ignores (the sources disagree) is also taught
+    the teacher's class where the teacher is at least `sure` of it. Manual slices are never changed.
+    Returns `relabel` for fit; the share of the pseudo-labelled voxels changed goes into `log`."""
+    teacher = ema_teacher(net, bf16)
+    start = iterations // 3
+    changed = {"taught": 0, "contradicted": 0, "ignored": 0, "filled": 0}
+
+    def relabel(student, x, y, manual, step):
+        ema_update(teacher, student, step)
+        if step < start:
+            return y
+        teacher.train()  # batch statistics, as the student
+        with torch.no_grad():
+            gland = torch.softmax(forward(teacher, x, bf16), 1)[:, 1]
+        pseudo = ~manual[:, None, None].expand_as(y)
+        taught = pseudo & (y != IGNORE)
+        contradicted = taught & (torch.where(y == 1, gland, 1 - gland) < 1 - sure)
+        y = y.masked_fill(contradicted, IGNORE)
+        changed["taught"] += int(taught.sum())
+        changed["contradicted"] += int(contradicted.sum())
+        if mode == "fill":
+            ignored = pseudo & ~taught
+            filled = ignored & ((gland >= sure) | (gland <= 1 - sure))
+            y = torch.where(filled, (gland >= sure).long(), y)
+            changed["ignored"] += int(ignored.sum())
+            changed["filled"] += int(filled.sum())
+        if step % 50 == 0 or step == iterations - 1:
+            line = {"step": step, "contradicted_share": changed["contradicted"] / max(changed["taught"], 1),
+                    "filled_share": changed["filled"] / max(changed["ignored"], 1)}
+            print(json.dumps(line), flush=True)
+            log.append(line)
+        return y
+    return relabel
 
 
 def corrupt(x, generator):
@@ -342,6 +408,10 @@ def main():
                         help="final/round2: add stage 2's mean-teacher consistency on every unannotated slice (the "
                              "training volumes' and the 29 unlabelled volumes', which stage 5 otherwise never sees); "
                              "the EMA teacher is saved, as stage 2 does. Measured, not shipped")
+    parser.add_argument("--self-correct", choices=["ignore", "fill"], default=None,
+                        help="final/round2: from a third of the steps on, ignore the pseudo-labelled voxels an EMA "
+                             "teacher of the network contradicts with probability > 0.9 (ignore), and also teach the "
+                             "teacher's class where the sources disagree and it is that sure (fill). Measured, not shipped")
     parser.add_argument("--name", default=None, help="the folder under --runs to write (default: the stage)")
     parser.add_argument("--init", choices=["scratch", "pretext"], default=None,
                         help="final/round2/full: start from random weights, or from stage 3's context-restoration "
@@ -358,11 +428,13 @@ def main():
     args = data.parse(parser)
     for option, value in (("--labels", args.labels), ("--margin", args.margin), ("--taper", args.taper),
                           ("--registration", args.registration), ("--edge", args.edge),
-                          ("--mean-teacher", args.mean_teacher)):
+                          ("--mean-teacher", args.mean_teacher), ("--self-correct", args.self_correct)):
         if value and args.stage not in ("final", "round2"):
             parser.error(f"{option} is for final and round2; {args.stage} has no pseudo labels")
     if args.init is not None and args.stage not in ("final", "round2", "full"):
         parser.error(f"--init is for final, round2 and full; {args.stage} has its own start")
+    if args.self_correct and args.mean_teacher:
+        parser.error("--self-correct and --mean-teacher each bring their own teacher; pass one")
     if args.edge < 0:
         parser.error(f"--edge takes a number of pixels >= 0 (0: off), not {args.edge}")
     if args.beyond is not None and (args.registration != "ignore" or args.beyond < 0):
@@ -403,8 +475,12 @@ def main():
             sys.exit(f"train.py {args.stage}: no fused pseudo labels in {folder}/fused/; run {how} first "
                      f"(README, Commands), or pass --labels")
         labelled = all_slices(root, training, fused_targets(folder, args.margin, args.taper, args.registration,
-                                                            args.beyond, args.edge))
-        if args.mean_teacher:
+                                                            args.beyond, args.edge), central_only_manual=True)
+        if args.self_correct:
+            net = initial(args)
+            net = fit(net, labelled, args.iterations or 1000, generator, log=log, bf16=args.bf16,
+                      relabel=self_correcting(net, args.iterations or 1000, args.self_correct, log, bf16=args.bf16))
+        elif args.mean_teacher:
             net = mean_teacher(initial(args), labelled, unannotated_inputs(root, training), args.iterations or 1000,
                                generator, log, bf16=args.bf16)
         else:
@@ -418,7 +494,7 @@ def main():
     os.replace(os.path.join(out, "model.pt.partial"), os.path.join(out, "model.pt"))  # never half a model.pt
     with open(os.path.join(out, "log.json"), "w") as f:
         labels = folder if args.stage in ("final", "round2") else None
-        json.dump({"stage": args.stage, "margin": args.margin, "taper": args.taper, "registration": args.registration, "beyond": args.beyond, "edge": args.edge, "mean_teacher": args.mean_teacher, "labels": labels, "init": args.init, "bf16": args.bf16, "seed": args.seed, "fold": args.fold, "training_cases": training, "validation_cases": validation,
+        json.dump({"stage": args.stage, "margin": args.margin, "taper": args.taper, "registration": args.registration, "beyond": args.beyond, "edge": args.edge, "mean_teacher": args.mean_teacher, "self_correct": args.self_correct, "labels": labels, "init": args.init, "bf16": args.bf16, "seed": args.seed, "fold": args.fold, "training_cases": training, "validation_cases": validation,
                    "seconds": round(time.time() - started, 1), "machine": machine_description(), "log": log}, f, indent=1)
     print(f"{args.stage}: {out}/model.pt in {time.time() - started:.0f} s")
 
