@@ -8,6 +8,8 @@ usage: python crossval.py run --folds 1 3 5 [--threads 1] [--veto]   # one lane;
        python crossval.py run --folds 1 3 5 --full-steps 4000         # adds full-4000 to folds already run
        python crossval.py run --folds 1 3 5 --mean-teacher --edge 1   # adds those stage-5 variants
        python crossval.py run --folds 1 3 --mean-teacher --skip-full  # the variant, without stage 6
+       python crossval.py run --folds 1 --self-correct ignore fill --seeds 1 2   # variants, three seeds each
+       python crossval.py run --folds 1 --voxflow ../../../target/release/voxflow  # stage 4 by the workflow
        python crossval.py summary                                     # -> runs/cv/summary.json, a table
 
 Each fold lives in runs/cv/fold-K/ and runs the README's commands with --fold K --bf16 (every stage in
@@ -16,11 +18,16 @@ other, not with the float32 tables. A step whose output exists is skipped, so an
 (the AND and the evaluation are made again when what they read is newer than they are).
 The AND (stage 4) is label-fusion's, rendered in NumPy here (agreement 1 both sources, 0 neither, 255 one;
 fused = both): the fusion workflow gave the same maps voxel for voxel on 2 x 26 cases ("The ends of the
-gland" in EXPERIMENTS.md). With --veto, also the registration veto (`pseudolabels.py --register`, `train.py
-final --registration ignore`, as "final-veto"); with --full-steps N, also stage 6 trained N steps ("full-N";
-the README's reference for the goal's ratio is 4000); with --mean-teacher, stage 5 plus stage 2's consistency
-on every unannotated slice ("final-mt"); with --edge N, stage 5 with a band of N pixels of the network's grid
-ignored on each side of the pseudo labels' outline where gland meets background ("final-edge-N"). Every model whose folder starts with final- or full- is evaluated."""
+gland" in EXPERIMENTS.md). With --voxflow BIN it runs as the README runs it, through
+workflows/prostate-pseudolabels.yaml, recorded in runs/cv/fold-K/.voxflow/.
+With --veto, also the registration veto (`pseudolabels.py --register`, `train.py final --registration
+ignore`, as "final-veto"); with --full-steps N, also stage 6 trained N steps ("full-N"; the README's
+reference for the goal's ratio is 4000); with --mean-teacher, stage 5 plus stage 2's consistency on every
+unannotated slice ("final-mt"); with --edge N, stage 5 with a band of N pixels of the network's grid ignored
+on each side of the pseudo labels' outline where gland meets background ("final-edge-N"); with
+--self-correct MODE, stage 5 whose pseudo labels an EMA teacher corrects ("final-sc-MODE"); with --seeds,
+stage 5 and those self-correcting variants again with each further seed ("NAME-seedN", paired with
+"final-seedN"). Every model whose folder starts with final- or full- is evaluated."""
 import json
 import os
 import shutil
@@ -34,6 +41,7 @@ from scipy import stats
 import data
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+FUSION_WORKFLOW = os.path.join(HERE, "..", "..", "..", "workflows", "prostate-pseudolabels.yaml")
 LCC_FAILURE = 0.1  # a largest component this far off the gland took the wrong organ (train01's bladder)
 
 
@@ -71,6 +79,22 @@ def fuse_and(folder):
     return len(cases)
 
 
+def fuse_by_workflow(voxflow, folder):
+    """Stage 4 as the README runs it: workflows/prostate-pseudolabels.yaml (wasm/label-fusion's AND, from
+    this repository's plugins/) on <folder>/pseudo/ into <folder>/fused/, the run recorded in
+    <folder>/.voxflow/ (SQLite and artifacts); written aside and moved into place whole, as fuse_and."""
+    partial = os.path.join(folder, "fused.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    command = [voxflow, "run", os.path.abspath(FUSION_WORKFLOW), "--input", f"cases={os.path.join(folder, 'pseudo')}",
+               "--out", partial, "--plain", "--plugins", os.path.abspath(os.path.join(HERE, "..", "..")),
+               "--data-dir", os.path.join(folder, ".voxflow")]
+    if subprocess.run(command, cwd=HERE).returncode != 0:
+        sys.exit(f"crossval.py: the fusion workflow failed on {folder} (command: {' '.join(command)})")
+    cases = len(os.listdir(os.path.join(partial, "agreement")))
+    os.replace(partial, os.path.join(folder, "fused"))
+    return cases
+
+
 def run_fold(args, fold):
     folder = fold_runs(args.runs, fold)
     common = ["--fold", str(fold), "--runs", folder] + (["--data", args.data] if args.data else [])
@@ -86,7 +110,10 @@ def run_fold(args, fold):
     if os.path.isdir(fused) and os.path.getmtime(extents) > os.path.getmtime(fused):
         shutil.rmtree(fused)  # the pseudo labels were made again since
     if not os.path.isdir(fused):
-        print(f"fold {fold} stage 4: AND of {fuse_and(folder)} cases", flush=True)
+        if args.voxflow:
+            print(f"fold {fold} stage 4: the fusion workflow on {fuse_by_workflow(args.voxflow, folder)} cases", flush=True)
+        else:
+            print(f"fold {fold} stage 4: AND of {fuse_and(folder)} cases", flush=True)
     step(f"fold {fold} stage 5", model("final"), train + ["final"] + common + threads)
     if not args.skip_full:
         step(f"fold {fold} stage 6", model("full"), train + ["full", "--init", "pretext"] + common + threads)
@@ -238,6 +265,9 @@ def main():
     parser.add_argument("--folds", type=int, nargs="+", choices=range(1, data.FOLDS + 1), default=None,
                         help="run: the folds this lane trains, one after the other")
     parser.add_argument("--threads", type=int, default=1, help="run: threads per training (1: run two lanes)")
+    parser.add_argument("--voxflow", default=None, metavar="BIN",
+                        help="run: stage 4 through workflows/prostate-pseudolabels.yaml with this voxflow binary "
+                             "(e.g. target/release/voxflow), as the README does, instead of the NumPy rendering")
     parser.add_argument("--veto", action="store_true", help="run: also the registration veto as final-veto")
     parser.add_argument("--skip-full", action="store_true",
                         help="run: leave out stage 6 (1000 steps), for a study of stage-5 variants against stage 5 "
@@ -258,6 +288,11 @@ def main():
     args = parser.parse_args()
     args.runs = os.path.abspath(args.runs)  # the stages run in this folder, whatever the caller's
     args.data = args.data and os.path.abspath(args.data)
+    if args.voxflow:
+        found = shutil.which(args.voxflow)
+        if not found:
+            parser.error(f"--voxflow: no executable {args.voxflow}")
+        args.voxflow = os.path.abspath(found)
     if args.fold is not None:
         parser.error("crossval.py takes --folds (run), not --fold")
     if args.edge is not None and args.edge < 1:
