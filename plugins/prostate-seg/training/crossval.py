@@ -227,7 +227,7 @@ def summary(args):
     for stage, r in table.items():  # paired with stage 5 of the same seed on the cases both were validated on
         seed = seed_of(stage)[1]
         control = "final" if seed is None else f"final-seed{seed}"
-        if stage != control and control in table:
+        if stage != control and control in table and set(r["dice"]) & set(table[control]["dice"]):
             r["against_final"] = paired(r["dice"], table[control]["dice"])
     averaged = seed_averaged(table)
     out = {"folds": folds, "mirrored": True, "fused_pseudo_labels": pseudo, "stages": table, "seed_averaged": averaged}
