@@ -24,9 +24,8 @@ import torch
 from scipy import ndimage
 
 import data
+from train import SURE  # the probability at which a model overrules a pseudo label (train.py --self-correct)
 from unet import load_trained
-
-SURE = 0.9  # train.SURE: the probability at which a model overrules a pseudo label
 
 
 class ModelView:
