@@ -182,6 +182,8 @@ def seed_averaged(table):
         if base == "final" or len(seeds) < 2:
             continue
         cases = set.intersection(*(set(by_seed[s]) & set(groups["final"][s]) for s in seeds))
+        if not cases:
+            continue
         mean = lambda runs: {c: float(np.mean([runs[s][c] for s in seeds])) for c in cases}
         variant, control = mean(by_seed), mean(groups["final"])
         name = lambda s: "default" if s is None else str(s)
@@ -190,6 +192,10 @@ def seed_averaged(table):
                      "final_seed_means": {name(s): float(np.mean([groups["final"][s][c] for c in cases])) for s in seeds},
                      "seed_means": {name(s): float(np.mean([by_seed[s][c] for c in cases])) for s in seeds}}
     return out
+
+
+def standard_error_text(a):
+    return "n/a" if a["standard_error"] is None else f"{a['standard_error']:.3f}"
 
 
 def summary(args):
@@ -244,14 +250,13 @@ def summary(args):
     for r in table.values():
         if "against_final" in r:
             a = r["against_final"]
-            error = "n/a" if a["standard_error"] is None else f"{a['standard_error']:.3f}"
             print(f"{r['title']} against stage 5 (the same seed) on the same {a['cases']} cases: {a['mean_difference']:+.3f} "
-                  f"(standard error {error}, Wilcoxon p {a['wilcoxon_p']:.2g}), "
+                  f"(standard error {standard_error_text(a)}, Wilcoxon p {a['wilcoxon_p']:.2g}), "
                   f"better on {a['better_on']}; stage 5 is {a['final_over_this']:.2f}x it")
     for base, a in averaged.items():
         print(f"{base}, the mean of seeds {', '.join(a['seeds'])}: "
               f"{a['mean_dice']:.3f} against stage 5's {a['final_mean_dice']:.3f} on the same {a['cases']} cases and "
-              f"seeds, {a['mean_difference']:+.3f} (standard error {a['standard_error'] or float('nan'):.3f}, Wilcoxon p "
+              f"seeds, {a['mean_difference']:+.3f} (standard error {standard_error_text(a)}, Wilcoxon p "
               f"{a['wilcoxon_p']:.2g}), better on {a['better_on']}; per seed "
               f"{', '.join(f'{v:.3f}' for v in a['seed_means'].values())} against "
               f"{', '.join(f'{v:.3f}' for v in a['final_seed_means'].values())}")
@@ -295,6 +300,8 @@ def main():
         args.voxflow = os.path.abspath(found)
     if args.fold is not None:
         parser.error("crossval.py takes --folds (run), not --fold")
+    if data.SEED in args.seeds:
+        parser.error(f"--seeds: {data.SEED} is the default seed, which every model is trained with already")
     if args.edge is not None and args.edge < 1:
         parser.error(f"--edge takes a number of pixels >= 1, not {args.edge}")
     if args.action == "run":

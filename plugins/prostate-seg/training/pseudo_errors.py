@@ -95,12 +95,11 @@ def main():
     for case in training:
         image, label = data.load_case(root, case)
         target = data.fused_target(folder, case)
+        centre = data.central_slice(label)
         if args.model:
-            keep = np.arange(label.shape[0]) != data.central_slice(label)
-            view.add(image, label, target, keep)
+            view.add(image, label, target, np.arange(label.shape[0]) != centre)
         first = max(extents[case]["semi"][0], extents[case]["self"][0])  # where both sources may say gland
         last = min(extents[case]["semi"][1], extents[case]["self"][1])
-        centre = data.central_slice(label)
         # network pixels -> source pixels: the crop's width over the network's grid
         band = data.source_pixels(args.band, label.shape[2])
         for z in range(label.shape[0]):
