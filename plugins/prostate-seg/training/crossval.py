@@ -9,6 +9,7 @@ usage: python crossval.py run --folds 1 3 5 [--threads 1] [--veto]   # one lane;
        python crossval.py run --folds 1 3 5 --mean-teacher --edge 1   # adds those stage-5 variants
        python crossval.py run --folds 1 3 --mean-teacher --skip-full  # the variant, without stage 6
        python crossval.py run --folds 1 --self-correct ignore fill --seeds 1 2   # variants, three seeds each
+       python crossval.py run --folds 1 --distance-weight 0.9 --skip-full --seeds 2   # slices weighed 0.9**d
        python crossval.py run --folds 1 --voxflow ../../../target/release/voxflow  # stage 4 by the workflow
        python crossval.py summary                                     # -> runs/cv/summary.json, a table
 
@@ -25,7 +26,9 @@ ignore`, as "final-veto"); with --full-steps N, also stage 6 trained N steps ("f
 reference for the goal's ratio is 4000); with --mean-teacher, stage 5 plus stage 2's consistency on every
 unannotated slice ("final-mt"); with --edge N, stage 5 with a band of N pixels of the network's grid ignored
 on each side of the pseudo labels' outline where gland meets background ("final-edge-N"); with
---self-correct MODE, stage 5 whose pseudo labels an EMA teacher corrects ("final-sc-MODE"); with --seeds,
+--self-correct MODE, stage 5 whose pseudo labels an EMA teacher corrects ("final-sc-MODE"); with
+--distance-weight W, stage 5 whose pseudo-labelled slices weigh W**d, d slices from the central one
+("final-dw-W"); with --seeds,
 stage 5 and those self-correcting variants again with each further seed ("NAME-seedN", paired with
 "final-seedN"). Every model whose folder starts with final- or full- is evaluated."""
 import json
@@ -131,8 +134,14 @@ def run_fold(args, fold):
     for mode in args.self_correct:
         step(f"fold {fold} stage 5, self-correcting ({mode})", model(f"final-sc-{mode}"),
              train + ["final", "--self-correct", mode, "--name", f"final-sc-{mode}"] + common + threads)
+    if args.distance_weight:
+        step(f"fold {fold} stage 5, distance weight {args.distance_weight}", model(f"final-dw-{args.distance_weight}"),
+             train + ["final", "--distance-weight", str(args.distance_weight), "--name",
+                      f"final-dw-{args.distance_weight}"] + common + threads)
     for seed in args.seeds:  # stage 5 and the variants asked for, again with each further seed
         variants = [("final", [])] + [(f"final-sc-{mode}", ["--self-correct", mode]) for mode in args.self_correct]
+        if args.distance_weight:
+            variants.append((f"final-dw-{args.distance_weight}", ["--distance-weight", str(args.distance_weight)]))
         for name, options in variants:
             step(f"fold {fold} {name}, seed {seed}", model(f"{name}-seed{seed}"),
                  train + ["final", "--seed", str(seed), "--name", f"{name}-seed{seed}"] + options + common + threads)
@@ -285,6 +294,9 @@ def main():
     parser.add_argument("--self-correct", nargs="+", choices=["ignore", "fill"], default=[],
                         help="run: also stage 5 with its pseudo labels corrected against an EMA teacher "
                              "(train.py --self-correct), as final-sc-MODE")
+    parser.add_argument("--distance-weight", type=float, default=None, metavar="W",
+                        help="run: also stage 5 with pseudo-labelled slices weighed W**d, d slices from the central one "
+                             "(train.py --distance-weight), as final-dw-W")
     parser.add_argument("--seeds", type=int, nargs="+", default=[],
                         help="run: also stage 5, and each --self-correct variant, trained with these further seeds "
                              "(NAME-seedN): a rule's difference is then measured against the control's spread")
@@ -302,6 +314,8 @@ def main():
         parser.error("crossval.py takes --folds (run), not --fold")
     if data.SEED in args.seeds:
         parser.error(f"--seeds: {data.SEED} is the default seed, which every model is trained with already")
+    if args.distance_weight is not None and not 0 < args.distance_weight <= 1:
+        parser.error(f"--distance-weight takes a weight in (0, 1], not {args.distance_weight}")
     if args.edge is not None and args.edge < 1:
         parser.error(f"--edge takes a number of pixels >= 1, not {args.edge}")
     if args.action == "run":

@@ -3,7 +3,7 @@
 usage: python train.py STAGE [--data DIR] [--runs DIR] [--fold K] [--iterations N] [--threads N] [--name DIR]
                             [--init scratch|pretext] [--seed N] [--margin N] [--taper N] [--labels DIR] [--bf16]
                             [--registration ignore|agree] [--beyond N] [--edge N] [--mean-teacher]
-                            [--self-correct ignore|fill]
+                            [--self-correct ignore|fill] [--distance-weight W]
   baseline   1. supervised on the central slice of each training volume only
   semi       2. mean teacher: the baseline's recipe plus consistency with an EMA teacher on every
                 unannotated slice (other slices of the training volumes and the unlabelled volumes)
@@ -16,6 +16,7 @@ usage: python train.py STAGE [--data DIR] [--runs DIR] [--fold K] [--iterations 
                 registration source as a veto on background or as a third vote; --edge: a band along
                 the pseudo labels' outline ignored; --mean-teacher: plus stage 2's consistency on every
                 unannotated slice; --self-correct: pseudo labels an EMA teacher contradicts ignored;
+                --distance-weight: pseudo labels weighed down with their distance from the central slice;
                 all measured, not shipped)
   round2     5b. a second round of self-training: as final, on runs/round2/fused (pseudolabels.py --semi STAGE
                 --round round2, then the fusion workflow into runs/round2/fused)
@@ -85,14 +86,18 @@ def intensity(x, generator):
     return x + torch.randn(x.shape, generator=generator) * 0.03
 
 
-def segmentation_loss(logits, target):
-    """Cross-entropy plus soft Dice of the prostate channel, both over the voxels not ignored."""
+def segmentation_loss(logits, target, weight=None):
+    """Cross-entropy plus soft Dice of the prostate channel, both over the voxels not ignored; `weight`
+    (one per slice of the batch) weighs each slice's voxels in both terms."""
     valid = target != IGNORE
     ce = F.cross_entropy(logits, torch.where(valid, target, torch.zeros_like(target)), reduction="none")
+    if weight is not None:
+        valid = valid * weight[:, None, None]
     ce = (ce * valid).sum() / valid.sum().clamp(min=1)
     p = torch.softmax(logits, 1)[:, 1] * valid
     t = (target == 1).float()
-    soft_dice = 1 - (2 * (p * t).sum() + 1) / (p.sum() + t.sum() + 1)
+    t_sum = t.sum() if weight is None else (t * weight[:, None, None]).sum()
+    soft_dice = 1 - (2 * (p * t).sum() + 1) / (p.sum() + t_sum + 1)
     return ce + soft_dice
 
 
@@ -102,18 +107,20 @@ def schedule(optimizer, iterations, lr):
 
 class Slices:
     """Network inputs and targets of annotated slices, sampled in batches; `manual` says which slices an
-    annotator labelled (default: all), the others carrying pseudo labels."""
+    annotator labelled (default: all), the others carrying pseudo labels; `weight`, if given, each slice's
+    weight in the loss."""
 
-    def __init__(self, inputs, targets, manual=None):
+    def __init__(self, inputs, targets, manual=None, weight=None):
         self.x = torch.from_numpy(np.concatenate(inputs))
         self.y = torch.from_numpy(np.concatenate(targets).astype(np.int64))
         self.manual = (torch.from_numpy(np.concatenate(manual)) if manual is not None
                        else torch.ones(len(self.x), dtype=torch.bool))
+        self.weight = torch.from_numpy(np.concatenate(weight).astype(np.float32)) if weight is not None else None
 
     def batch(self, size, generator):
-        """Inputs, targets and the manual flags of `size` slices drawn at random."""
+        """Inputs, targets, manual flags and weights (None: all 1) of `size` slices drawn at random."""
         index = torch.randint(0, len(self.x), (size,), generator=generator)
-        return self.x[index], self.y[index], self.manual[index]
+        return self.x[index], self.y[index], self.manual[index], None if self.weight is None else self.weight[index]
 
 
 def central_slices(root, cases):
@@ -126,18 +133,23 @@ def central_slices(root, cases):
     return Slices(inputs, targets)
 
 
-def all_slices(root, cases, targets_of, central_only_manual=False):
+def all_slices(root, cases, targets_of, central_only_manual=False, distance_weight=None):
     """Every slice of `cases` with the target `targets_of(case, label)` gives it; with `central_only_manual`
-    only the central slice counts as an annotator's (the rest are pseudo labels)."""
-    inputs, targets, manual = [], [], []
+    only the central slice counts as an annotator's (the rest are pseudo labels); with `distance_weight`
+    w, a pseudo-labelled slice d slices from the central one weighs w**d in the loss (DeSCO's decay)."""
+    inputs, targets, manual, weight = [], [], [], []
     for case in cases:
         image, label = data.load_case(root, case)
         inputs.append(data.prepared(image))
         targets.append(data.label_slices(targets_of(case, label)))
+        central = data.central_slice(label)
         flags = np.full(len(label), not central_only_manual)
-        flags[data.central_slice(label)] = True
+        flags[central] = True
         manual.append(flags)
-    return Slices(inputs, targets, manual)
+        if distance_weight is not None:
+            d = np.abs(np.arange(len(label)) - central)
+            weight.append(np.where(flags, 1.0, distance_weight ** d))
+    return Slices(inputs, targets, manual, weight if distance_weight is not None else None)
 
 
 def unannotated_inputs(root, training):
@@ -172,11 +184,11 @@ def fit(net, sampler, iterations, generator, lr=3e-3, batch=16, extra=None, log=
     started = time.time()
     for step in range(iterations):
         net.train()
-        x, y, manual = sampler.batch(batch, generator)
+        x, y, manual, weight = sampler.batch(batch, generator)
         x, y = augment(x, y, generator)
         if relabel:
             y = relabel(net, x, y, manual, step)
-        loss = segmentation_loss(forward(net, x, bf16), y)
+        loss = segmentation_loss(forward(net, x, bf16), y, weight)
         total = loss + (extra(net, step) if extra else 0)
         optimizer.zero_grad()
         total.backward()
@@ -412,6 +424,10 @@ def main():
                         help="final/round2: from a third of the steps on, ignore the pseudo-labelled voxels an EMA "
                              "teacher of the network contradicts with probability > 0.9 (ignore), and also teach the "
                              "teacher's class where the sources disagree and it is that sure (fill). Measured, not shipped")
+    parser.add_argument("--distance-weight", type=float, default=None, metavar="W",
+                        help="final/round2: a pseudo-labelled slice d slices from the central one weighs W**d in the "
+                             "loss (0 < W <= 1; the slice-distance decay of DeSCO, Cai et al. 2023): the pseudo labels "
+                             "are least sure at the gland's ends. Measured, not shipped")
     parser.add_argument("--name", default=None, help="the folder under --runs to write (default: the stage)")
     parser.add_argument("--init", choices=["scratch", "pretext"], default=None,
                         help="final/round2/full: start from random weights, or from stage 3's context-restoration "
@@ -428,13 +444,16 @@ def main():
     args = data.parse(parser)
     for option, value in (("--labels", args.labels), ("--margin", args.margin), ("--taper", args.taper),
                           ("--registration", args.registration), ("--edge", args.edge),
-                          ("--mean-teacher", args.mean_teacher), ("--self-correct", args.self_correct)):
+                          ("--mean-teacher", args.mean_teacher), ("--self-correct", args.self_correct),
+                          ("--distance-weight", args.distance_weight)):
         if value and args.stage not in ("final", "round2"):
             parser.error(f"{option} is for final and round2; {args.stage} has no pseudo labels")
     if args.init is not None and args.stage not in ("final", "round2", "full"):
         parser.error(f"--init is for final, round2 and full; {args.stage} has its own start")
     if args.self_correct and args.mean_teacher:
         parser.error("--self-correct and --mean-teacher each bring their own teacher; pass one")
+    if args.distance_weight is not None and not 0 < args.distance_weight <= 1:
+        parser.error(f"--distance-weight takes a weight in (0, 1], not {args.distance_weight}")
     if args.edge < 0:
         parser.error(f"--edge takes a number of pixels >= 0 (0: off), not {args.edge}")
     if args.beyond is not None and (args.registration != "ignore" or args.beyond < 0):
@@ -475,7 +494,8 @@ def main():
             sys.exit(f"train.py {args.stage}: no fused pseudo labels in {folder}/fused/; run {how} first "
                      f"(README, Commands), or pass --labels")
         labelled = all_slices(root, training, fused_targets(folder, args.margin, args.taper, args.registration,
-                                                            args.beyond, args.edge), central_only_manual=True)
+                                                            args.beyond, args.edge), central_only_manual=True,
+                               distance_weight=args.distance_weight)
         if args.self_correct:
             net = initial(args)
             net = fit(net, labelled, args.iterations or 1000, generator, log=log, bf16=args.bf16,
@@ -494,7 +514,7 @@ def main():
     os.replace(os.path.join(out, "model.pt.partial"), os.path.join(out, "model.pt"))  # never half a model.pt
     with open(os.path.join(out, "log.json"), "w") as f:
         labels = folder if args.stage in ("final", "round2") else None
-        json.dump({"stage": args.stage, "margin": args.margin, "taper": args.taper, "registration": args.registration, "beyond": args.beyond, "edge": args.edge, "mean_teacher": args.mean_teacher, "self_correct": args.self_correct, "labels": labels, "init": args.init, "bf16": args.bf16, "seed": args.seed, "fold": args.fold, "training_cases": training, "validation_cases": validation,
+        json.dump({"stage": args.stage, "margin": args.margin, "taper": args.taper, "registration": args.registration, "beyond": args.beyond, "edge": args.edge, "mean_teacher": args.mean_teacher, "self_correct": args.self_correct, "distance_weight": args.distance_weight, "labels": labels, "init": args.init, "bf16": args.bf16, "seed": args.seed, "fold": args.fold, "training_cases": training, "validation_cases": validation,
                    "seconds": round(time.time() - started, 1), "machine": machine_description(), "log": log}, f, indent=1)
     print(f"{args.stage}: {out}/model.pt in {time.time() - started:.0f} s")
 
