@@ -28,9 +28,8 @@ unannotated slice ("final-mt"); with --edge N, stage 5 with a band of N pixels o
 on each side of the pseudo labels' outline where gland meets background ("final-edge-N"); with
 --self-correct MODE, stage 5 whose pseudo labels an EMA teacher corrects ("final-sc-MODE"); with
 --distance-weight W, stage 5 whose pseudo-labelled slices weigh W**d, d slices from the central one
-("final-dw-W"); with --seeds,
-stage 5 and those self-correcting variants again with each further seed ("NAME-seedN", paired with
-"final-seedN"). Every model whose folder starts with final- or full- is evaluated."""
+("final-dw-W"); with --seeds, stage 5 and those self-correcting and distance-weighed variants again
+with each further seed ("NAME-seedN", paired with "final-seedN"). Every model whose folder starts with final- or full- is evaluated."""
 import json
 import os
 import shutil
@@ -131,18 +130,13 @@ def run_fold(args, fold):
     if args.edge:
         step(f"fold {fold} stage 5, edge {args.edge}", model(f"final-edge-{args.edge}"),
              train + ["final", "--edge", str(args.edge), "--name", f"final-edge-{args.edge}"] + common + threads)
-    for mode in args.self_correct:
-        step(f"fold {fold} stage 5, self-correcting ({mode})", model(f"final-sc-{mode}"),
-             train + ["final", "--self-correct", mode, "--name", f"final-sc-{mode}"] + common + threads)
+    variants = [(f"final-sc-{mode}", ["--self-correct", mode]) for mode in args.self_correct]  # those --seeds repeats
     if args.distance_weight:
-        step(f"fold {fold} stage 5, distance weight {args.distance_weight}", model(f"final-dw-{args.distance_weight}"),
-             train + ["final", "--distance-weight", str(args.distance_weight), "--name",
-                      f"final-dw-{args.distance_weight}"] + common + threads)
+        variants.append((f"final-dw-{args.distance_weight}", ["--distance-weight", str(args.distance_weight)]))
+    for name, options in variants:
+        step(f"fold {fold} stage 5, {name}", model(name), train + ["final", "--name", name] + options + common + threads)
     for seed in args.seeds:  # stage 5 and the variants asked for, again with each further seed
-        variants = [("final", [])] + [(f"final-sc-{mode}", ["--self-correct", mode]) for mode in args.self_correct]
-        if args.distance_weight:
-            variants.append((f"final-dw-{args.distance_weight}", ["--distance-weight", str(args.distance_weight)]))
-        for name, options in variants:
+        for name, options in [("final", [])] + variants:
             step(f"fold {fold} {name}, seed {seed}", model(f"{name}-seed{seed}"),
                  train + ["final", "--seed", str(seed), "--name", f"{name}-seed{seed}"] + options + common + threads)
     if args.full_steps:
@@ -294,11 +288,11 @@ def main():
     parser.add_argument("--self-correct", nargs="+", choices=["ignore", "fill"], default=[],
                         help="run: also stage 5 with its pseudo labels corrected against an EMA teacher "
                              "(train.py --self-correct), as final-sc-MODE")
-    parser.add_argument("--distance-weight", type=float, default=None, metavar="W",
+    parser.add_argument("--distance-weight", type=data.slice_weight, default=None, metavar="W",
                         help="run: also stage 5 with pseudo-labelled slices weighed W**d, d slices from the central one "
                              "(train.py --distance-weight), as final-dw-W")
     parser.add_argument("--seeds", type=int, nargs="+", default=[],
-                        help="run: also stage 5, and each --self-correct variant, trained with these further seeds "
+                        help="run: also stage 5, and each --self-correct and --distance-weight variant, trained with these further seeds "
                              "(NAME-seedN): a rule's difference is then measured against the control's spread")
     parser.add_argument("--full-steps", type=int, default=None,
                         help="run: also stage 6 trained for this many steps, as full-N (the README's reference: 4000)")
@@ -314,8 +308,6 @@ def main():
         parser.error("crossval.py takes --folds (run), not --fold")
     if data.SEED in args.seeds:
         parser.error(f"--seeds: {data.SEED} is the default seed, which every model is trained with already")
-    if args.distance_weight is not None and not 0 < args.distance_weight <= 1:
-        parser.error(f"--distance-weight takes a weight in (0, 1], not {args.distance_weight}")
     if args.edge is not None and args.edge < 1:
         parser.error(f"--edge takes a number of pixels >= 1, not {args.edge}")
     if args.action == "run":

@@ -46,6 +46,17 @@ def arguments(doc):
     return parser
 
 
+def slice_weight(text):
+    """argparse type of --distance-weight (train.py, crossval.py): a weight in (0, 1]."""
+    try:
+        weight = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}")
+    if not 0 < weight <= 1:
+        raise argparse.ArgumentTypeError(f"a weight in (0, 1], not {weight}")
+    return weight
+
+
 def parse(parser):
     """The parsed options, with --runs tied to one split: a runs folder records the split its models were
     trained on (<runs>/split.json, written on first use) and a script asked for another one stops, since

@@ -424,7 +424,7 @@ def main():
                         help="final/round2: from a third of the steps on, ignore the pseudo-labelled voxels an EMA "
                              "teacher of the network contradicts with probability > 0.9 (ignore), and also teach the "
                              "teacher's class where the sources disagree and it is that sure (fill). Measured, not shipped")
-    parser.add_argument("--distance-weight", type=float, default=None, metavar="W",
+    parser.add_argument("--distance-weight", type=data.slice_weight, default=None, metavar="W",
                         help="final/round2: a pseudo-labelled slice d slices from the central one weighs W**d in the "
                              "loss (0 < W <= 1; the slice-distance decay of DeSCO, Cai et al. 2023): the pseudo labels "
                              "are least sure at the gland's ends. Measured, not shipped")
@@ -452,8 +452,6 @@ def main():
         parser.error(f"--init is for final, round2 and full; {args.stage} has its own start")
     if args.self_correct and args.mean_teacher:
         parser.error("--self-correct and --mean-teacher each bring their own teacher; pass one")
-    if args.distance_weight is not None and not 0 < args.distance_weight <= 1:
-        parser.error(f"--distance-weight takes a weight in (0, 1], not {args.distance_weight}")
     if args.edge < 0:
         parser.error(f"--edge takes a number of pixels >= 0 (0: off), not {args.edge}")
     if args.beyond is not None and (args.registration != "ignore" or args.beyond < 0):
