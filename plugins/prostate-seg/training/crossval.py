@@ -11,6 +11,7 @@ usage: python crossval.py run --folds 1 3 5 [--threads 1] [--veto]   # one lane;
        python crossval.py run --folds 1 --self-correct ignore fill --seeds 1 2   # variants, three seeds each
        python crossval.py run --folds 1 --distance-weight 0.9 --skip-full --seeds 2   # slices weighed 0.9**d
        python crossval.py run --folds 1 --voxflow ../../../target/release/voxflow  # stage 4 by the workflow
+       python crossval.py run --folds 1 --rings --skip-full          # adds ring-by-ring self-labelling (rings.py)
        python crossval.py summary                                     # -> runs/cv/summary.json, a table
 
 Each fold lives in runs/cv/fold-K/ and runs the README's commands with --fold K --bf16 (every stage in
@@ -28,8 +29,10 @@ unannotated slice ("final-mt"); with --edge N, stage 5 with a band of N pixels o
 on each side of the pseudo labels' outline where gland meets background ("final-edge-N"); with
 --self-correct MODE, stage 5 whose pseudo labels an EMA teacher corrects ("final-sc-MODE"); with
 --distance-weight W, stage 5 whose pseudo-labelled slices weigh W**d, d slices from the central one
-("final-dw-W"); with --seeds, stage 5 and those self-correcting and distance-weighed variants again
-with each further seed ("NAME-seedN", paired with "final-seedN"). Every model whose folder starts with final- or full- is evaluated."""
+("final-dw-W"); with --rings, rings.py's ring-by-ring self-labelling from stage 3's network ("rings",
+the network after the last ring) and stage 5 trained on its labels instead of the fused set ("final-rings");
+with --seeds, stage 5 and those self-correcting and distance-weighed variants again
+with each further seed ("NAME-seedN", paired with "final-seedN"). Every model whose folder starts with final- or full-, and "rings", is evaluated."""
 import json
 import os
 import shutil
@@ -133,6 +136,10 @@ def run_fold(args, fold):
     variants = [(f"final-sc-{mode}", ["--self-correct", mode]) for mode in args.self_correct]  # those --seeds repeats
     if args.distance_weight:
         variants.append((f"final-dw-{args.distance_weight}", ["--distance-weight", str(args.distance_weight)]))
+    if args.rings:
+        step(f"fold {fold} rings", model("rings"), [sys.executable, "rings.py"] + common + threads)
+        step(f"fold {fold} stage 5, ring labels", model("final-rings"),
+             train + ["final", "--labels", os.path.join(folder, "rings"), "--name", "final-rings"] + common + threads)
     for name, options in variants:
         step(f"fold {fold} stage 5, {name}", model(name), train + ["final", "--name", name] + options + common + threads)
     for seed in args.seeds:  # stage 5 and the variants asked for, again with each further seed
@@ -144,7 +151,7 @@ def run_fold(args, fold):
              train + ["full", "--init", "pretext", "--iterations", str(args.full_steps), "--name",
                       f"full-{args.full_steps}"] + common + threads)
     evaluation = os.path.join(folder, "evaluation-mirrored.json")
-    optional = sorted(name for name in os.listdir(folder) if name.startswith(("final-", "full-"))
+    optional = sorted(name for name in os.listdir(folder) if (name.startswith(("final-", "full-")) or name == "rings")
                       and os.path.isdir(os.path.join(folder, name)))
     models = [model(name) for name in ["final", "full"] + optional]  # stage 6 where it was trained
     if os.path.exists(evaluation) and any(os.path.exists(m) and os.path.getmtime(m) > os.path.getmtime(evaluation)
@@ -291,6 +298,9 @@ def main():
     parser.add_argument("--distance-weight", type=data.slice_weight, default=None, metavar="W",
                         help="run: also stage 5 with pseudo-labelled slices weighed W**d, d slices from the central one "
                              "(train.py --distance-weight), as final-dw-W")
+    parser.add_argument("--rings", action="store_true",
+                        help="run: also rings.py (ring-by-ring self-labelling from stage 3's network) as rings, and "
+                             "stage 5 trained on its labels as final-rings")
     parser.add_argument("--seeds", type=int, nargs="+", default=[],
                         help="run: also stage 5, and each --self-correct and --distance-weight variant, trained with these further seeds "
                              "(NAME-seedN): a rule's difference is then measured against the control's spread")

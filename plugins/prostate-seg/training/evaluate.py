@@ -25,6 +25,7 @@ from unet import load_trained
 STAGES = [("baseline", "1. central slices only"), ("semi", "2. semi-supervised (mean teacher)"),
           ("selfsup", "3. self-supervised (context restoration)"), ("final", "5. central + fused pseudo labels"),
           ("round2", "5b. second round (stage 5 as the semi-supervised source)"),
+          ("rings", "5r. ring-by-ring self-labelling from stage 3's network (rings.py)"),
           ("full", "6. fully supervised (every slice)")]
 
 
@@ -82,7 +83,8 @@ def main():
     training, validation = data.split(root, args.fold)
     cases = {c: data.load_case(root, c) for c in validation}
     results = {"validation_cases": validation, "mirrored": args.mirror, "stages": {}}
-    models = [(stage, title, [stage]) for stage, title in STAGES + [(name, name) for name in args.extra]]
+    extra = [(name, name) for name in dict.fromkeys(args.extra) if name not in dict(STAGES)]
+    models = [(stage, title, [stage]) for stage, title in STAGES + extra]
     if len(args.ensemble) == 1:
         parser.error("--ensemble takes two or more model names")
     if args.ensemble:

@@ -1,0 +1,165 @@
+"""Ring-by-ring self-labelling from the central slice (measured, not shipped): a pseudo-label source that
+grows outwards from the annotation one slice at a time, so that the network labelling a slice has been
+trained on the slice next to it.
+
+Stage 3's network (the pretext network fine-tuned on the central slices) labels, on each training volume,
+the two slices next to the annotated one; those join the training set and the network is fine-tuned on it
+for a few steps; then it labels the next ring (the slices two away from the central one), and so on (the
+idea of self-labelling ring by ring outwards from one annotated slice, Anderson et al., BMC Medical Imaging
+2025). A slice is labelled by the network's prediction with test-time mirroring, as the step runs it. Each
+side of each volume stops as pseudolabels.py's extent does: at the first slice whose predicted area is
+empty or grows by more than GROWTH over the previous slice's (the annotated area for the first ring); that
+slice and those beyond it are taught as background from then on, since the gland ends there. A side that
+has not stopped after --max-rings leaves its further slices ignored.
+
+usage: python rings.py [--data DIR] [--runs DIR] [--fold K] [--steps-per-ring N] [--max-rings N] [--threads N]
+                       [--bf16] [--seed N] [--name DIR]
+Writes runs/rings/model.pt (the network after the last ring) and the labels in the fusion workflow's layout,
+so that `train.py final --labels runs/rings` trains on them: runs/rings/fused/fused/<case>_fused.nii.gz
+(gland) and runs/rings/fused/agreement/<case>_agreement.nii.gz (1 gland, 0 background, 255 not reached);
+runs/rings/log.json holds each side's extent, the training log and, for reading only, the labels' precision
+and recall against the true masks on the slices nobody annotated, by ring.
+"""
+import json
+import os
+import time
+
+import numpy as np
+import torch
+
+import data
+import train
+from pseudolabels import GROWTH
+from unet import load_trained
+
+IGNORE = data.IGNORE
+
+
+def slice_probability(net, inputs, z, shape):
+    """The prostate probability of slice z on the source plane (y, x), mirrored left-right and averaged as the
+    step runs the network; `inputs` is data.prepared's (z, 3, SIZE, SIZE) tensor of the volume."""
+    net.eval()
+    with torch.no_grad():
+        x = inputs[z:z + 1]
+        logits = (net(x) + net(torch.flip(x, dims=[3])).flip(dims=[3])) / 2
+    return data.probability_on_source(logits, shape)[0]
+
+
+class Volume:
+    """One training volume's state: its network inputs, its labels so far on the source grid (IGNORE where
+    not yet labelled), and each side's last labelled area (None once that side has stopped)."""
+
+    def __init__(self, root, case):
+        image, self.truth = data.load_case(root, case)
+        self.case, self.shape = case, image.shape
+        self.inputs = torch.from_numpy(data.prepared(image))
+        self.centre = data.central_slice(self.truth)
+        self.labels = np.full(self.shape, IGNORE, np.uint8)
+        self.labels[self.centre] = self.truth[self.centre]
+        area = int(self.truth[self.centre].sum())
+        self.last_area = {-1: area, +1: area}
+        self.end = {-1: None, +1: None}
+
+    def grow(self, net, ring):
+        """Label the slices `ring` away from the central one on each side still open."""
+        for side in (-1, +1):
+            if self.last_area[side] is None:
+                continue
+            z = self.centre + side * ring
+            if not 0 <= z < self.shape[0]:
+                self.last_area[side] = None
+                self.end[side] = z - side
+                continue
+            mask = slice_probability(net, self.inputs, z, self.shape[1:]) > 0.5
+            area = int(mask.sum())
+            if area == 0 or area > self.last_area[side] * GROWTH:
+                beyond = slice(z, None) if side > 0 else slice(0, z + 1)
+                self.labels[beyond] = 0  # the gland ended before this slice
+                self.last_area[side] = None
+                self.end[side] = z - side
+            else:
+                self.labels[z] = mask
+                self.last_area[side] = area
+
+    def open(self):
+        return any(a is not None for a in self.last_area.values())
+
+    def slices(self):
+        """The network inputs and targets (network grid) of every labelled slice."""
+        labelled = np.where((self.labels != IGNORE).reshape(self.shape[0], -1).all(axis=1))[0]
+        return self.inputs[labelled].numpy(), data.label_slices(self.labels[labelled])
+
+
+def quality(volumes):
+    """Precision and recall of the labels against the true masks on the unannotated slices, in all and by
+    distance from the central slice (read only for the log; training never sees the true masks)."""
+    totals, by_ring = np.zeros(3), {}
+    for v in volumes:
+        for z in range(v.shape[0]):
+            if z == v.centre:
+                continue  # slices not reached count as background: their gland is missed
+            mask, truth = v.labels[z] == 1, v.truth[z] > 0
+            counts = np.array([np.logical_and(mask, truth).sum(), mask.sum(), truth.sum()])
+            totals += counts
+            by_ring.setdefault(abs(z - v.centre), np.zeros(3))
+            by_ring[abs(z - v.centre)] += counts
+    rate = lambda t: {"precision": float(t[0] / max(t[1], 1)), "recall": float(t[0] / max(t[2], 1))}
+    return {**rate(totals), "by_distance": {d: rate(t) for d, t in sorted(by_ring.items())}}
+
+
+def write_labels(volumes, folder):
+    """The labels in the fusion workflow's output layout (data.fused_target reads them back)."""
+    for sub in ("agreement", "fused"):
+        os.makedirs(os.path.join(folder, "fused", sub), exist_ok=True)
+    for v in volumes:
+        data.write_nifti_zyx(v.labels, os.path.join(folder, "fused", "agreement", f"{v.case}_agreement.nii.gz"), np.uint8)
+        data.write_nifti_zyx(v.labels == 1, os.path.join(folder, "fused", "fused", f"{v.case}_fused.nii.gz"), np.uint8)
+
+
+def main():
+    parser = data.arguments(__doc__)
+    parser.add_argument("--steps-per-ring", type=int, default=100, help="fine-tuning steps after each ring")
+    parser.add_argument("--max-rings", type=int, default=15, help="rings at most; a side still open stays ignored beyond")
+    parser.add_argument("--lr", type=float, default=1e-3, help="the fine-tuning's peak learning rate (one-cycle per ring)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--bf16", action="store_true", help="fine-tune under bfloat16 autocast (train.py --bf16)")
+    parser.add_argument("--seed", type=int, default=data.SEED)
+    parser.add_argument("--name", default="rings", help="the folder under --runs to write")
+    args = data.parse(parser)
+    if args.steps_per_ring < 1 or args.max_rings < 1:
+        parser.error("--steps-per-ring and --max-rings take numbers >= 1")
+    torch.set_num_threads(args.threads)
+    root = data.data_dir(args.data)
+    training, validation = data.split(root, args.fold)
+    train.seed_everything(args.seed)
+    generator = torch.Generator().manual_seed(args.seed)
+    net = load_trained(args.runs, "selfsup")
+    volumes = [Volume(root, case) for case in training]
+    log, rings, started = [], [], time.time()
+    for ring in range(1, args.max_rings + 1):
+        if not any(v.open() for v in volumes):
+            break
+        for v in volumes:
+            v.grow(net, ring)
+        inputs, targets = zip(*(v.slices() for v in volumes))
+        sampler = train.Slices(list(inputs), list(targets))
+        summary = {"ring": ring, "open_sides": sum(a is not None for v in volumes for a in v.last_area.values()),
+                   "labelled_slices": len(sampler.x), **{k: q for k, q in quality(volumes).items() if k != "by_distance"}}
+        print(json.dumps(summary), flush=True)
+        rings.append(summary)
+        net = train.fit(net, sampler, args.steps_per_ring, generator, lr=args.lr, log=log, bf16=args.bf16)
+    out = os.path.join(args.runs, args.name)
+    write_labels(volumes, out)
+    torch.save(net.state_dict(), os.path.join(out, "model.pt.partial"))
+    os.replace(os.path.join(out, "model.pt.partial"), os.path.join(out, "model.pt"))
+    with open(os.path.join(out, "log.json"), "w") as f:
+        json.dump({"stage": "rings", "steps_per_ring": args.steps_per_ring, "max_rings": args.max_rings, "lr": args.lr,
+                   "bf16": args.bf16, "seed": args.seed, "fold": args.fold, "training_cases": training,
+                   "validation_cases": validation, "extents": {v.case: [v.end[-1], v.centre, v.end[+1]] for v in volumes},
+                   "quality": quality(volumes), "rings": rings, "seconds": round(time.time() - started, 1),
+                   "machine": train.machine_description(), "log": log}, f, indent=1)
+    print(f"rings: {out}/model.pt and labels in {time.time() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
