@@ -45,7 +45,7 @@ steps:
         uses: builtin/load-volume
         inputs: { source: "${{ item.image }}" }
       - id: segment
-        uses: onnx/prostate-seg@0.4.0
+        uses: onnx/prostate-seg@0.5.0
         inputs: { volume: "${{ steps.load.outputs.volume }}" }
       - id: clean
         uses: wasm/mask-cleanup@0.1.0

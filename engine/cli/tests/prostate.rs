@@ -177,12 +177,12 @@ fn evaluation_over_a_folder_of_labelled_cases_writes_metrics_and_summary() {
     // voxflow's pipeline reproduces the training code's evaluation of the shipped model with its
     // left-right mirroring (training/evaluate_onnx.py: validation Dice after keeping the largest
     // component, plugins/prostate-seg/README.md); p37 is train37 as NIfTI. Without mirroring these are
-    // 0.7579, 0.8037, 0.8361 and 0.7944, each outside the tolerance.
+    // 0.8108, 0.8092, 0.7492 and 0.7913: train01, train35 and p37 outside the tolerance.
     let expected = [
-        ("train01", 0.7681),
-        ("train24", 0.7883),
-        ("train35", 0.8331),
-        ("p37", 0.7970),
+        ("train01", 0.7670),
+        ("train24", 0.8097),
+        ("train35", 0.7619),
+        ("p37", 0.7951),
     ];
     for (case, dice) in expected {
         let row = lines[1..]
