@@ -22,6 +22,7 @@ and recall against the true masks on the slices nobody annotated, by ring.
 """
 import json
 import os
+import sys
 import time
 
 import numpy as np
@@ -133,6 +134,9 @@ def main():
     training, validation = data.split(root, args.fold)
     train.seed_everything(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
+    if not os.path.exists(os.path.join(args.runs, "selfsup", "model.pt")):
+        sys.exit(f"rings.py: no {args.runs}/selfsup/model.pt to start from; run `train.py selfsup` "
+                 f"with the same --runs (and --fold) first")
     net = load_trained(args.runs, "selfsup")
     volumes = [Volume(root, case) for case in training]
     log, rings, started = [], [], time.time()
