@@ -133,13 +133,13 @@ def run_fold(args, fold):
     if args.edge:
         step(f"fold {fold} stage 5, edge {args.edge}", model(f"final-edge-{args.edge}"),
              train + ["final", "--edge", str(args.edge), "--name", f"final-edge-{args.edge}"] + common + threads)
-    variants = [(f"final-sc-{mode}", ["--self-correct", mode]) for mode in args.self_correct]  # those --seeds repeats
-    if args.distance_weight:
-        variants.append((f"final-dw-{args.distance_weight}", ["--distance-weight", str(args.distance_weight)]))
     if args.rings:
         step(f"fold {fold} rings", model("rings"), [sys.executable, "rings.py"] + common + threads)
         step(f"fold {fold} stage 5, ring labels", model("final-rings"),
              train + ["final", "--labels", os.path.join(folder, "rings"), "--name", "final-rings"] + common + threads)
+    variants = [(f"final-sc-{mode}", ["--self-correct", mode]) for mode in args.self_correct]  # those --seeds repeats
+    if args.distance_weight:
+        variants.append((f"final-dw-{args.distance_weight}", ["--distance-weight", str(args.distance_weight)]))
     for name, options in variants:
         step(f"fold {fold} stage 5, {name}", model(name), train + ["final", "--name", name] + options + common + threads)
     for seed in args.seeds:  # stage 5 and the variants asked for, again with each further seed

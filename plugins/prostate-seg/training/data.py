@@ -306,8 +306,13 @@ def predict_volume(net, image, batch=16, mirror=False):
     ONNX step maps outputs back. With `mirror`, the logits are averaged with those of the left-right
     mirrored input, mirrored back (the manifest's `mirror: [0]`). `net` may be a list of networks (an
     ensemble): their logits are averaged too."""
+    return probability_on_source(network_logits(net, torch.from_numpy(prepared(image)), batch, mirror), image.shape[1:])
+
+
+def network_logits(net, x, batch=16, mirror=False):
+    """The network's logits (z, 2, SIZE, SIZE) for prepared inputs `x` (z, 3, SIZE, SIZE), in batches, with
+    predict_volume's mirroring and ensembles."""
     nets = net if isinstance(net, (list, tuple)) else [net]
-    x = torch.from_numpy(prepared(image))
 
     def run(model, inputs):
         model.eval()
@@ -319,7 +324,7 @@ def predict_volume(net, image, batch=16, mirror=False):
         flipped = torch.flip(x, dims=[3])
         mirrored = sum(run(model, flipped) for model in nets) / len(nets)
         logits = (logits + mirrored.flip(dims=[3])) / 2
-    return probability_on_source(logits, image.shape[1:])
+    return logits
 
 
 def probability_on_source(logits, shape):

@@ -42,6 +42,12 @@ from unet import load_trained
 GROWTH = 1.25
 
 
+def gland_ends(area, previous_area):
+    """The extent rule: the gland has ended at a slice whose predicted area is empty or grows by more than
+    GROWTH over the previous slice's (the annotated area next to the central slice)."""
+    return area == 0 or area > previous_area * GROWTH
+
+
 def gland_extent(mask, centre, centre_area):
     """(first, last) slice of the gland's extent in a predicted (z, y, x) mask, walking out from the
     annotated central slice while the predicted area neither vanishes nor grows by more than GROWTH."""
@@ -51,7 +57,7 @@ def gland_extent(mask, centre, centre_area):
         z, previous = centre, centre_area
         while 0 <= z + step < len(areas):
             area = areas[z + step]
-            if area == 0 or area > previous * GROWTH:
+            if gland_ends(area, previous):
                 break
             z, previous = z + step, area
         return z
@@ -75,7 +81,7 @@ def tracked_from_centre(mask, centre, annotation):
             components, _ = ndimage.label(mask[z + step])
             touching = np.unique(components[previous & (components > 0)])
             current = np.isin(components, touching) & (components > 0)
-            if not current.any() or current.sum() > previous.sum() * GROWTH:
+            if gland_ends(current.sum(), previous.sum()):
                 break
             z, previous = z + step, current
             kept[z] = current

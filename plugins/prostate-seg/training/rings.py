@@ -7,9 +7,9 @@ the two slices next to the annotated one; those join the training set and the ne
 for a few steps; then it labels the next ring (the slices two away from the central one), and so on (the
 idea of self-labelling ring by ring outwards from one annotated slice, Anderson et al., BMC Medical Imaging
 2025). A slice is labelled by the network's prediction with test-time mirroring, as the step runs it. Each
-side of each volume stops as pseudolabels.py's extent does: at the first slice whose predicted area is
-empty or grows by more than GROWTH over the previous slice's (the annotated area for the first ring); that
-slice and those beyond it are taught as background from then on, since the gland ends there. A side that
+side of each volume stops as pseudolabels.py's extent does (pseudolabels.gland_ends): at the first slice
+whose predicted area is empty or grows by more than 25 % over the previous slice's (the annotated area
+for the first ring); that slice and those beyond it are taught as background from then on, since the gland ends there. A side that
 has not stopped after --max-rings leaves its further slices ignored.
 
 usage: python rings.py [--data DIR] [--runs DIR] [--fold K] [--steps-per-ring N] [--max-rings N] [--threads N]
@@ -30,20 +30,10 @@ import torch
 
 import data
 import train
-from pseudolabels import GROWTH
+from pseudolabels import gland_ends
 from unet import load_trained
 
 IGNORE = data.IGNORE
-
-
-def slice_probability(net, inputs, z, shape):
-    """The prostate probability of slice z on the source plane (y, x), mirrored left-right and averaged as the
-    step runs the network; `inputs` is data.prepared's (z, 3, SIZE, SIZE) tensor of the volume."""
-    net.eval()
-    with torch.no_grad():
-        x = inputs[z:z + 1]
-        logits = (net(x) + net(torch.flip(x, dims=[3])).flip(dims=[3])) / 2
-    return data.probability_on_source(logits, shape)[0]
 
 
 class Volume:
@@ -71,9 +61,10 @@ class Volume:
                 self.last_area[side] = None
                 self.end[side] = z - side
                 continue
-            mask = slice_probability(net, self.inputs, z, self.shape[1:]) > 0.5
+            logits = data.network_logits(net, self.inputs[z:z + 1], mirror=True)  # as the step runs it
+            mask = data.probability_on_source(logits, self.shape[1:])[0] > 0.5
             area = int(mask.sum())
-            if area == 0 or area > self.last_area[side] * GROWTH:
+            if gland_ends(area, self.last_area[side]):
                 beyond = slice(z, None) if side > 0 else slice(0, z + 1)
                 self.labels[beyond] = 0  # the gland ended before this slice
                 self.last_area[side] = None
