@@ -15,7 +15,7 @@ usage: python crossval.py run --folds 1 3 5 [--threads 1] [--veto]   # one lane;
        python crossval.py summary                                     # -> runs/cv/summary.json, a table
 
 Each fold lives in runs/cv/fold-K/ and runs the README's commands with --fold K --bf16 (every stage in
-bfloat16, 1000 steps for stage 5 and stage 6 from the pretext start): so its numbers compare with each
+bfloat16 (--float32 on a CPU without AVX512-BF16 or AMX), 1000 steps for stage 5 and stage 6 from the pretext start): so its numbers compare with each
 other, not with the float32 tables. A step whose output exists is skipped, so an interrupted lane resumes
 (the AND and the evaluation are made again when what they read is newer than they are).
 The AND (stage 4) is label-fusion's, rendered in NumPy here (agreement 1 both sources, 0 neither, 255 one;
@@ -44,6 +44,7 @@ import numpy as np
 from scipy import stats
 
 import data
+import train
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FUSION_WORKFLOW = os.path.join(HERE, "..", "..", "..", "workflows", "prostate-pseudolabels.yaml")
@@ -104,7 +105,7 @@ def run_fold(args, fold):
     folder = fold_runs(args.runs, fold)
     common = ["--fold", str(fold), "--runs", folder] + (["--data", args.data] if args.data else [])
     train = [sys.executable, "train.py"]
-    threads = ["--threads", str(args.threads), "--bf16"]
+    threads = ["--threads", str(args.threads)] + ([] if args.float32 else ["--bf16"])
     model = lambda name: os.path.join(folder, name, "model.pt")
     step(f"fold {fold} stage 1", model("baseline"), train + ["baseline"] + common + threads)
     step(f"fold {fold} stage 3", model("selfsup"), train + ["selfsup"] + common + threads)
@@ -304,6 +305,9 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[],
                         help="run: also stage 5, and each --self-correct and --distance-weight variant, trained with these further seeds "
                              "(NAME-seedN): a rule's difference is then measured against the control's spread")
+    parser.add_argument("--float32", action="store_true",
+                        help="run: every stage in float32 instead of bfloat16 (on a CPU without AVX512-BF16 or AMX, "
+                             "where --bf16 is refused); its numbers compare only with float32 runs, so give another --runs")
     parser.add_argument("--full-steps", type=int, default=None,
                         help="run: also stage 6 trained for this many steps, as full-N (the README's reference: 4000)")
     args = parser.parse_args()
@@ -323,6 +327,8 @@ def main():
     if args.action == "run":
         if not args.folds:
             parser.error("run needs --folds")
+        if not args.float32 and train.bf16_refused():
+            parser.error(train.bf16_refused())
         for fold in args.folds:
             run_fold(args, fold)
     else:

@@ -49,6 +49,19 @@ def machine_description():
             "threads": torch.get_num_threads()}
 
 
+def bf16_refused():
+    """Why --bf16 cannot run well here, or None: without AVX512-BF16 or AMX (on an AVX2-only AMD EPYC,
+    for one) PyTorch emulates bfloat16 autocast, and a training step took more than 8x as long as in
+    float32 (over 16 s against 1.9 s, 1 thread); its numbers would not be those of bf16 runs on a CPU
+    that has the instructions either."""
+    supported = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    if supported is None or supported():
+        return None
+    return (f"--bf16: this CPU has neither AVX512-BF16 nor AMX (PyTorch's kernels use "
+            f"{torch.backends.cpu.get_cpu_capability()}), so bfloat16 autocast is emulated, more than 8x slower "
+            f"than float32; leave out --bf16 (crossval.py: --float32), and compare the numbers only with float32 runs")
+
+
 def seed_everything(seed):
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -442,6 +455,8 @@ def main():
     parser.add_argument("--seed", type=int, default=data.SEED,
                         help="the seed of the weights and the batches (the split stays data.SEED's)")
     args = data.parse(parser)
+    if args.bf16 and bf16_refused():
+        parser.error(bf16_refused())
     for option, value in (("--labels", args.labels), ("--margin", args.margin), ("--taper", args.taper),
                           ("--registration", args.registration), ("--edge", args.edge),
                           ("--mean-teacher", args.mean_teacher), ("--self-correct", args.self_correct),
