@@ -1,4 +1,4 @@
-"""Ring-by-ring self-labelling from the central slice (measured, not shipped): a pseudo-label source that
+"""Ring-by-ring self-labelling from the central slice (prostate-seg 0.5.0's model): a pseudo-label source that
 grows outwards from the annotation one slice at a time, so that the network labelling a slice has been
 trained on the slice next to it.
 
@@ -12,8 +12,16 @@ whose predicted area is empty or grows by more than 25 % over the previous slice
 for the first ring); that slice and those beyond it are taught as background from then on, since the gland ends there. A side that
 has not stopped after --max-rings leaves its further slices ignored.
 
+Two variants, neither shipped (EXPERIMENTS.md, "Float32 against bfloat16, and the rings' end slice"):
+--end ignore (measured) leaves the slice where a side stops unknown (neither gland nor background: the
+rule fires on a slice that may still hold the tip of the gland, or the gland beside the bladder) and
+teaches only the slices beyond it as background; --taper PIXELS (written, not yet run) keeps each ring's
+label within PIXELS (source grid, city-block) of the gland on the slice before it, the shape prior of
+data.tapered_region (the gland narrows from its middle towards both ends), so that a ring cannot take in
+tissue beside the gland it grew from.
+
 usage: python rings.py [--data DIR] [--runs DIR] [--fold K] [--steps-per-ring N] [--max-rings N] [--threads N]
-                       [--bf16] [--seed N] [--name DIR]
+                       [--bf16] [--seed N] [--name DIR] [--end background|ignore] [--taper PIXELS]
 Writes runs/rings/model.pt (the network after the last ring) and the labels in the fusion workflow's layout,
 so that `train.py final --labels runs/rings` trains on them: runs/rings/fused/fused/<case>_fused.nii.gz
 (gland) and runs/rings/fused/agreement/<case>_agreement.nii.gz (1 gland, 0 background, 255 not reached);
@@ -27,6 +35,7 @@ import time
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 import data
 import train
@@ -34,14 +43,16 @@ from pseudolabels import gland_ends
 from unet import load_trained
 
 IGNORE = data.IGNORE
+CROSS = ndimage.generate_binary_structure(2, 1)
 
 
 class Volume:
     """One training volume's state: its network inputs, its labels so far on the source grid (IGNORE where
     not yet labelled), and each side's last labelled area (None once that side has stopped)."""
 
-    def __init__(self, root, case):
+    def __init__(self, root, case, end="background", taper=0):
         image, self.truth = data.load_case(root, case)
+        self.end_rule, self.taper = end, taper
         self.case, self.shape = case, image.shape
         self.inputs = torch.from_numpy(data.prepared(image))
         self.centre = data.central_slice(self.truth)
@@ -65,11 +76,14 @@ class Volume:
             mask = data.probability_on_source(logits, self.shape[1:])[0] > 0.5
             area = int(mask.sum())
             if gland_ends(area, self.last_area[side]):
-                beyond = slice(z, None) if side > 0 else slice(0, z + 1)
+                first = z if self.end_rule == "background" else z + side  # --end ignore: this slice unknown
+                beyond = slice(first, None) if side > 0 else slice(0, first + 1)
                 self.labels[beyond] = 0  # the gland ended before this slice
                 self.last_area[side] = None
                 self.end[side] = z - side
             else:
+                if self.taper:  # within `taper` pixels of the gland on the slice before (data.tapered_region)
+                    mask &= ndimage.binary_dilation(self.labels[z - side] == 1, CROSS, iterations=self.taper)
                 self.labels[z] = mask
                 self.last_area[side] = area
 
@@ -113,11 +127,19 @@ def main():
     parser.add_argument("--steps-per-ring", type=int, default=100, help="fine-tuning steps after each ring")
     parser.add_argument("--max-rings", type=int, default=15, help="rings at most; a side still open stays ignored beyond")
     parser.add_argument("--lr", type=float, default=1e-3, help="the fine-tuning's peak learning rate (one-cycle per ring)")
+    parser.add_argument("--end", choices=("background", "ignore"), default="background",
+                        help="the slice where a side stops: taught as background with those beyond it, or left "
+                             "unknown (ignored) with only those beyond it background")
+    parser.add_argument("--taper", type=int, default=0, metavar="PIXELS",
+                        help="keep a ring's label within PIXELS (source grid, city-block) of the gland on the slice "
+                             "before it (0: off)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--bf16", action="store_true", help="fine-tune under bfloat16 autocast (train.py --bf16)")
     parser.add_argument("--seed", type=int, default=data.SEED)
     parser.add_argument("--name", default="rings", help="the folder under --runs to write")
     args = data.parse(parser)
+    if args.bf16 and train.bf16_refused():
+        parser.error(train.bf16_refused())
     if args.steps_per_ring < 1 or args.max_rings < 1:
         parser.error("--steps-per-ring and --max-rings take numbers >= 1")
     torch.set_num_threads(args.threads)
@@ -129,7 +151,9 @@ def main():
         sys.exit(f"rings.py: no {args.runs}/selfsup/model.pt to start from; run `train.py selfsup` "
                  f"with the same --runs (and --fold) first")
     net = load_trained(args.runs, "selfsup")
-    volumes = [Volume(root, case) for case in training]
+    if args.taper < 0:
+        parser.error("--taper takes a number of pixels >= 0")
+    volumes = [Volume(root, case, args.end, args.taper) for case in training]
     log, rings, started = [], [], time.time()
     for ring in range(1, args.max_rings + 1):
         if not any(v.open() for v in volumes):
@@ -148,7 +172,7 @@ def main():
     torch.save(net.state_dict(), os.path.join(out, "model.pt.partial"))
     os.replace(os.path.join(out, "model.pt.partial"), os.path.join(out, "model.pt"))
     with open(os.path.join(out, "log.json"), "w") as f:
-        json.dump({"stage": "rings", "steps_per_ring": args.steps_per_ring, "max_rings": args.max_rings, "lr": args.lr,
+        json.dump({"stage": "rings", "end": args.end, "taper": args.taper, "steps_per_ring": args.steps_per_ring, "max_rings": args.max_rings, "lr": args.lr,
                    "bf16": args.bf16, "seed": args.seed, "fold": args.fold, "training_cases": training,
                    "validation_cases": validation, "extents": {v.case: [v.end[-1], v.centre, v.end[+1]] for v in volumes},
                    "quality": quality(volumes), "rings": rings, "seconds": round(time.time() - started, 1),
