@@ -44,7 +44,7 @@ import numpy as np
 from scipy import stats
 
 import data
-import train
+from train import bf16_refused
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FUSION_WORKFLOW = os.path.join(HERE, "..", "..", "..", "workflows", "prostate-pseudolabels.yaml")
@@ -327,8 +327,8 @@ def main():
     if args.action == "run":
         if not args.folds:
             parser.error("run needs --folds")
-        if not args.float32 and train.bf16_refused():
-            parser.error(train.bf16_refused())
+        if not args.float32 and (refused := bf16_refused()):
+            parser.error(refused)
         for fold in args.folds:
             run_fold(args, fold)
     else:

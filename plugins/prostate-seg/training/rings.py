@@ -138,10 +138,12 @@ def main():
     parser.add_argument("--seed", type=int, default=data.SEED)
     parser.add_argument("--name", default="rings", help="the folder under --runs to write")
     args = data.parse(parser)
-    if args.bf16 and train.bf16_refused():
-        parser.error(train.bf16_refused())
+    if args.bf16 and (refused := train.bf16_refused()):
+        parser.error(refused)
     if args.steps_per_ring < 1 or args.max_rings < 1:
         parser.error("--steps-per-ring and --max-rings take numbers >= 1")
+    if args.taper < 0:
+        parser.error("--taper takes a number of pixels >= 0")
     torch.set_num_threads(args.threads)
     root = data.data_dir(args.data)
     training, validation = data.split(root, args.fold)
@@ -151,8 +153,6 @@ def main():
         sys.exit(f"rings.py: no {args.runs}/selfsup/model.pt to start from; run `train.py selfsup` "
                  f"with the same --runs (and --fold) first")
     net = load_trained(args.runs, "selfsup")
-    if args.taper < 0:
-        parser.error("--taper takes a number of pixels >= 0")
     volumes = [Volume(root, case, args.end, args.taper) for case in training]
     log, rings, started = [], [], time.time()
     for ring in range(1, args.max_rings + 1):
@@ -172,8 +172,8 @@ def main():
     torch.save(net.state_dict(), os.path.join(out, "model.pt.partial"))
     os.replace(os.path.join(out, "model.pt.partial"), os.path.join(out, "model.pt"))
     with open(os.path.join(out, "log.json"), "w") as f:
-        json.dump({"stage": "rings", "end": args.end, "taper": args.taper, "steps_per_ring": args.steps_per_ring, "max_rings": args.max_rings, "lr": args.lr,
-                   "bf16": args.bf16, "seed": args.seed, "fold": args.fold, "training_cases": training,
+        json.dump({"stage": "rings", "end": args.end, "taper": args.taper, "steps_per_ring": args.steps_per_ring,
+                   "max_rings": args.max_rings, "lr": args.lr, "bf16": args.bf16, "seed": args.seed, "fold": args.fold, "training_cases": training,
                    "validation_cases": validation, "extents": {v.case: [v.end[-1], v.centre, v.end[+1]] for v in volumes},
                    "quality": quality(volumes), "rings": rings, "seconds": round(time.time() - started, 1),
                    "machine": train.machine_description(), "log": log}, f, indent=1)

@@ -455,8 +455,8 @@ def main():
     parser.add_argument("--seed", type=int, default=data.SEED,
                         help="the seed of the weights and the batches (the split stays data.SEED's)")
     args = data.parse(parser)
-    if args.bf16 and bf16_refused():
-        parser.error(bf16_refused())
+    if args.bf16 and (refused := bf16_refused()):
+        parser.error(refused)
     for option, value in (("--labels", args.labels), ("--margin", args.margin), ("--taper", args.taper),
                           ("--registration", args.registration), ("--edge", args.edge),
                           ("--mean-teacher", args.mean_teacher), ("--self-correct", args.self_correct),
