@@ -172,9 +172,11 @@ def main():
     torch.save(net.state_dict(), os.path.join(out, "model.pt.partial"))
     os.replace(os.path.join(out, "model.pt.partial"), os.path.join(out, "model.pt"))
     with open(os.path.join(out, "log.json"), "w") as f:
-        json.dump({"stage": "rings", "end": args.end, "taper": args.taper, "steps_per_ring": args.steps_per_ring,
-                   "max_rings": args.max_rings, "lr": args.lr, "bf16": args.bf16, "seed": args.seed, "fold": args.fold, "training_cases": training,
-                   "validation_cases": validation, "extents": {v.case: [v.end[-1], v.centre, v.end[+1]] for v in volumes},
+        json.dump({"stage": "rings", "end": args.end, "taper": args.taper,
+                   "steps_per_ring": args.steps_per_ring, "max_rings": args.max_rings, "lr": args.lr,
+                   "bf16": args.bf16, "seed": args.seed, "fold": args.fold, "training_cases": training,
+                   "validation_cases": validation,
+                   "extents": {v.case: [v.end[-1], v.centre, v.end[+1]] for v in volumes},
                    "quality": quality(volumes), "rings": rings, "seconds": round(time.time() - started, 1),
                    "machine": train.machine_description(), "log": log}, f, indent=1)
     print(f"rings: {out}/model.pt and labels in {time.time() - started:.0f} s")
