@@ -67,23 +67,24 @@ def seed_everything(seed):
     torch.manual_seed(seed)
 
 
-def random_geometry(n, generator):
-    """Affine grids for n images: flip left-right, rotate +-15 degrees, scale 0.8-1.25, shift 10 %."""
+def random_geometry(n, generator, flip=True):
+    """Affine grids for n images: flip left-right (unless `flip` is False; the draw is made either way, so
+    that the generator advances alike), rotate +-15 degrees, scale 0.8-1.25, shift 10 %."""
     angle = (torch.rand(n, generator=generator) * 2 - 1) * np.pi / 12
     scale = torch.exp((torch.rand(n, generator=generator) * 2 - 1) * np.log(1.25))
-    flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
+    flip = torch.where((torch.rand(n, generator=generator) < 0.5) & flip, -1.0, 1.0)
     shift = (torch.rand(n, 2, generator=generator) * 2 - 1) * 0.1
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     theta = torch.stack([torch.stack([cos * flip, -sin, shift[:, 0]], 1), torch.stack([sin * flip, cos, shift[:, 1]], 1)], 1)
     return F.affine_grid(theta, (n, 1, data.SIZE, data.SIZE), align_corners=False)
 
 
-def augment(x, y, generator, geometry=True):
+def augment(x, y, generator, geometry=True, flip=True):
     """Joint geometric augmentation (labels by nearest neighbour, outside the image ignored) and
-    intensity augmentation (gamma, contrast, noise) of the image."""
+    intensity augmentation (gamma, contrast, noise) of the image; `flip` as random_geometry's."""
     n = x.shape[0]
     if geometry:
-        grid = random_geometry(n, generator)
+        grid = random_geometry(n, generator, flip)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         if y is not None:
             y = F.grid_sample(y[:, None].float(), grid, mode="nearest", padding_mode="border", align_corners=False)[:, 0].long()
@@ -185,8 +186,10 @@ def forward(net, x, bf16):
         return net(x.contiguous(memory_format=torch.channels_last) if bf16 else x).float()
 
 
-def fit(net, sampler, iterations, generator, lr=3e-3, batch=16, extra=None, log=None, bf16=False, relabel=None):
-    """Supervised training; `extra(net, step)` adds a loss term (the mean teacher's consistency);
+def fit(net, sampler, iterations, generator, lr=3e-3, batch=16, extra=None, log=None, bf16=False, relabel=None,
+        flip=True):
+    """Supervised training; `flip`: augment with left-right flips (views.py's sagittal slices have no
+    left-right symmetry); `extra(net, step)` adds a loss term (the mean teacher's consistency);
     `relabel(net, x, y, manual, step)` changes the augmented batch's targets (self_correcting). With
     `bf16` the network runs under bfloat16 autocast in channels-last layout (the loss in float32), which
     CPUs with AMX or AVX512-BF16 run several times faster; the weights stay float32."""
@@ -198,7 +201,7 @@ def fit(net, sampler, iterations, generator, lr=3e-3, batch=16, extra=None, log=
     for step in range(iterations):
         net.train()
         x, y, manual, weight = sampler.batch(batch, generator)
-        x, y = augment(x, y, generator)
+        x, y = augment(x, y, generator, flip=flip)
         if relabel:
             y = relabel(net, x, y, manual, step)
         loss = segmentation_loss(forward(net, x, bf16), y, weight)

@@ -1,0 +1,196 @@
+"""A second view as a judge of the gland's ends: a network on sagittal slices, trained on an axial network's
+labels, averaged with it (measured, not shipped: "A sagittal network beside the rings" in EXPERIMENTS.md).
+
+The ring-by-ring network (rings.py) loses where the gland ends along z: it stops a slice or two early at the
+apex on some cases and carries gland past the ends on others. An axial network decides each slice on its own
+(with its two neighbours as channels); a sagittal slice shows the gland's whole extent along z in one image,
+its taper towards apex and base, the bladder above it and the rectum behind it. This script takes an axial
+network (the shipped ONNX file on the fixed split, or a stage trained under --runs), labels every training
+volume and every unlabelled volume with it (mirrored, as the step runs it; its uncertain voxels, probability
+between 0.25 and 0.75, ignored; the annotated central slice taught as annotated), trains the same 2.5D U-Net
+on sagittal slices of those labels from random weights, and measures on the validation cases the axial
+network, the sagittal one and the average of their probabilities.
+
+Sagittal slices are cut from the network's axial grid (each slice's central 60 % resized to 128x128, as
+data.prepared): for each of its 128 columns, the (z, y) plane resized to 128x128 (z stretched bilinear,
+labels nearest), with the columns 2 to each side as the 2.5D channels. Augmentation as the axial stages but
+without left-right flips (a sagittal slice has no such symmetry). Predictions are mapped back along z
+bilinear and then as the axial step's (data.probability_on_source).
+
+usage: python views.py [--data DIR] [--runs DIR] [--fold K] [--axial onnx|STAGE] [--steps N] [--threads N]
+                       [--seed N] [--name DIR] [--no-unlabelled] [--evaluate-only]
+Writes runs/<name>/model.pt and runs/<name>/evaluation.json (per case: Dice of the axial network, the
+sagittal one, their average, and, read after the average was measured, their union and intersection
+(the larger and the smaller probability), plain and largest component, and by third of the gland's extent
+along z). --evaluate-only measures a sagittal network trained before and rewrites its evaluation.
+"""
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import onnxruntime as ort
+import torch
+import torch.nn.functional as F
+
+import data
+import train
+from evaluate import largest_component
+from export import onnx_predict
+from unet import UNet, load_trained
+
+IGNORE = data.IGNORE
+CONTEXT_STEP = 2  # network pixels between a sagittal slice and each of its two channel neighbours
+UNSURE = (0.25, 0.75)  # axial probabilities taught as neither gland nor background
+
+
+def sagittal(slices, mode="bilinear"):
+    """(z, S, S) axial network grid -> (S, S, S): for each column x, the (z, y) plane with z resized to S."""
+    planes = torch.from_numpy(np.ascontiguousarray(slices, dtype=np.float32)).permute(2, 0, 1)[:, None]
+    size = (data.SIZE, data.SIZE)
+    resized = (F.interpolate(planes, size=size, mode="nearest") if mode == "nearest"
+               else F.interpolate(planes, size=size, mode="bilinear", align_corners=False))
+    return resized[:, 0].numpy()
+
+
+def sagittal_inputs(image):
+    """The sagittal network's inputs for a volume: (S, 3, S, S), each column with its neighbours."""
+    planes = sagittal(data.resize_slices(data.cropped(data.normalize(image))))
+    index = np.clip(np.arange(len(planes))[:, None] + CONTEXT_STEP * np.arange(-1, 2)[None, :], 0, len(planes) - 1)
+    return planes[index]
+
+
+def sagittal_targets(target):
+    """A source-grid target (0, 1, IGNORE) as the sagittal network's targets (S, S, S)."""
+    return sagittal(data.label_slices(target), mode="nearest").round().astype(np.uint8)
+
+
+def sagittal_probability(net, image):
+    """The sagittal network's prostate probability on the source grid (z, y, x)."""
+    logits = data.network_logits(net, torch.from_numpy(sagittal_inputs(image)))  # (x, 2, S, S): z resized, y
+    logits = F.interpolate(logits, size=(image.shape[0], data.SIZE), mode="bilinear", align_corners=False)
+    return data.probability_on_source(logits.permute(2, 1, 3, 0).contiguous(), image.shape[1:])
+
+
+class Axial:
+    """The axial network whose labels the sagittal one learns: the shipped ONNX file or a trained stage."""
+
+    def __init__(self, runs, which):
+        if which == "onnx":
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = 1
+            path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "prostate_seg.onnx")
+            self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        else:
+            self.net = load_trained(runs, which)
+
+    def probability(self, image):
+        if hasattr(self, "session"):
+            return onnx_predict(self.session, image, mirror=True)
+        return data.predict_volume(self.net, image, mirror=True)
+
+
+def taught(probability, label):
+    """The axial network's labels as a target: gland above UNSURE, background below, ignored between; on
+    a labelled volume its annotated central slice as annotated."""
+    target = (probability > 0.5).astype(np.uint8)
+    target[(probability > UNSURE[0]) & (probability < UNSURE[1])] = IGNORE
+    if label is not None:
+        centre = data.central_slice(label)
+        target[centre] = label[centre]
+    return target
+
+
+def thirds(mask, label):
+    """Dice within the low, middle and high third of the gland's true extent along z."""
+    z = np.where(label.reshape(len(label), -1).any(axis=1))[0]
+    edges = np.linspace(z.min(), z.max() + 1, 4).round().astype(int)
+    return [float(data.dice(mask[a:b], label[a:b])) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def scores(probability, label):
+    mask = probability > 0.5
+    return {"dice": float(data.dice(mask, label)), "dice_largest_component": float(data.dice(largest_component(mask), label)),
+            "dice_by_third": thirds(mask, label)}
+
+
+def evaluate(net, axial, root, validation):
+    """{"mean": ..., "cases": ...}: scores of each way of combining the two networks on the validation cases."""
+    cases = {}
+    for case in validation:
+        image, label = data.load_case(root, case)
+        p_axial, p_sagittal = axial.probability(image), sagittal_probability(net, image)
+        cases[case] = {"axial": scores(p_axial, label), "sagittal": scores(p_sagittal, label),
+                       "average": scores((p_axial + p_sagittal) / 2, label),
+                       "union": scores(np.maximum(p_axial, p_sagittal), label),
+                       "intersection": scores(np.minimum(p_axial, p_sagittal), label)}
+        print(case, " ".join(f"{k} {v['dice']:.3f}/{v['dice_largest_component']:.3f}" for k, v in cases[case].items()), flush=True)
+    mean = {k: {m: float(np.mean([c[k][m] for c in cases.values()])) for m in ("dice", "dice_largest_component")}
+            for k in next(iter(cases.values()))}
+    return {"mean": mean, "cases": cases}
+
+
+def main():
+    parser = data.arguments(__doc__)
+    parser.add_argument("--axial", default=None,
+                        help="the axial network: onnx (the shipped file; fixed split only) or a stage under --runs "
+                             "(default: onnx on the fixed split, rings with --fold)")
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=data.SEED)
+    parser.add_argument("--name", default="sagittal")
+    parser.add_argument("--no-unlabelled", action="store_true", help="train on the training volumes only")
+    parser.add_argument("--evaluate-only", action="store_true", help="measure runs/<name>/model.pt again")
+    args = data.parse(parser)
+    args.axial = args.axial or ("rings" if args.fold is not None else "onnx")
+    if args.axial == "onnx" and args.fold is not None:
+        parser.error("--axial onnx: the shipped file was trained on the fixed split's training cases, which a fold validates on")
+    if args.axial != "onnx" and not os.path.exists(os.path.join(args.runs, args.axial, "model.pt")):
+        sys.exit(f"views.py: no {args.runs}/{args.axial}/model.pt; train it first with the same --runs (and --fold)")
+    if args.steps < 1:
+        parser.error("--steps takes a number >= 1")
+    torch.set_num_threads(args.threads)
+    root = data.data_dir(args.data)
+    training, validation = data.split(root, args.fold)
+    train.seed_everything(args.seed)
+    generator = torch.Generator().manual_seed(args.seed)
+    axial = Axial(args.runs, args.axial)
+    out = os.path.join(args.runs, args.name)
+    if args.evaluate_only:
+        if not os.path.exists(os.path.join(out, "model.pt")) or not os.path.exists(os.path.join(out, "evaluation.json")):
+            sys.exit(f"views.py --evaluate-only: no {out}/model.pt and evaluation.json; train it first")
+        with open(os.path.join(out, "evaluation.json")) as f:
+            recorded = json.load(f)
+        net = UNet()
+        net.load_state_dict(torch.load(os.path.join(out, "model.pt")))
+        recorded.update(evaluate(net, axial, root, validation))
+        with open(os.path.join(out, "evaluation.json"), "w") as f:
+            json.dump(recorded, f, indent=1)
+        print(json.dumps(recorded["mean"]))
+        return
+    started = time.time()
+    inputs, targets = [], []
+    for case in training + ([] if args.no_unlabelled else data.unlabelled_cases(root)):
+        image, label = data.load_case(root, case)
+        if label is not None and case not in training:  # no validation mask may reach the targets
+            raise AssertionError(f"{case}: a labelled case outside the training cases")
+        inputs.append(sagittal_inputs(image))
+        targets.append(sagittal_targets(taught(axial.probability(image), label)))
+    print(f"views: {len(inputs)} volumes labelled by {args.axial} in {time.time() - started:.0f} s", flush=True)
+    log = []
+    net = train.fit(UNet(), train.Slices(inputs, targets), args.steps, generator, log=log, flip=False)
+    del inputs, targets
+    os.makedirs(out, exist_ok=True)
+    torch.save(net.state_dict(), os.path.join(out, "model.pt"))
+    measured = evaluate(net, axial, root, validation)
+    with open(os.path.join(out, "evaluation.json"), "w") as f:
+        json.dump({"axial": args.axial, "fold": args.fold, "steps": args.steps, "seed": args.seed,
+                   "unlabelled": not args.no_unlabelled, "training_cases": training, "validation_cases": validation,
+                   **measured, "seconds": round(time.time() - started, 1),
+                   "machine": train.machine_description(), "log": log}, f, indent=1)
+    print(json.dumps(measured["mean"]))
+
+
+if __name__ == "__main__":
+    main()
