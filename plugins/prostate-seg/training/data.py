@@ -284,10 +284,11 @@ def resize_slices(volume, size=SIZE, mode="bilinear"):
     return F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)[:, 0].numpy()
 
 
-def with_context(slices, context=CONTEXT):
-    """(z, h, w) -> (z, 2*context+1, h, w): each slice with its neighbours, indices clamped at the ends."""
+def with_context(slices, context=CONTEXT, step=1):
+    """(z, h, w) -> (z, 2*context+1, h, w): each slice with its neighbours `step` slices apart, indices
+    clamped at the ends."""
     z = slices.shape[0]
-    index = np.clip(np.arange(z)[:, None] + np.arange(-context, context + 1)[None, :], 0, z - 1)
+    index = np.clip(np.arange(z)[:, None] + step * np.arange(-context, context + 1)[None, :], 0, z - 1)
     return slices[index]
 
 

@@ -47,18 +47,12 @@ UNSURE = (0.25, 0.75)  # axial probabilities taught as neither gland nor backgro
 
 def sagittal(slices, mode="bilinear"):
     """(z, S, S) axial network grid -> (S, S, S): for each column x, the (z, y) plane with z resized to S."""
-    planes = torch.from_numpy(np.ascontiguousarray(slices, dtype=np.float32)).permute(2, 0, 1)[:, None]
-    size = (data.SIZE, data.SIZE)
-    resized = (F.interpolate(planes, size=size, mode="nearest") if mode == "nearest"
-               else F.interpolate(planes, size=size, mode="bilinear", align_corners=False))
-    return resized[:, 0].numpy()
+    return data.resize_slices(np.transpose(slices, (2, 0, 1)), mode=mode)
 
 
 def sagittal_inputs(image):
     """The sagittal network's inputs for a volume: (S, 3, S, S), each column with its neighbours."""
-    planes = sagittal(data.resize_slices(data.cropped(data.normalize(image))))
-    index = np.clip(np.arange(len(planes))[:, None] + CONTEXT_STEP * np.arange(-1, 2)[None, :], 0, len(planes) - 1)
-    return planes[index]
+    return data.with_context(sagittal(data.resize_slices(data.cropped(data.normalize(image)))), step=CONTEXT_STEP)
 
 
 def sagittal_targets(target):
@@ -77,6 +71,7 @@ class Axial:
     """The axial network whose labels the sagittal one learns: the shipped ONNX file or a trained stage."""
 
     def __init__(self, runs, which):
+        self.session = self.net = None
         if which == "onnx":
             options = ort.SessionOptions()
             options.intra_op_num_threads = 1
@@ -86,7 +81,7 @@ class Axial:
             self.net = load_trained(runs, which)
 
     def probability(self, image):
-        if hasattr(self, "session"):
+        if self.session is not None:
             return onnx_predict(self.session, image, mirror=True)
         return data.predict_volume(self.net, image, mirror=True)
 
@@ -162,9 +157,7 @@ def main():
             sys.exit(f"views.py --evaluate-only: no {out}/model.pt and evaluation.json; train it first")
         with open(os.path.join(out, "evaluation.json")) as f:
             recorded = json.load(f)
-        net = UNet()
-        net.load_state_dict(torch.load(os.path.join(out, "model.pt")))
-        recorded.update(evaluate(net, axial, root, validation))
+        recorded.update(evaluate(load_trained(args.runs, args.name), axial, root, validation))
         with open(os.path.join(out, "evaluation.json"), "w") as f:
             json.dump(recorded, f, indent=1)
         print(json.dumps(recorded["mean"]))
