@@ -1,28 +1,34 @@
-"""A second view as a judge of the gland's ends: a network on sagittal slices, trained on an axial network's
-labels, averaged with it (measured, not shipped: "A sagittal network beside the rings" in EXPERIMENTS.md).
+"""Other views as judges of the gland's ends: a network on sagittal or coronal slices, trained on an axial
+network's labels, averaged with it (measured, not shipped: "A sagittal network beside the rings" and "A
+coronal third view" in EXPERIMENTS.md).
 
 The ring-by-ring network (rings.py) loses where the gland ends along z: it stops a slice or two early at the
 apex on some cases and carries gland past the ends on others. An axial network decides each slice on its own
-(with its two neighbours as channels); a sagittal slice shows the gland's whole extent along z in one image,
-its taper towards apex and base, the bladder above it and the rectum behind it. This script takes an axial
-network (the shipped ONNX file on the fixed split, or a stage trained under --runs), labels every training
-volume and every unlabelled volume with it (mirrored, as the step runs it; its uncertain voxels, probability
-between 0.25 and 0.75, ignored; the annotated central slice taught as annotated), trains the same 2.5D U-Net
-on sagittal slices of those labels from random weights, and measures on the validation cases the axial
-network, the sagittal one and the average of their probabilities.
+(with its two neighbours as channels); a sagittal or coronal slice shows the gland's whole extent along z in
+one image, its taper towards apex and base, the bladder above it (and, sagittal, the rectum behind it). This
+script takes an axial network (the shipped ONNX file on the fixed split, or a stage trained under --runs),
+labels every training volume and every unlabelled volume with it (mirrored, as the step runs it; its
+uncertain voxels, probability between 0.25 and 0.75, ignored; the annotated central slice taught as
+annotated), trains the same 2.5D U-Net on slices of the chosen view of those labels from random weights, and
+measures on the validation cases the axial network, the view network and the average of their probabilities.
 
-Sagittal slices are cut from the network's axial grid (each slice's central 60 % resized to 128x128, as
-data.prepared): for each of its 128 columns, the (z, y) plane resized to 128x128 (z stretched bilinear,
-labels nearest), with the columns 2 to each side as the 2.5D channels. Augmentation as the axial stages but
-without left-right flips (a sagittal slice has no such symmetry). Predictions are mapped back along z
-bilinear and then as the axial step's (data.probability_on_source).
+View slices are cut from the network's axial grid (each slice's central 60 % resized to 128x128, as
+data.prepared): for each of its 128 columns (sagittal) or rows (coronal), the plane through it with z resized
+to 128 (z stretched bilinear, labels nearest), with the planes 2 to each side as the 2.5D channels.
+Augmentation as the axial stages; left-right flips only for the coronal view (a sagittal slice has no such
+symmetry). Predictions are mapped back along z bilinear and then as the axial step's
+(data.probability_on_source).
 
-usage: python views.py [--data DIR] [--runs DIR] [--fold K] [--axial onnx|STAGE] [--steps N] [--threads N]
-                       [--seed N] [--name DIR] [--no-unlabelled] [--evaluate-only]
-Writes runs/<name>/model.pt and runs/<name>/evaluation.json (per case: Dice of the axial network, the
-sagittal one, their average, and, read after the average was measured, their union and intersection
-(the larger and the smaller probability), plain and largest component, and by third of the gland's extent
-along z). --evaluate-only measures a sagittal network trained before and rewrites its evaluation.
+usage: python views.py [--data DIR] [--runs DIR] [--fold K] [--axial onnx|STAGE] [--view sagittal|coronal]
+                       [--steps N] [--threads N] [--seed N] [--name DIR] [--also NAME ...] [--no-unlabelled]
+                       [--evaluate-only]
+Writes runs/<name>/model.pt (name: the view unless given) and runs/<name>/evaluation.json (per case: Dice of
+the axial network, the view network, their average, and, read after the average was measured, their union
+and intersection (the larger and the smaller probability), plain and largest component, and by third of
+the gland's extent along z). --also NAME measures view networks trained before under the same --runs
+beside it: each one alone and averaged with the axial network, and, with the first of them, the average
+and the majority (median probability) of three views. --evaluate-only measures a view network trained
+before and rewrites its evaluation (with --also: three views from two trained ones).
 """
 import json
 import os
@@ -41,34 +47,37 @@ from export import onnx_predict
 from unet import UNet, load_trained
 
 IGNORE = data.IGNORE
-CONTEXT_STEP = 2  # network pixels between a sagittal slice and each of its two channel neighbours
+CONTEXT_STEP = 2  # network pixels between a view slice and each of its two channel neighbours
 UNSURE = (0.25, 0.75)  # axial probabilities taught as neither gland nor background
+VIEWS = {"sagittal": (2, 0, 1), "coronal": (1, 0, 2)}  # the axial grid (z, y, x) transposed to (plane, z, in-plane)
 
 
-def sagittal(slices, mode="bilinear"):
-    """(z, S, S) axial network grid -> (S, S, S): for each column x, the (z, y) plane with z resized to S."""
-    return data.resize_slices(np.transpose(slices, (2, 0, 1)), mode=mode)
+def cut(slices, view, mode="bilinear"):
+    """(z, S, S) axial network grid -> (S, S, S): for each column x (sagittal) or row y (coronal), the plane
+    through it with z resized to S (z first, then y or x)."""
+    return data.resize_slices(np.transpose(slices, VIEWS[view]), mode=mode)
 
 
-def sagittal_inputs(image):
-    """The sagittal network's inputs for a volume: (S, 3, S, S), each column with its neighbours."""
-    return data.with_context(sagittal(data.resize_slices(data.cropped(data.normalize(image)))), step=CONTEXT_STEP)
+def view_inputs(image, view):
+    """The view network's inputs for a volume: (S, 3, S, S), each plane with its neighbours."""
+    return data.with_context(cut(data.resize_slices(data.cropped(data.normalize(image))), view), step=CONTEXT_STEP)
 
 
-def sagittal_targets(target):
-    """A source-grid target (0, 1, IGNORE) as the sagittal network's targets (S, S, S)."""
-    return sagittal(data.label_slices(target), mode="nearest").round().astype(np.uint8)
+def view_targets(target, view):
+    """A source-grid target (0, 1, IGNORE) as the view network's targets (S, S, S)."""
+    return cut(data.label_slices(target), view, mode="nearest").round().astype(np.uint8)
 
 
-def sagittal_probability(net, image):
-    """The sagittal network's prostate probability on the source grid (z, y, x)."""
-    logits = data.network_logits(net, torch.from_numpy(sagittal_inputs(image)))  # (x, 2, S, S): z resized, y
+def view_probability(net, image, view):
+    """The view network's prostate probability on the source grid (z, y, x)."""
+    logits = data.network_logits(net, torch.from_numpy(view_inputs(image, view)))  # (x or y, 2, S, S): z resized
     logits = F.interpolate(logits, size=(image.shape[0], data.SIZE), mode="bilinear", align_corners=False)
-    return data.probability_on_source(logits.permute(2, 1, 3, 0).contiguous(), image.shape[1:])
+    back = (2, 1, 3, 0) if view == "sagittal" else (2, 1, 0, 3)  # -> (z, 2, y, x)
+    return data.probability_on_source(logits.permute(*back).contiguous(), image.shape[1:])
 
 
 class Axial:
-    """The axial network whose labels the sagittal one learns: the shipped ONNX file or a trained stage."""
+    """The axial network whose labels a view network learns: the shipped ONNX file or a trained stage."""
 
     def __init__(self, runs, which):
         self.session = self.net = None
@@ -110,20 +119,41 @@ def scores(probability, label):
             "dice_by_third": thirds(mask, label)}
 
 
-def evaluate(net, axial, root, validation):
-    """{"mean": ..., "cases": ...}: scores of each way of combining the two networks on the validation cases."""
+def evaluate(net, view, axial, root, validation, others=()):
+    """{"mean": ..., "cases": ...}: scores of each way of combining the networks on the validation cases;
+    `others`, (name, view, net) of view networks trained before, adds each one's scores, its average with
+    the axial network, and the average and the majority (median probability) of the axial network, this
+    one and the first of them."""
     cases = {}
     for case in validation:
         image, label = data.load_case(root, case)
-        p_axial, p_sagittal = axial.probability(image), sagittal_probability(net, image)
-        cases[case] = {"axial": scores(p_axial, label), "sagittal": scores(p_sagittal, label),
-                       "average": scores((p_axial + p_sagittal) / 2, label),
-                       "union": scores(np.maximum(p_axial, p_sagittal), label),
-                       "intersection": scores(np.minimum(p_axial, p_sagittal), label)}
+        p_axial, p_view = axial.probability(image), view_probability(net, image, view)
+        cases[case] = {"axial": scores(p_axial, label), view: scores(p_view, label),
+                       "average": scores((p_axial + p_view) / 2, label),
+                       "union": scores(np.maximum(p_axial, p_view), label),
+                       "intersection": scores(np.minimum(p_axial, p_view), label)}
+        for number, (name, other_view, other) in enumerate(others):
+            p_other = view_probability(other, image, other_view)
+            cases[case][name] = scores(p_other, label)
+            cases[case][f"average_axial_{name}"] = scores((p_axial + p_other) / 2, label)
+            if number == 0:
+                three = np.stack([p_axial, p_view, p_other])
+                cases[case]["three_average"] = scores(three.mean(axis=0), label)
+                cases[case]["three_majority"] = scores(np.median(three, axis=0), label)
         print(case, " ".join(f"{k} {v['dice']:.3f}/{v['dice_largest_component']:.3f}" for k, v in cases[case].items()), flush=True)
     mean = {k: {m: float(np.mean([c[k][m] for c in cases.values()])) for m in ("dice", "dice_largest_component")}
             for k in next(iter(cases.values()))}
     return {"mean": mean, "cases": cases}
+
+
+def trained_view(runs, name):
+    """(name, view, net) of a view network trained before under `runs` (its view from its evaluation.json;
+    sagittal for those written before views.py knew the coronal view)."""
+    path = os.path.join(runs, name, "evaluation.json")
+    if not os.path.exists(path) or not os.path.exists(os.path.join(runs, name, "model.pt")):
+        sys.exit(f"views.py --also {name}: no {runs}/{name}/model.pt and evaluation.json; train it first")
+    with open(path) as f:
+        return name, json.load(f).get("view", "sagittal"), load_trained(runs, name)
 
 
 def main():
@@ -134,10 +164,14 @@ def main():
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=data.SEED)
-    parser.add_argument("--name", default="sagittal")
+    parser.add_argument("--view", choices=sorted(VIEWS), default="sagittal")
+    parser.add_argument("--name", default=None, help="the folder under --runs to write (default: the view)")
+    parser.add_argument("--also", nargs="+", default=[], metavar="NAME",
+                        help="view networks trained before under --runs to measure beside this one (three views)")
     parser.add_argument("--no-unlabelled", action="store_true", help="train on the training volumes only")
     parser.add_argument("--evaluate-only", action="store_true", help="measure runs/<name>/model.pt again")
     args = data.parse(parser)
+    args.name = args.name or args.view
     args.axial = args.axial or ("rings" if args.fold is not None else "onnx")
     if args.axial == "onnx" and args.fold is not None:
         parser.error("--axial onnx: the shipped file was trained on the fixed split's training cases, which a fold validates on")
@@ -151,13 +185,15 @@ def main():
     train.seed_everything(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
     axial = Axial(args.runs, args.axial)
+    others = [trained_view(args.runs, name) for name in args.also]
     out = os.path.join(args.runs, args.name)
     if args.evaluate_only:
         if not os.path.exists(os.path.join(out, "model.pt")) or not os.path.exists(os.path.join(out, "evaluation.json")):
             sys.exit(f"views.py --evaluate-only: no {out}/model.pt and evaluation.json; train it first")
         with open(os.path.join(out, "evaluation.json")) as f:
             recorded = json.load(f)
-        recorded.update(evaluate(load_trained(args.runs, args.name), axial, root, validation))
+        view = recorded.get("view", "sagittal")
+        recorded.update(evaluate(load_trained(args.runs, args.name), view, axial, root, validation, others))
         with open(os.path.join(out, "evaluation.json"), "w") as f:
             json.dump(recorded, f, indent=1)
         print(json.dumps(recorded["mean"]))
@@ -168,17 +204,17 @@ def main():
         image, label = data.load_case(root, case)
         if label is not None and case not in training:  # no validation mask may reach the targets
             raise AssertionError(f"{case}: a labelled case outside the training cases")
-        inputs.append(sagittal_inputs(image))
-        targets.append(sagittal_targets(taught(axial.probability(image), label)))
+        inputs.append(view_inputs(image, args.view))
+        targets.append(view_targets(taught(axial.probability(image), label), args.view))
     print(f"views: {len(inputs)} volumes labelled by {args.axial} in {time.time() - started:.0f} s", flush=True)
     log = []
-    net = train.fit(UNet(), train.Slices(inputs, targets), args.steps, generator, log=log, flip=False)
+    net = train.fit(UNet(), train.Slices(inputs, targets), args.steps, generator, log=log, flip=args.view == "coronal")
     del inputs, targets
     os.makedirs(out, exist_ok=True)
     torch.save(net.state_dict(), os.path.join(out, "model.pt"))
-    measured = evaluate(net, axial, root, validation)
+    measured = evaluate(net, args.view, axial, root, validation, others)
     with open(os.path.join(out, "evaluation.json"), "w") as f:
-        json.dump({"axial": args.axial, "fold": args.fold, "steps": args.steps, "seed": args.seed,
+        json.dump({"view": args.view, "axial": args.axial, "also": args.also, "fold": args.fold, "steps": args.steps, "seed": args.seed,
                    "unlabelled": not args.no_unlabelled, "training_cases": training, "validation_cases": validation,
                    **measured, "seconds": round(time.time() - started, 1),
                    "machine": train.machine_description(), "log": log}, f, indent=1)
