@@ -156,6 +156,13 @@ def trained_view(runs, name):
         return name, json.load(f).get("view", "sagittal"), load_trained(runs, name)
 
 
+def refuse_clash(view, also):
+    """Stop when an --also name would overwrite this run's own scores (they are keyed by its view)."""
+    if clash := {view, "axial"} & set(also):
+        sys.exit(f"views.py --also {' '.join(sorted(clash))}: this run's own scores are kept under that name; "
+                 f"train the other view network under another --name")
+
+
 def main():
     parser = data.arguments(__doc__)
     parser.add_argument("--axial", default=None,
@@ -193,11 +200,14 @@ def main():
         with open(os.path.join(out, "evaluation.json")) as f:
             recorded = json.load(f)
         view = recorded.get("view", "sagittal")
+        refuse_clash(view, args.also)
+        recorded["also"] = args.also
         recorded.update(evaluate(load_trained(args.runs, args.name), view, axial, root, validation, others))
         with open(os.path.join(out, "evaluation.json"), "w") as f:
             json.dump(recorded, f, indent=1)
         print(json.dumps(recorded["mean"]))
         return
+    refuse_clash(args.view, args.also)
     started = time.time()
     inputs, targets = [], []
     for case in training + ([] if args.no_unlabelled else data.unlabelled_cases(root)):
