@@ -49,13 +49,15 @@ from unet import UNet, load_trained
 IGNORE = data.IGNORE
 CONTEXT_STEP = 2  # network pixels between a view slice and each of its two channel neighbours
 UNSURE = (0.25, 0.75)  # axial probabilities taught as neither gland nor background
-VIEWS = {"sagittal": (2, 0, 1), "coronal": (1, 0, 2)}  # the axial grid (z, y, x) transposed to (plane, z, in-plane)
+# each view: the axial grid (z, y, x) transposed to (plane, z, in-plane), and the view network's logits
+# (plane, class, z, in-plane) permuted back to (z, class, y, x)
+VIEWS = {"sagittal": ((2, 0, 1), (2, 1, 3, 0)), "coronal": ((1, 0, 2), (2, 1, 0, 3))}
 
 
 def cut(slices, view, mode="bilinear"):
     """(z, S, S) axial network grid -> (S, S, S): for each column x (sagittal) or row y (coronal), the plane
     through it with z resized to S (z first, then y or x)."""
-    return data.resize_slices(np.transpose(slices, VIEWS[view]), mode=mode)
+    return data.resize_slices(np.transpose(slices, VIEWS[view][0]), mode=mode)
 
 
 def view_inputs(image, view):
@@ -72,8 +74,7 @@ def view_probability(net, image, view):
     """The view network's prostate probability on the source grid (z, y, x)."""
     logits = data.network_logits(net, torch.from_numpy(view_inputs(image, view)))  # (x or y, 2, S, S): z resized
     logits = F.interpolate(logits, size=(image.shape[0], data.SIZE), mode="bilinear", align_corners=False)
-    back = (2, 1, 3, 0) if view == "sagittal" else (2, 1, 0, 3)  # -> (z, 2, y, x)
-    return data.probability_on_source(logits.permute(*back).contiguous(), image.shape[1:])
+    return data.probability_on_source(logits.permute(*VIEWS[view][1]).contiguous(), image.shape[1:])
 
 
 class Axial:
@@ -224,8 +225,8 @@ def main():
     torch.save(net.state_dict(), os.path.join(out, "model.pt"))
     measured = evaluate(net, args.view, axial, root, validation, others)
     with open(os.path.join(out, "evaluation.json"), "w") as f:
-        json.dump({"view": args.view, "axial": args.axial, "also": args.also, "fold": args.fold, "steps": args.steps, "seed": args.seed,
-                   "unlabelled": not args.no_unlabelled, "training_cases": training, "validation_cases": validation,
+        json.dump({"view": args.view, "axial": args.axial, "also": args.also, "fold": args.fold, "steps": args.steps,
+                   "seed": args.seed, "unlabelled": not args.no_unlabelled, "training_cases": training, "validation_cases": validation,
                    **measured, "seconds": round(time.time() - started, 1),
                    "machine": train.machine_description(), "log": log}, f, indent=1)
     print(json.dumps(measured["mean"]))
