@@ -54,19 +54,20 @@ def at_the_ends(p_axial, p_views, inset):
     z = np.where((p_axial > 0.5).reshape(len(p_axial), -1).any(axis=1))[0]
     combined = p_views.copy()
     if len(z) and z.max() - z.min() >= 2 * inset:
-        combined[z.min() + inset:z.max() + 1 - inset] = p_axial[z.min() + inset:z.max() + 1 - inset]
+        inside = slice(z.min() + inset, z.max() + 1 - inset)
+        combined[inside] = p_axial[inside]
     return combined
 
 
 def combinations(p_axial, sagittal, coronal):
-    """{combination: probability} from the axial probability and the lists of draw probabilities per view."""
+    """{combination: probability} from the axial probability and the lists of draw probabilities per view
+    (as many sagittal as coronal draws)."""
     combined = {"axial": p_axial}
     for i, (s, c) in enumerate(zip(sagittal, coronal), start=1):
         combined[f"three_draw{i}"] = (p_axial + s + c) / 3
         for inset in (1, 2):
             combined[f"ends{inset}_draw{i}"] = at_the_ends(p_axial, combined[f"three_draw{i}"], inset)
-    pairs = itertools.combinations(range(min(len(sagittal), len(coronal))), 2)
-    for i, j in pairs:
+    for i, j in itertools.combinations(range(len(sagittal)), 2):
         combined[f"three_pair{i + 1}{j + 1}"] = (p_axial + (sagittal[i] + sagittal[j]) / 2 + (coronal[i] + coronal[j]) / 2) / 3
     combined["three_all"] = (p_axial + np.mean(sagittal, axis=0) + np.mean(coronal, axis=0)) / 3
     return combined
@@ -96,7 +97,7 @@ def main():
     args = data.parse(parser)
     if len(args.sagittal) != len(args.coronal):
         parser.error("--sagittal and --coronal take the same number of draws (the i-th of each is draw i)")
-    args.axial = args.axial or ("rings" if args.fold is not None else "onnx")
+    args.axial = views.axial_choice(parser, args)
     torch.set_num_threads(args.threads)
     root = data.data_dir(args.data)
     _, validation = data.split(root, args.fold)
@@ -113,8 +114,7 @@ def main():
             combined[name] = p
         cases[case] = {k: views.scores(p, label) for k, p in combined.items()}
         print(case, " ".join(f"{k} {v['dice_largest_component']:.3f}" for k, v in cases[case].items()), flush=True)
-    mean = {k: {m: float(np.mean([c[k][m] for c in cases.values()])) for m in ("dice", "dice_largest_component")}
-            for k in next(iter(cases.values()))}
+    mean = views.means(cases)
     summary = against_axial(cases)
     out = args.out or os.path.join(args.runs, "view-seeds.json")
     with open(out, "w") as f:

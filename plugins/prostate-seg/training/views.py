@@ -142,9 +142,13 @@ def evaluate(net, view, axial, root, validation, others=()):
                 cases[case]["three_average"] = scores(three.mean(axis=0), label)
                 cases[case]["three_majority"] = scores(np.median(three, axis=0), label)
         print(case, " ".join(f"{k} {v['dice']:.3f}/{v['dice_largest_component']:.3f}" for k, v in cases[case].items()), flush=True)
-    mean = {k: {m: float(np.mean([c[k][m] for c in cases.values()])) for m in ("dice", "dice_largest_component")}
+    return {"mean": means(cases), "cases": cases}
+
+
+def means(cases):
+    """{combination: {"dice": mean, "dice_largest_component": mean}} over the cases' scores."""
+    return {k: {m: float(np.mean([c[k][m] for c in cases.values()])) for m in ("dice", "dice_largest_component")}
             for k in next(iter(cases.values()))}
-    return {"mean": mean, "cases": cases}
 
 
 def trained_view(runs, name):
@@ -155,6 +159,17 @@ def trained_view(runs, name):
         sys.exit(f"views.py --also {name}: no {runs}/{name}/model.pt and evaluation.json; train it first")
     with open(path) as f:
         return name, json.load(f).get("view", "sagittal"), load_trained(runs, name)
+
+
+def axial_choice(parser, args):
+    """The --axial network to use (default: onnx on the fixed split, rings with --fold), stopping with a
+    clear message where it cannot be used."""
+    which = args.axial or ("rings" if args.fold is not None else "onnx")
+    if which == "onnx" and args.fold is not None:
+        parser.error("--axial onnx: the shipped file was trained on the fixed split's training cases, which a fold validates on")
+    if which != "onnx" and not os.path.exists(os.path.join(args.runs, which, "model.pt")):
+        sys.exit(f"{parser.prog}: no {args.runs}/{which}/model.pt; train it first with the same --runs (and --fold)")
+    return which
 
 
 def refuse_clash(view, also):
@@ -180,11 +195,7 @@ def main():
     parser.add_argument("--evaluate-only", action="store_true", help="measure runs/<name>/model.pt again")
     args = data.parse(parser)
     args.name = args.name or args.view
-    args.axial = args.axial or ("rings" if args.fold is not None else "onnx")
-    if args.axial == "onnx" and args.fold is not None:
-        parser.error("--axial onnx: the shipped file was trained on the fixed split's training cases, which a fold validates on")
-    if args.axial != "onnx" and not os.path.exists(os.path.join(args.runs, args.axial, "model.pt")):
-        sys.exit(f"views.py: no {args.runs}/{args.axial}/model.pt; train it first with the same --runs (and --fold)")
+    args.axial = axial_choice(parser, args)
     if args.steps < 1:
         parser.error("--steps takes a number >= 1")
     torch.set_num_threads(args.threads)
