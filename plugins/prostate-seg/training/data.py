@@ -277,11 +277,13 @@ def uncropped(maps, shape, fraction=CROP):
 
 
 def resize_slices(volume, size=SIZE, mode="bilinear"):
-    """(z, y, x) float -> (z, size, size), torch's bilinear with align_corners=False (as the ONNX step)."""
+    """(z, y, x) float -> (z, size, size), or (z, h, w) for a size (h, w): torch's bilinear with
+    align_corners=False (as the ONNX step)."""
+    shape = (size, size) if isinstance(size, int) else tuple(size)
     t = torch.from_numpy(np.ascontiguousarray(volume, dtype=np.float32))[:, None]
     if mode == "nearest":
-        return F.interpolate(t, size=(size, size), mode="nearest")[:, 0].numpy()
-    return F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)[:, 0].numpy()
+        return F.interpolate(t, size=shape, mode="nearest")[:, 0].numpy()
+    return F.interpolate(t, size=shape, mode="bilinear", align_corners=False)[:, 0].numpy()
 
 
 def with_context(slices, context=CONTEXT, step=1):

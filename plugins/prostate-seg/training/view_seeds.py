@@ -21,6 +21,10 @@ network's probability once per validation case, and scores:
 
 usage: python view_seeds.py [--data DIR] [--runs DIR] [--fold K] [--axial onnx|STAGE]
                             --sagittal NAME NAME ... --coronal NAME NAME ... [--threads N] [--out FILE]
+                            [--z-per-slice PIXELS]
+--z-per-slice runs the view networks (trained with z stretched to 128 rows) on planes with z at a constant
+scale instead (views.z_pixels): a test of whether the squashed look of volumes with many slices explains
+their failures ("Views at the ends on folds 2, 3 and 4" in EXPERIMENTS.md: it does not).
 Writes FILE (default runs/view-seeds.json): per case and per combination the Dice, plain and largest
 component, and by third of the gland's extent along z, the mean of each combination, and against the axial
 network (largest component): the mean gain, its standard error, the cases higher and the largest loss.
@@ -94,6 +98,9 @@ def main():
     parser.add_argument("--coronal", nargs="+", required=True, metavar="NAME")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--z-per-slice", type=float, default=None, metavar="PIXELS",
+                        help="run the view networks (trained with z stretched to 128) on planes with z at PIXELS a "
+                             "slice instead (views.z_pixels; 5.333 = 128/24): a test-time rescaling")
     args = data.parse(parser)
     if len(args.sagittal) != len(args.coronal):
         parser.error("--sagittal and --coronal take the same number of draws (the i-th of each is draw i)")
@@ -107,8 +114,8 @@ def main():
     cases = {}
     for case in validation:
         image, label = data.load_case(root, case)
-        p_sagittal = [views.view_probability(net, image, "sagittal") for _, net in sagittal]
-        p_coronal = [views.view_probability(net, image, "coronal") for _, net in coronal]
+        p_sagittal = [views.view_probability(net, image, "sagittal", args.z_per_slice) for _, net in sagittal]
+        p_coronal = [views.view_probability(net, image, "coronal", args.z_per_slice) for _, net in coronal]
         combined = combinations(axial.probability(image), p_sagittal, p_coronal)
         for (name, _), p in zip(sagittal + coronal, p_sagittal + p_coronal):
             combined[name] = p
@@ -119,7 +126,7 @@ def main():
     out = args.out or os.path.join(args.runs, "view-seeds.json")
     with open(out, "w") as f:
         json.dump({"axial": args.axial, "fold": args.fold, "sagittal": args.sagittal, "coronal": args.coronal,
-                   "validation_cases": validation, "mean": mean, "against_axial": summary, "cases": cases}, f, indent=1)
+                   "z_per_slice": args.z_per_slice, "validation_cases": validation, "mean": mean, "against_axial": summary, "cases": cases}, f, indent=1)
     for k, v in summary.items():
         print(f"{k:22s} {mean[k]['dice_largest_component']:.3f} gain {v['gain']:+.3f} (SE {v['standard_error']:.3f}) "
               f"higher {v['higher']}/{v['cases']} largest loss {v['largest_loss']:+.3f} ({v['largest_loss_case']})")

@@ -54,15 +54,26 @@ UNSURE = (0.25, 0.75)  # axial probabilities taught as neither gland nor backgro
 VIEWS = {"sagittal": ((2, 0, 1), (2, 1, 3, 0)), "coronal": ((1, 0, 2), (2, 1, 0, 3))}
 
 
-def cut(slices, view, mode="bilinear"):
-    """(z, S, S) axial network grid -> (S, S, S): for each column x (sagittal) or row y (coronal), the plane
-    through it with z resized to S (z first, then y or x)."""
-    return data.resize_slices(np.transpose(slices, VIEWS[view][0]), mode=mode)
+def z_pixels(slices, per_slice=None):
+    """The view planes' height for a volume of `slices` axial slices: S (z stretched to S, as the networks are
+    trained), or `per_slice` pixels a slice rounded to a multiple of 16 (the U-Net's four poolings): a
+    test-time rescaling (view_seeds.py --z-per-slice)."""
+    if per_slice is None:
+        return data.SIZE
+    return 16 * max(1, round(slices * per_slice / 16))
 
 
-def view_inputs(image, view):
-    """The view network's inputs for a volume: (S, 3, S, S), each plane with its neighbours."""
-    return data.with_context(cut(data.resize_slices(data.cropped(data.normalize(image))), view), step=CONTEXT_STEP)
+def cut(slices, view, mode="bilinear", per_slice=None):
+    """(z, S, S) axial network grid -> (S, Z, S): for each column x (sagittal) or row y (coronal), the plane
+    through it with z resized to Z = z_pixels(z, per_slice) (z first, then y or x)."""
+    height = z_pixels(len(slices), per_slice)
+    return data.resize_slices(np.transpose(slices, VIEWS[view][0]), size=(height, data.SIZE), mode=mode)
+
+
+def view_inputs(image, view, per_slice=None):
+    """The view network's inputs for a volume: (S, 3, Z, S), each plane with its neighbours."""
+    planes = cut(data.resize_slices(data.cropped(data.normalize(image))), view, per_slice=per_slice)
+    return data.with_context(planes, step=CONTEXT_STEP)
 
 
 def view_targets(target, view):
@@ -70,9 +81,9 @@ def view_targets(target, view):
     return cut(data.label_slices(target), view, mode="nearest").round().astype(np.uint8)
 
 
-def view_probability(net, image, view):
-    """The view network's prostate probability on the source grid (z, y, x)."""
-    logits = data.network_logits(net, torch.from_numpy(view_inputs(image, view)))  # (x or y, 2, S, S): z resized
+def view_probability(net, image, view, per_slice=None):
+    """The view network's prostate probability on the source grid (z, y, x); `per_slice` as z_pixels."""
+    logits = data.network_logits(net, torch.from_numpy(view_inputs(image, view, per_slice)))  # (x or y, 2, Z, S): z resized
     logits = F.interpolate(logits, size=(image.shape[0], data.SIZE), mode="bilinear", align_corners=False)
     return data.probability_on_source(logits.permute(*VIEWS[view][1]).contiguous(), image.shape[1:])
 
