@@ -102,6 +102,8 @@ def main():
                         help="run the view networks (trained with z stretched to 128) on planes with z at PIXELS a "
                              "slice instead (views.z_pixels; 5.333 = 128/24): a test-time rescaling")
     args = data.parse(parser)
+    if args.z_per_slice is not None and args.z_per_slice <= 0:
+        parser.error("--z-per-slice takes a number of pixels > 0")
     if len(args.sagittal) != len(args.coronal):
         parser.error("--sagittal and --coronal take the same number of draws (the i-th of each is draw i)")
     args.axial = views.axial_choice(parser, args)
