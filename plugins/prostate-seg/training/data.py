@@ -237,9 +237,14 @@ def load_case(root, case):
     return image, label
 
 
+def occupied_slices(mask):
+    """Indices of the slices (along z, the first axis) where `mask` has any voxel set."""
+    return np.where(mask.reshape(len(mask), -1).any(axis=1))[0]
+
+
 def central_slice(label):
     """The middle slice of the gland's extent along z, as an annotator would pick it."""
-    z = np.where(label.reshape(label.shape[0], -1).any(axis=1))[0]
+    z = occupied_slices(label)
     return int(round((z.min() + z.max()) / 2))
 
 

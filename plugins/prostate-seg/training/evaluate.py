@@ -61,7 +61,7 @@ def pseudo_label_quality(root, runs, training):
             totals[name] += [np.logical_and(mask, truth).sum(), mask.sum(), truth.sum()]
         ignored += (target == data.IGNORE).sum()
         covered += target.size
-        z = np.where(label.reshape(label.shape[0], -1).any(axis=1))[0]
+        z = data.occupied_slices(label)
         for k, fused in zip(np.where(keep)[0], sources["fused"]):
             if label[k].any():
                 third = min(2, int(3 * (k - z.min()) / (z.max() - z.min() + 1)))

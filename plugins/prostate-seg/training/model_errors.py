@@ -34,7 +34,7 @@ WRONG = ("slice_without_gland", "band", "far")
 
 def case_errors(mask, label, band):
     """Voxel counts of each kind of error of `mask` against `label`, per slice rows, Dice by third."""
-    truth_slices = np.where(label.reshape(label.shape[0], -1).any(axis=1))[0]
+    truth_slices = data.occupied_slices(label)
     first, last = truth_slices.min(), truth_slices.max()
     missed, wrong = dict.fromkeys(MISSED, 0), dict.fromkeys(WRONG, 0)
     thirds = np.zeros((3, 3))  # true positives, predicted, truth (within the gland's extent)

@@ -106,7 +106,7 @@ def main():
     errors = {}  # (estimate, end) -> estimated minus true end slice, per case
     for case in training:
         _, label = data.load_case(root, case)
-        truth_slices = np.where(label.reshape(label.shape[0], -1).any(axis=1))[0]
+        truth_slices = data.occupied_slices(label)
         first, last, centre = truth_slices.min(), truth_slices.max(), data.central_slice(label)
         for name, (lo, hi) in extent_estimates(extents[case]).items():
             errors.setdefault((name, "low"), []).append(int(lo - first))

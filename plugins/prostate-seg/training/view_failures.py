@@ -22,6 +22,11 @@ HEIGHTS = (96, 128, 160, 192, 224, 256)
 GLAND_SHARE = 0.7
 
 
+def score(probability, label):
+    """Dice of the probability's largest component against the label."""
+    return views.scores(probability, label)["dice_largest_component"]
+
+
 def every_other_slice(net, image, view):
     """The view probability from every other axial slice, interpolated back linearly along z."""
     half = views.view_probability(net, image[::2], view)
@@ -35,7 +40,7 @@ def every_other_slice(net, image, view):
 def gland_window(p_axial):
     """(start, stop) of the slices around the axial mask's largest component, the gland filling GLAND_SHARE."""
     n = len(p_axial)
-    z = np.where(largest_component(p_axial > 0.5).reshape(n, -1).any(axis=1))[0]
+    z = data.occupied_slices(largest_component(p_axial > 0.5))
     if not len(z):
         return 0, n
     want = int(round((z.max() - z.min() + 1) / GLAND_SHARE))
@@ -62,13 +67,12 @@ def main():
         image, label = data.load_case(root, case)
         p_axial = axial.probability(image)
         start, stop = gland_window(p_axial)
-        score = lambda p: views.scores(p, label)["dice_largest_component"]  # noqa: E731
         for name, view, net in networks:
-            heights = " ".join(f"{h}:{score(views.view_probability(net, image, view, h / len(image))):.3f}" for h in HEIGHTS)
+            heights = " ".join(f"{h}:{score(views.view_probability(net, image, view, h / len(image)), label):.3f}" for h in HEIGHTS)
             windowed = np.zeros_like(p_axial)
             windowed[start:stop] = views.view_probability(net, image[start:stop], view)
-            print(f"{case} ({len(image)} slices) {name}: axial {score(p_axial):.3f} | heights {heights} | "
-                  f"half {score(every_other_slice(net, image, view)):.3f} | window {start}:{stop} {score(windowed):.3f}",
+            print(f"{case} ({len(image)} slices) {name}: axial {score(p_axial, label):.3f} | heights {heights} | "
+                  f"half {score(every_other_slice(net, image, view), label):.3f} | window {start}:{stop} {score(windowed, label):.3f}",
                   flush=True)
 
 

@@ -4,8 +4,8 @@ and whether letting the views judge only the gland's ends does (measured, not sh
 the view networks, and views at the ends only" in EXPERIMENTS.md).
 
 A second seed of both view networks on the fixed split made the average of three views lose 0.065 on
-train01 (a large gland): that sagittal draw missed the gland's base (0.525 alone), the coronal one did
-not outvote it. This script reads view networks trained before by views.py under one --runs (at least one
+train01; every draw of either view misses that gland across its middle (a failure of the view networks
+on it, not a bad draw; EXPERIMENTS.md). This script reads view networks trained before by views.py under one --runs (at least one
 sagittal and one coronal, listed in the same seed order: the i-th of each is draw i), computes each
 network's probability once per validation case, and scores:
   axial                      the axial network (as views.py's --axial)
@@ -55,7 +55,7 @@ def draws(runs, names, view):
 def at_the_ends(p_axial, p_views, inset):
     """The axial probability on the slices of the axial mask's extent along z less `inset` at each end,
     `p_views` on every other slice (all of them where the axial mask is empty)."""
-    z = np.where((p_axial > 0.5).reshape(len(p_axial), -1).any(axis=1))[0]
+    z = data.occupied_slices(p_axial > 0.5)
     combined = p_views.copy()
     if len(z) and z.max() - z.min() >= 2 * inset:
         inside = slice(z.min() + inset, z.max() + 1 - inset)

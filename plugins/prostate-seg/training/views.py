@@ -120,7 +120,7 @@ def taught(probability, label):
 
 def thirds(mask, label):
     """Dice within the low, middle and high third of the gland's true extent along z."""
-    z = np.where(label.reshape(len(label), -1).any(axis=1))[0]
+    z = data.occupied_slices(label)
     edges = np.linspace(z.min(), z.max() + 1, 4).round().astype(int)
     return [float(data.dice(mask[a:b], label[a:b])) for a, b in zip(edges[:-1], edges[1:])]
 
@@ -167,7 +167,8 @@ def trained_view(runs, name):
     sagittal for those written before views.py knew the coronal view)."""
     path = os.path.join(runs, name, "evaluation.json")
     if not os.path.exists(path) or not os.path.exists(os.path.join(runs, name, "model.pt")):
-        sys.exit(f"views.py --also {name}: no {runs}/{name}/model.pt and evaluation.json; train it first")
+        sys.exit(f"{os.path.basename(sys.argv[0])}: no {runs}/{name}/model.pt and evaluation.json; train the view "
+                 f"network {name!r} first with views.py under the same --runs")
     with open(path) as f:
         return name, json.load(f).get("view", "sagittal"), load_trained(runs, name)
 
