@@ -120,16 +120,23 @@ pub struct Tiling {
     /// Tensors per run (`slices`, `patches`).
     #[serde(default = "one")]
     pub batch: usize,
-    /// `slices`: neighbouring slices on each side given as extra channels (2.5D).
+    /// `slices`, `grid`: neighbouring slices on each side given as extra channels (2.5D).
     #[serde(default)]
     pub context: usize,
+    /// `slices`, `grid`: slices between a slice and each of its `context` neighbours (1: the next ones).
+    #[serde(default = "one")]
+    pub context_step: usize,
     /// `image`, `slices`: resize each slice to [width, height] (bilinear) and map outputs back.
     #[serde(default)]
     pub size: Option<[usize; 2]>,
     /// `slices`: the centred fraction (0 < crop <= 1) of each slice, along both in-plane axes, that the
-    /// network sees (before `size`); outside it, outputs take the value at the nearest edge of the crop.
+    /// network sees (before `size`); `grid`: of the volume along i and j (all of k). Outside it, outputs
+    /// take the value at the nearest edge of the crop.
     #[serde(default)]
     pub crop: Option<f64>,
+    /// `grid`: the voxels along i, j, k that the (cropped) volume is resampled onto before it is sliced.
+    #[serde(default)]
+    pub grid: Option<[usize; 3]>,
     /// `patches`: patch size in voxels along i, j, k.
     #[serde(default)]
     pub patch: Option<[usize; 3]>,
@@ -158,6 +165,10 @@ pub enum TilingMode {
     Slices,
     /// 3D patches with overlap, blended: 3D networks on volumes larger than their input.
     Patches,
+    /// The volume (its centred `crop` along i and j, all of k) resampled trilinear onto `grid` voxels, then
+    /// every slice of that grid across `axis` as `slices` takes them; outputs resampled back. For 2D
+    /// networks trained on the other planes (sagittal, coronal) of a resampled volume.
+    Grid,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -393,12 +404,33 @@ impl ModelSpec {
             if !(crop > 0.0 && crop <= 1.0) {
                 return Err(format!("model.input.tiling.crop {crop} is outside (0, 1]"));
             }
-            if t.mode != TilingMode::Slices {
-                return Err("model.input.tiling.crop is for `mode: slices`".into());
+            if !matches!(t.mode, TilingMode::Slices | TilingMode::Grid) {
+                return Err("model.input.tiling.crop is for `mode: slices` or `mode: grid`".into());
             }
         }
         if t.size.is_some_and(|s| s.contains(&0)) {
             return Err("model.input.tiling.size has a zero".into());
+        }
+        if t.context_step == 0 {
+            return Err("model.input.tiling.context_step must be at least 1".into());
+        }
+        match (t.mode, t.grid) {
+            (TilingMode::Grid, None) => {
+                return Err(
+                    "model.input.tiling: `mode: grid` needs `grid: [i, j, k]` voxels".into(),
+                )
+            }
+            (TilingMode::Grid, Some(g)) if g.contains(&0) => {
+                return Err(format!("model.input.tiling.grid {g:?} has a zero"));
+            }
+            (TilingMode::Grid, _) if t.size.is_some() => {
+                return Err(
+                    "model.input.tiling.size: `mode: grid` slices the grid as it is; give its size in `grid`"
+                        .into(),
+                );
+            }
+            (TilingMode::Grid, _) | (_, None) => {}
+            (_, Some(_)) => return Err("model.input.tiling.grid is for `mode: grid`".into()),
         }
         if self.input.channels == 0 {
             return Err("model.input.channels must be at least 1".into());
@@ -477,10 +509,55 @@ mod tests {
             .unwrap_err()
             .contains("mode: slices"));
         let mut bad = ok.clone();
+        bad["input"]["tiling"]["context_step"] = 0.into();
+        assert!(ModelSpec::from_json(&bad)
+            .unwrap_err()
+            .contains("context_step"));
+        let mut bad = ok.clone();
         bad["sha256"] = "xyz".into();
         assert!(ModelSpec::from_json(&bad).unwrap_err().contains("sha256"));
         assert_eq!(spec.variants.len(), 1);
         assert_eq!(spec.default_variant().name, DEFAULT_VARIANT);
+    }
+
+    #[test]
+    fn reads_a_grid_section_and_refuses_what_a_grid_cannot_use() {
+        let section = |tiling: serde_json::Value| {
+            serde_json::json!({
+                "file": "m.onnx", "sha256": "a".repeat(64),
+                "input": {"tensor": "image", "tiling": tiling, "channels": 3},
+                "outputs": {"mask": {"tensor": "logits"}}
+            })
+        };
+        let ok = serde_json::json!({"mode": "grid", "axis": 0, "grid": [128, 128, 128], "crop": 0.6,
+                                    "context": 1, "context_step": 2});
+        let tiling = ModelSpec::from_json(&section(ok.clone()))
+            .unwrap()
+            .input
+            .tiling;
+        assert_eq!(
+            (tiling.mode, tiling.grid, tiling.context_step),
+            (TilingMode::Grid, Some([128; 3]), 2)
+        );
+        let refused = |change: &dyn Fn(&mut serde_json::Value), expected: &str| {
+            let mut t = ok.clone();
+            change(&mut t);
+            let e = ModelSpec::from_json(&section(t)).unwrap_err();
+            assert!(e.contains(expected), "{e}");
+        };
+        refused(
+            &|t| _ = t.as_object_mut().unwrap().remove("grid"),
+            "needs `grid",
+        );
+        refused(
+            &|t| t["grid"] = serde_json::json!([128, 0, 128]),
+            "has a zero",
+        );
+        refused(
+            &|t| t["size"] = serde_json::json!([64, 64]),
+            "give its size in `grid`",
+        );
+        refused(&|t| t["mode"] = "slices".into(), "is for `mode: grid`");
     }
 
     #[test]

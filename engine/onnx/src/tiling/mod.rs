@@ -1,7 +1,8 @@
 //! From a volume's voxels to the network's input tensors and back: whole images and 2D/2.5D slices
-//! (`slices`), or 3D patches with overlap blended back (`patches`). Pure computation; the network itself is a
-//! closure, so this is tested without a model.
+//! (`slices`), slices of the volume resampled onto a fixed grid (`grid`), or 3D patches with overlap blended
+//! back (`patches`). Pure computation; the network itself is a closure, so this is tested without a model.
 
+mod grid;
 mod patches;
 mod slices;
 
@@ -68,6 +69,7 @@ pub fn run_tiled<E>(
             };
             slices::slices(values, dims, axis, spec, outputs, &mut network)
         }
+        TilingMode::Grid => grid::grid(values, dims, spec, outputs, &mut network),
         TilingMode::Patches => patches::patches(values, dims, spec, outputs, &mut network),
     }
 }
@@ -100,8 +102,10 @@ mod fixtures {
                 axis: 2,
                 batch: 3,
                 context: 0,
+                context_step: 1,
                 size: None,
                 crop: None,
+                grid: None,
                 patch: Some([4, 3, 2]),
                 overlap: 0.5,
                 blend: Blend::Gaussian,

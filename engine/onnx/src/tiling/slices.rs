@@ -60,8 +60,10 @@ pub(super) fn slices<E>(
         for s in start..start + n {
             planes.clear();
             for c in 0..channels {
+                // Neighbours `step` slices apart, clamped at the ends.
+                let step = spec.tiling.context_step.max(1);
                 let index = if context > 0 {
-                    (s + c).saturating_sub(context).min(count - 1)
+                    (s + c * step).saturating_sub(context * step).min(count - 1)
                 } else {
                     s
                 };
@@ -99,17 +101,17 @@ pub(super) fn slices<E>(
 
 /// The part of each slice the network sees: all of it, or a centred crop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Window {
-    left: usize,
-    top: usize,
-    width: usize,
-    height: usize,
+pub(super) struct Window {
+    pub(super) left: usize,
+    pub(super) top: usize,
+    pub(super) width: usize,
+    pub(super) height: usize,
 }
 
 impl Window {
     /// The centred `fraction` of a `w` x `h` plane: length round(n * fraction) (at least 1), starting at
     /// (n - length) / 2, as training/data.py of a plugin computes it.
-    fn centred(w: usize, h: usize, fraction: Option<f64>) -> Window {
+    pub(super) fn centred(w: usize, h: usize, fraction: Option<f64>) -> Window {
         let along = |n: usize| match fraction {
             Some(f) => {
                 let length = ((n as f64 * f + 0.5).floor() as usize).max(1).min(n);
@@ -127,7 +129,7 @@ impl Window {
     }
 
     /// The window's pixels of a row-major plane `full_width` wide.
-    fn cut(&self, plane: &[f32], full_width: usize) -> Vec<f32> {
+    pub(super) fn cut(&self, plane: &[f32], full_width: usize) -> Vec<f32> {
         if self.left == 0 && self.width == full_width && self.top == 0 {
             return plane[..self.width * self.height].to_vec();
         }
@@ -140,7 +142,7 @@ impl Window {
     }
 
     /// The plane pixel (col, row) taken from the window: itself inside, the nearest edge pixel outside.
-    fn source(&self, col: usize, row: usize) -> usize {
+    pub(super) fn source(&self, col: usize, row: usize) -> usize {
         let c = col.clamp(self.left, self.left + self.width - 1) - self.left;
         let r = row.clamp(self.top, self.top + self.height - 1) - self.top;
         r * self.width + c
@@ -241,20 +243,23 @@ fn place_slices<E>(
     Ok(())
 }
 
+/// For each of `n` samples resized from `from`: the two source samples it lies between and the weight of
+/// the second (pixel centres aligned, as PyTorch's `align_corners=False`; edges clamped).
+pub(super) fn linear_taps(n: usize, from: usize) -> Vec<(usize, usize, f32)> {
+    let scale = from as f64 / n as f64;
+    (0..n)
+        .map(|x| {
+            let s = ((x as f64 + 0.5) * scale - 0.5).clamp(0.0, (from - 1) as f64);
+            let lo = s.floor() as usize;
+            (lo, (lo + 1).min(from - 1), (s - lo as f64) as f32)
+        })
+        .collect()
+}
+
 /// Bilinear resize of a row-major `w` x `h` picture to `nw` x `nh` (pixel centres aligned, as PyTorch's
 /// `align_corners=False`; edges clamped).
 pub fn resize_bilinear(src: &[f32], w: usize, h: usize, nw: usize, nh: usize) -> Vec<f32> {
-    let coords = |n: usize, from: usize| -> Vec<(usize, usize, f32)> {
-        let scale = from as f64 / n as f64;
-        (0..n)
-            .map(|x| {
-                let s = ((x as f64 + 0.5) * scale - 0.5).clamp(0.0, (from - 1) as f64);
-                let lo = s.floor() as usize;
-                (lo, (lo + 1).min(from - 1), (s - lo as f64) as f32)
-            })
-            .collect()
-    };
-    let (xs, ys) = (coords(nw, w), coords(nh, h));
+    let (xs, ys) = (linear_taps(nw, w), linear_taps(nh, h));
     let mut out = Vec::with_capacity(nw * nh);
     for &(y0, y1, fy) in &ys {
         for &(x0, x1, fx) in &xs {
@@ -364,6 +369,28 @@ mod tests {
         .unwrap();
         assert_eq!(seen[0], vec![0.0, 1.0, 0.0, 1.0, 2.0, 3.0]);
         assert_eq!(seen[2], vec![2.0, 3.0, 4.0, 5.0, 4.0, 5.0]);
+
+        // Two slices apart: slice 1 of 4 sees slices 0 (clamped from -1), 1 and 3.
+        let dims = [1, 1, 4];
+        s.tiling.context_step = 2;
+        seen.clear();
+        run_tiled(&ramp(dims), dims, &s, 1, |t| {
+            seen.push(t.data.clone());
+            Ok::<_, ()>(vec![Tensor {
+                shape: vec![1, 1, 1, 1],
+                data: t.data[1..2].to_vec(),
+            }])
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            [
+                [0.0, 0.0, 2.0],
+                [0.0, 1.0, 3.0],
+                [0.0, 2.0, 3.0],
+                [1.0, 3.0, 3.0]
+            ]
+        );
     }
 
     #[test]
