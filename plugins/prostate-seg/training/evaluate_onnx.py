@@ -1,7 +1,10 @@
 """Validation Dice of the shipped ONNX files as the voxflow step runs them (plugin.yaml): each variant
 plain and with test-time mirroring (`mirror: [0]`: the network also sees each 2.5D input mirrored
 left-right, along the tensor's last axis, and the two logit maps, the second mirrored back, are averaged),
-raw and with the largest connected component kept. Needs no trained PyTorch model, only the ONNX files.
+raw and with the largest connected component kept; and, since 0.6.0, the segmentation workflow's fusion of
+the mirrored axial network with the sagittal and coronal networks (plugins/prostate-seg-<view>/, as
+view_seeds.at_the_ends with an inset of 2: wasm/probability-fusion's `ends_inset: 2`), with the fp32 and
+the int8 axial file. Needs no trained PyTorch model, only the ONNX files.
 
 usage: python evaluate_onnx.py [--data DIR] [--runs DIR]   -> runs/evaluation-onnx.json and a Markdown table
 """
@@ -13,10 +16,26 @@ import onnxruntime as ort
 
 import data
 from evaluate import largest_component
-from export import onnx_predict
+from export import OnnxNetwork, onnx_predict
+from view_seeds import at_the_ends
+from views import view_probability
 
 PLUGIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 VARIANTS = {"fp32": "prostate_seg.onnx", "int8": "prostate_seg.int8.onnx"}
+VIEWS = {view: os.path.join(PLUGIN, "..", f"prostate-seg-{view}", f"prostate_seg_{view}.onnx")
+         for view in ("sagittal", "coronal")}
+ENDS_INSET = 2  # the workflows' probability-fusion `ends_inset`
+
+
+def scored(masks):
+    """{"mean_dice", "std", "min", "mean_dice_largest_component", "per_case"} of {case: (mask, label)}."""
+    rows = {case: {"dice": float(data.dice(mask, label)),
+                   "dice_largest_component": float(data.dice(largest_component(mask), label))}
+            for case, (mask, label) in masks.items()}
+    dice = np.array([r["dice"] for r in rows.values()])
+    return {"mean_dice": float(dice.mean()), "std": float(dice.std()), "min": float(dice.min()),
+            "mean_dice_largest_component": float(np.mean([r["dice_largest_component"] for r in rows.values()])),
+            "per_case": rows}
 
 
 def main():
@@ -29,20 +48,27 @@ def main():
     options = ort.SessionOptions()
     options.intra_op_num_threads = 2
     results = {}
-    for variant, file in VARIANTS.items():
-        session = ort.InferenceSession(os.path.join(PLUGIN, file), options, providers=["CPUExecutionProvider"])
+    sessions = {variant: ort.InferenceSession(os.path.join(PLUGIN, file), options, providers=["CPUExecutionProvider"])
+                for variant, file in VARIANTS.items()}
+    viewers = {view: OnnxNetwork(ort.InferenceSession(path, options, providers=["CPUExecutionProvider"]))
+               for view, path in VIEWS.items() if os.path.exists(path)}
+    cases = {case: data.load_case(root, case) for case in validation}
+    for variant, session in sessions.items():
         for mirror in (False, True):
-            rows = {}
-            for case in validation:
-                image, label = data.load_case(root, case)
-                mask = onnx_predict(session, image, mirror) > 0.5
-                rows[case] = {"dice": float(data.dice(mask, label)),
-                              "dice_largest_component": float(data.dice(largest_component(mask), label))}
-            dice = np.array([r["dice"] for r in rows.values()])
-            results[f"{variant}{' mirrored' if mirror else ''}"] = {
-                "mean_dice": float(dice.mean()), "std": float(dice.std()), "min": float(dice.min()),
-                "mean_dice_largest_component": float(np.mean([r["dice_largest_component"] for r in rows.values()])),
-                "per_case": rows}
+            results[f"{variant}{' mirrored' if mirror else ''}"] = scored(
+                {case: (onnx_predict(session, image, mirror) > 0.5, label) for case, (image, label) in cases.items()})
+    if len(viewers) == len(VIEWS):
+        views_of = {case: [view_probability(net, image, view) for view, net in viewers.items()]
+                    for case, (image, _) in cases.items()}
+        for variant, session in sessions.items():
+            fused = {}
+            for case, (image, label) in cases.items():
+                axial = onnx_predict(session, image, mirror=True)
+                three = (axial + sum(views_of[case])) / 3
+                fused[case] = (at_the_ends(axial, three, ENDS_INSET) > 0.5, label)
+            results[f"{variant} mirrored + views at the ends"] = scored(fused)
+    else:
+        print(f"the view networks are not all there ({', '.join(VIEWS.values())}): the fusion is not measured")
     os.makedirs(args.runs, exist_ok=True)
     with open(os.path.join(args.runs, "evaluation-onnx.json"), "w") as f:
         json.dump(results, f, indent=1)

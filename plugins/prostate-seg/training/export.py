@@ -1,8 +1,11 @@
 """Exports a trained stage to ONNX for the voxflow step (plugins/prostate-seg/plugin.yaml), with an int8
 variant (static QDQ quantization, per-channel weights, calibrated on training slices), checks both against
-PyTorch on validation volumes, and writes their sha256 into the manifest.
+PyTorch on validation volumes, and writes their sha256 into the manifest. With --view, exports a view
+network (views.py) instead, float32 only, to plugins/prostate-seg-<view>/ and checks it the same way through
+the view's grid (views.view_probability).
 
 usage: python export.py [--stage final] [--data DIR] [--runs DIR]
+       python export.py --view sagittal|coronal [--stage NAME (default: the view)] [--data DIR] [--runs DIR]
 """
 import hashlib
 import json
@@ -43,6 +46,20 @@ def sha256(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
+class OnnxNetwork:
+    """An ONNX session where the training code expects a network: called on a batch of inputs, it returns
+    their logits as a tensor."""
+
+    def __init__(self, session):
+        self.session = session
+
+    def eval(self):
+        return self
+
+    def __call__(self, x):
+        return torch.from_numpy(self.session.run(None, {"image": x.numpy()})[0])
+
+
 def onnx_predict(session, image, mirror=False):
     """The ONNX model on every slice, 8 at a time (the manifest's batch), mapped back as
     data.predict_volume does; with `mirror`, the logits averaged with those of the left-right mirrored
@@ -55,20 +72,64 @@ def onnx_predict(session, image, mirror=False):
     return data.probability_on_source(torch.from_numpy(np.ascontiguousarray(logits)), image.shape[1:])
 
 
+def export_network(net, path):
+    """The 2.5D U-Net as ONNX at `path`: input `image` (N, 3, H, W), output `logits` (N, 2, H, W)."""
+    example = torch.zeros(1, 3, data.SIZE, data.SIZE)
+    torch.onnx.export(net, example, path, input_names=["image"], output_names=["logits"], opset_version=17,
+                      dynamic_axes={"image": {0: "N"}, "logits": {0: "N"}}, dynamo=False)
+
+
+def export_view(args, root, validation):
+    """A view network to plugins/prostate-seg-<view>/, checked against PyTorch through the view's grid on
+    the validation volumes; its sha256 written into that plugin's manifest."""
+    import views  # views.py imports this module
+
+    name = args.stage or args.view
+    net = load_trained(args.runs, name)
+    folder = os.path.join(PLUGIN, "..", f"prostate-seg-{args.view}")
+    path = os.path.join(folder, f"prostate_seg_{args.view}.onnx")
+    export_network(net, path)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    session = OnnxNetwork(ort.InferenceSession(path, options, providers=["CPUExecutionProvider"]))
+    check = {"torch": {}, "fp32": {}}
+    for case in validation:
+        image, label = data.load_case(root, case)
+        reference = views.view_probability(net, image, args.view)
+        probability = views.view_probability(session, image, args.view)
+        check["torch"][case] = float(data.dice(reference > 0.5, label))
+        check["fp32"][case] = float(data.dice(probability > 0.5, label))
+        assert np.abs(probability - reference).max() < 1e-3, f"{case}: ONNX differs from PyTorch"
+    summary = {k: float(np.mean(list(v.values()))) for k, v in check.items()}
+    print(json.dumps({"mean_dice": summary, "bytes": os.path.getsize(path)}, indent=1))
+    with open(os.path.join(args.runs, name, "export.json"), "w") as f:
+        json.dump({"view": args.view, "stage": name, "per_case": check, "mean_dice": summary,
+                   "sha256": sha256(path)}, f, indent=1)
+    manifest = os.path.join(folder, "plugin.yaml")
+    text = open(manifest).read()
+    text = re.sub(r"(\n\s+sha256: )[0-9a-f]{64}", lambda m: m.group(1) + sha256(path), text, count=1)
+    open(manifest, "w").write(text)
+    print(f"wrote {path} and its sha256 into {manifest}")
+
+
 def main():
     parser = data.arguments(__doc__)
-    parser.add_argument("--stage", default="final")
+    parser.add_argument("--stage", default=None, help="the trained network under --runs (default: final, or the view)")
+    parser.add_argument("--view", choices=("sagittal", "coronal"), default=None,
+                        help="export a view network (views.py) to plugins/prostate-seg-<view>/")
     args = data.parse(parser)
     if args.fold is not None:
         parser.error("--fold: the shipped model is trained on the fixed split; a fold's model is for measurement only")
     torch.set_num_threads(2)
     root = data.data_dir(args.data)
     training, validation = data.split(root)
+    if args.view:
+        export_view(args, root, validation)
+        return
+    args.stage = args.stage or "final"
     net = load_trained(args.runs, args.stage)
     fp32 = os.path.join(PLUGIN, FP32)
-    example = torch.zeros(1, 3, data.SIZE, data.SIZE)
-    torch.onnx.export(net, example, fp32, input_names=["image"], output_names=["logits"], opset_version=17,
-                      dynamic_axes={"image": {0: "N"}, "logits": {0: "N"}}, dynamo=False)
+    export_network(net, fp32)
     prepared = os.path.join(args.runs, "prostate_seg.pre.onnx")
     quant_pre_process(fp32, prepared)
     int8 = os.path.join(PLUGIN, INT8)

@@ -14,7 +14,10 @@ data=${VOXFLOW_TESTDATA:-$repo/../shared/data}/prostate/promise12/labelled
 runs=${RUNS:-$here/runs}/taps
 mkdir -p "$runs"
 workflow="$runs/taps-evaluate.yaml"
-sed -e 's#onnx/prostate-seg@0.4.0#onnx/taps-prostate@1.1.2#' -e '/with: { variant: /d' \
+# The evaluation workflow with TAPS in place of voxflow's axial network, and without the view networks and
+# their fusion (TAPS's mask goes straight to mask-cleanup).
+sed -E -e 's#onnx/prostate-seg@[0-9.]+#onnx/taps-prostate@1.1.2#' -e '/with: \{ variant: /d' \
+  -e '/- id: sagittal/,/with: \{ ends_inset/d' -e 's#steps\.fuse\.outputs\.mask#steps.segment.outputs.mask#' \
   "$repo/workflows/prostate-evaluate.yaml" > "$workflow"
 validation=$(cd "$here" && ${PYTHON:-python3} -c "import data; print(' '.join(data.split(data.data_dir('${data%/labelled}'))[1]))")
 for group in "256 0.625" "160 1.25"; do
