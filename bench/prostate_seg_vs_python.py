@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""Segmentation of N prostate volumes: one voxflow run (list-cases -> foreach: load-volume -> onnx/prostate-seg ->
-wasm/mask-cleanup -> write-nifti) against the equivalent Python pipeline (numpy + onnxruntime + scipy: the
-same normalization, the centred 60 % of each slice resized to 128x128 with its neighbours (2.5D), the same
-model file run on each input and on it mirrored left-right (the manifest's `mirror: [0]`), the two logit maps
-averaged, logits back on the crop and edge-padded, largest component and holes filled,
-NIfTI out), same intra-op threads, in one run. Prints studies per second, the ratio and the Dice between the
-two pipelines' masks.
+"""Segmentation of N prostate volumes as workflows/prostate-segmentation.yaml does it (0.6.0): one voxflow run
+(list-cases -> foreach: load-volume -> onnx/prostate-seg, onnx/prostate-seg-sagittal, onnx/prostate-seg-coronal
+-> wasm/probability-fusion -> wasm/mask-cleanup -> write-nifti) against the equivalent Python pipeline (numpy +
+onnxruntime + scipy: the same normalization; the axial network on the centred 60 % of each slice resized to
+128x128 with its neighbours (2.5D), run on each input and on it mirrored left-right (the manifest's
+`mirror: [0]`), the two logit maps averaged, logits back on the crop and edge-padded; each view network on
+the planes of the crop resized trilinear to 128^3 with the planes two apart as channels, logits resized back
+and edge-padded; the axial probability on the axial mask's extent along z less two slices at each end, the
+mean of the three elsewhere; largest component and holes filled, NIfTI out), same intra-op threads, in one
+run. Prints studies per second, the ratio and the Dice between the two pipelines' masks.
 
 usage: python3 bench/prostate_seg_vs_python.py [N] [THREADS]
   (reads VOXFLOW_TESTDATA/prostate/promise12/labelled; needs a release build: cargo build --release -p voxflow-cli,
@@ -27,6 +30,9 @@ from scipy import ndimage
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 DATA = os.path.abspath(os.environ.get("VOXFLOW_TESTDATA", os.path.join(REPO, "..", "shared", "data")))
 MODEL = os.path.join(REPO, "plugins", "prostate-seg", "prostate_seg.onnx")
+VIEWS = {view: os.path.join(REPO, "plugins", f"prostate-seg-{view}", f"prostate_seg_{view}.onnx")
+         for view in ("sagittal", "coronal")}
+GRID = 128
 
 WORKFLOW = """apiVersion: voxflow/v1
 name: prostate-batch
@@ -47,9 +53,21 @@ steps:
       - id: segment
         uses: onnx/prostate-seg@0.5.0
         inputs: { volume: "${{ steps.load.outputs.volume }}" }
+      - id: sagittal
+        uses: onnx/prostate-seg-sagittal@0.6.0
+        inputs: { volume: "${{ steps.load.outputs.volume }}" }
+      - id: coronal
+        uses: onnx/prostate-seg-coronal@0.6.0
+        inputs: { volume: "${{ steps.load.outputs.volume }}" }
+      - id: fuse
+        uses: wasm/probability-fusion@0.1.0
+        inputs:
+          primary: "${{ steps.segment.outputs.probability }}"
+          others: ["${{ steps.sagittal.outputs.probability }}", "${{ steps.coronal.outputs.probability }}"]
+        with: { ends_inset: 2, axis: 2 }
       - id: clean
         uses: wasm/mask-cleanup@0.1.0
-        inputs: { mask: "${{ steps.segment.outputs.mask }}" }
+        inputs: { mask: "${{ steps.fuse.outputs.mask }}" }
         with: { connectivity: 26, keep_largest: true, fill_holes: both }
       - id: write
         uses: builtin/write-nifti
@@ -61,16 +79,21 @@ outputs:
 """
 
 
-def resize(slices, h, w):
-    """Bilinear, pixel centres aligned (PyTorch's align_corners=False), edges clamped: (n, c, H, W) -> (n, c, h, w)."""
-    def axis(src, dst):
-        s = np.clip((np.arange(dst) + 0.5) * src / dst - 0.5, 0, src - 1)
-        lo = np.floor(s).astype(int)
-        hi = np.minimum(lo + 1, src - 1)
-        return lo, hi, (s - lo).astype(np.float32)
-    (y0, y1, fy), (x0, x1, fx) = axis(slices.shape[2], h), axis(slices.shape[3], w)
-    rows = slices[:, :, y0] * (1 - fy)[:, None] + slices[:, :, y1] * fy[:, None]
-    return rows[..., x0] * (1 - fx) + rows[..., x1] * fx
+def taps(src, dst):
+    """Linear resize from `src` to `dst` samples, pixel centres aligned (PyTorch's align_corners=False), edges
+    clamped: the two source indices and the second one's weight per output sample."""
+    s = np.clip((np.arange(dst) + 0.5) * src / dst - 0.5, 0, src - 1)
+    lo = np.floor(s).astype(int)
+    return lo, np.minimum(lo + 1, src - 1), (s - lo).astype(np.float32)
+
+
+def resize_axis(values, axis, n):
+    """Linear resize of `values` along `axis` to `n` samples."""
+    lo, hi, w = taps(values.shape[axis], n)
+    shape = [1] * values.ndim
+    shape[axis] = n
+    w = w.reshape(shape)
+    return np.take(values, lo, axis=axis) * (1 - w) + np.take(values, hi, axis=axis) * w
 
 
 def crop_box(n, fraction=0.6):
@@ -79,21 +102,53 @@ def crop_box(n, fraction=0.6):
     return (n - length) // 2, length
 
 
-def python_pipeline(session, image_path, out_path):
+def run_batches(session, x):
+    return np.concatenate([session.run(None, {"image": x[s:s + 8]})[0] for s in range(0, len(x), 8)])
+
+
+def probability_back(logits, shape, top, left):
+    """Logits (2, z, ch, cw) on the crop -> prostate probability (z, y, x): edge-padded, softmax."""
+    z, height, width = shape
+    logits = np.pad(logits, ((0, 0), (0, 0), (top, height - top - logits.shape[2]), (left, width - left - logits.shape[3])),
+                    mode="edge")
+    return 1 / (1 + np.exp(logits[0] - logits[1]))
+
+
+def axial_probability(session, volume):
+    z, height, width = volume.shape
+    (top, ch), (left, cw) = crop_box(height), crop_box(width)
+    small = resize_axis(resize_axis(volume[:, top:top + ch, left:left + cw], 1, 128), 2, 128)
+    x = small[np.clip(np.arange(z)[:, None] + np.arange(-1, 2)[None, :], 0, z - 1)].astype(np.float32)
+    logits = (run_batches(session, x) + run_batches(session, np.ascontiguousarray(x[..., ::-1]))[..., ::-1]) / 2
+    logits = resize_axis(resize_axis(logits, 2, ch), 3, cw)  # (z, 2, ch, cw)
+    return probability_back(np.transpose(logits, (1, 0, 2, 3)), volume.shape, top, left)
+
+
+def view_probability(session, volume, view):
+    z, height, width = volume.shape
+    (top, ch), (left, cw) = crop_box(height), crop_box(width)
+    grid = volume[:, top:top + ch, left:left + cw]
+    for axis in range(3):
+        grid = resize_axis(grid, axis, GRID)
+    planes = np.transpose(grid, (2, 0, 1) if view == "sagittal" else (1, 0, 2))  # (plane, z, in-plane)
+    x = planes[np.clip(np.arange(GRID)[:, None] + 2 * np.arange(-1, 2)[None, :], 0, GRID - 1)].astype(np.float32)
+    logits = run_batches(session, np.ascontiguousarray(x))  # (plane, 2, z, in-plane)
+    logits = np.transpose(logits, (1, 2, 3, 0) if view == "sagittal" else (1, 2, 0, 3))  # (2, z, y, x)
+    logits = resize_axis(resize_axis(resize_axis(logits, 1, z), 2, ch), 3, cw)
+    return probability_back(logits, volume.shape, top, left)
+
+
+def python_pipeline(sessions, image_path, out_path):
     with gzip.open(image_path) as f:
         volume = np.load(f).astype(np.float32)  # z, y, x
     lo, hi = np.percentile(volume, [0.5, 99.5])
     volume = np.clip((volume - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
-    z, height, width = volume.shape
-    (top, ch), (left, cw) = crop_box(height), crop_box(width)
-    small = resize(volume[:, None, top:top + ch, left:left + cw], 128, 128)[:, 0]
-    index = np.clip(np.arange(z)[:, None] + np.arange(-1, 2)[None, :], 0, z - 1)
-    x = small[index].astype(np.float32)
-    run = lambda v: np.concatenate([session.run(None, {"image": v[s:s + 8]})[0] for s in range(0, z, 8)])
-    logits = (run(x) + run(np.ascontiguousarray(x[..., ::-1]))[..., ::-1]) / 2
-    logits = resize(logits, ch, cw)
-    logits = np.pad(logits, ((0, 0), (0, 0), (top, height - top - ch), (left, width - left - cw)), mode="edge")
-    mask = logits[:, 1] > logits[:, 0]
+    axial = axial_probability(sessions["axial"], volume)
+    fused = (axial + sum(view_probability(sessions[view], volume, view) for view in VIEWS)) / 3
+    gland = np.nonzero((axial > 0.5).any(axis=(1, 2)))[0]
+    if len(gland) and gland[-1] - gland[0] >= 4:
+        fused[gland[0] + 2:gland[-1] - 1] = axial[gland[0] + 2:gland[-1] - 1]
+    mask = fused > 0.5
     labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3)))
     if n:
         mask = labels == 1 + int(np.argmax(ndimage.sum(mask, labels, range(1, n + 1))))
@@ -125,11 +180,12 @@ def main():
         started = time.perf_counter()
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
-        session = ort.InferenceSession(MODEL, options, providers=["CPUExecutionProvider"])
+        sessions = {name: ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+                    for name, path in [("axial", MODEL), *VIEWS.items()]}
         masks = {}
         for path in images:
             case = os.path.basename(path)[len("image_"):-len(".npy.gz")]
-            masks[case] = python_pipeline(session, path, os.path.join(tmp, f"{case}_python.nii.gz"))
+            masks[case] = python_pipeline(sessions, path, os.path.join(tmp, f"{case}_python.nii.gz"))
         python_s = time.perf_counter() - started
 
         dices = []

@@ -71,6 +71,7 @@ pub fn plugins_dir() -> Option<&'static Path> {
             "mask-cleanup",
             "intensity-normalize",
             "seg-metrics",
+            "probability-fusion",
             "testing/hostile",
         ] {
             let source = repo().join("plugins").join(plugin);
@@ -91,7 +92,11 @@ pub fn plugins_dir() -> Option<&'static Path> {
             }
         }
         // The ONNX plugins shipped with their model files (voxflow's own models).
-        for plugin in ["prostate-seg"] {
+        for plugin in [
+            "prostate-seg",
+            "prostate-seg-sagittal",
+            "prostate-seg-coronal",
+        ] {
             let source = repo().join("plugins").join(plugin);
             let to = dir.join(plugin);
             std::fs::create_dir_all(&to).unwrap();
