@@ -95,6 +95,10 @@ pub fn open(
         .with_optimization_level(GraphOptimizationLevel::All)
         .map_err(|e| bad(&e))?
         .with_intra_threads(config.intra_threads.max(1))
+        .map_err(|e| bad(&e))?
+        // Idle pool threads sleep instead of spinning: a workflow runs several sessions side by side,
+        // and one session's spinning threads would take the cores another session's run needs.
+        .with_intra_op_spinning(false)
         .map_err(|e| bad(&e))?;
     if config.provider == Provider::Cuda {
         builder = builder
