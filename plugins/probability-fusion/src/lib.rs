@@ -20,6 +20,15 @@ pub fn mean(maps: &[Vec<f32>]) -> Vec<f32> {
     sum
 }
 
+/// The slice along `axis` (0, 1, 2 = i, j, k) of the voxel at flat index `n` (i fastest).
+fn slice_of(n: usize, dims: [usize; 3], axis: usize) -> usize {
+    match axis {
+        0 => n % dims[0],
+        1 => (n / dims[0]) % dims[1],
+        _ => n / (dims[0] * dims[1]),
+    }
+}
+
 /// The slices along `axis` (0, 1, 2 = i, j, k) holding a voxel of `primary` above `threshold`: the first
 /// and the last, or `None` where there is none.
 pub fn extent(
@@ -30,12 +39,7 @@ pub fn extent(
 ) -> Option<(usize, usize)> {
     let mut occupied = vec![false; dims[axis]];
     for (n, _) in primary.iter().enumerate().filter(|(_, &p)| p > threshold) {
-        let ijk = [
-            n % dims[0],
-            (n / dims[0]) % dims[1],
-            n / (dims[0] * dims[1]),
-        ];
-        occupied[ijk[axis]] = true;
+        occupied[slice_of(n, dims, axis)] = true;
     }
     let first = occupied.iter().position(|&o| o)?;
     let last = occupied.iter().rposition(|&o| o)?;
@@ -59,12 +63,7 @@ pub fn ends_kept(
     }
     let (from, to) = (first + inset, last - inset);
     for (n, (f, &p)) in fused.iter_mut().zip(primary).enumerate() {
-        let along = [
-            n % dims[0],
-            (n / dims[0]) % dims[1],
-            n / (dims[0] * dims[1]),
-        ][axis];
-        if (from..=to).contains(&along) {
+        if (from..=to).contains(&slice_of(n, dims, axis)) {
             *f = p;
         }
     }
