@@ -3,8 +3,9 @@ plain and with test-time mirroring (`mirror: [0]`: the network also sees each 2.
 left-right, along the tensor's last axis, and the two logit maps, the second mirrored back, are averaged),
 raw and with the largest connected component kept; and, since 0.6.0, the segmentation workflow's fusion of
 the mirrored axial network with the sagittal and coronal networks (plugins/prostate-seg-<view>/, as
-view_seeds.at_the_ends with an inset of 2: wasm/probability-fusion's `ends_inset: 2`), with the fp32 and
-the int8 axial file. Needs no trained PyTorch model, only the ONNX files.
+view_seeds.at_the_ends with an inset of 2: wasm/probability-fusion's `ends_inset: 2`), with the fp32 files
+and with the int8 files (the workflows' `variant` param switches all three networks), and each view network
+alone in each variant. Needs no trained PyTorch model, only the ONNX files.
 
 usage: python evaluate_onnx.py [--data DIR] [--runs DIR]   -> runs/evaluation-onnx.json and a Markdown table
 """
@@ -22,8 +23,9 @@ from views import view_probability
 
 PLUGIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 VARIANTS = {"fp32": "prostate_seg.onnx", "int8": "prostate_seg.int8.onnx"}
-VIEWS = {view: os.path.join(PLUGIN, "..", f"prostate-seg-{view}", f"prostate_seg_{view}.onnx")
-         for view in ("sagittal", "coronal")}
+VIEWS = {variant: {view: os.path.join(PLUGIN, "..", f"prostate-seg-{view}", file.replace("prostate_seg", f"prostate_seg_{view}"))
+                   for view in ("sagittal", "coronal")}
+         for variant, file in VARIANTS.items()}
 ENDS_INSET = 2  # the workflows' probability-fusion `ends_inset`
 
 
@@ -50,25 +52,30 @@ def main():
     results = {}
     sessions = {variant: ort.InferenceSession(os.path.join(PLUGIN, file), options, providers=["CPUExecutionProvider"])
                 for variant, file in VARIANTS.items()}
-    viewers = {view: OnnxNetwork(ort.InferenceSession(path, options, providers=["CPUExecutionProvider"]))
-               for view, path in VIEWS.items() if os.path.exists(path)}
+    viewers = {variant: {view: OnnxNetwork(ort.InferenceSession(path, options, providers=["CPUExecutionProvider"]))
+                         for view, path in paths.items() if os.path.exists(path)}
+               for variant, paths in VIEWS.items()}
     cases = {case: data.load_case(root, case) for case in validation}
     for variant, session in sessions.items():
         for mirror in (False, True):
             results[f"{variant}{' mirrored' if mirror else ''}"] = scored(
                 {case: (onnx_predict(session, image, mirror) > 0.5, label) for case, (image, label) in cases.items()})
-    if len(viewers) == len(VIEWS):
-        views_of = {case: [view_probability(net, image, view) for view, net in viewers.items()]
+    for variant, session in sessions.items():
+        if len(viewers[variant]) != len(VIEWS[variant]):
+            print(f"the {variant} view networks are not all there ({', '.join(VIEWS[variant].values())}): "
+                  "their fusion is not measured")
+            continue
+        views_of = {case: {view: view_probability(net, image, view) for view, net in viewers[variant].items()}
                     for case, (image, _) in cases.items()}
-        for variant, session in sessions.items():
-            fused = {}
-            for case, (image, label) in cases.items():
-                axial = onnx_predict(session, image, mirror=True)
-                three = (axial + sum(views_of[case])) / 3
-                fused[case] = (at_the_ends(axial, three, ENDS_INSET) > 0.5, label)
-            results[f"{variant} mirrored + views at the ends"] = scored(fused)
-    else:
-        print(f"the view networks are not all there ({', '.join(VIEWS.values())}): the fusion is not measured")
+        for view in VIEWS[variant]:
+            results[f"{variant} {view} alone"] = scored(
+                {case: (views_of[case][view] > 0.5, label) for case, (_, label) in cases.items()})
+        fused = {}
+        for case, (image, label) in cases.items():
+            axial = onnx_predict(session, image, mirror=True)
+            three = (axial + sum(views_of[case].values())) / 3
+            fused[case] = (at_the_ends(axial, three, ENDS_INSET) > 0.5, label)
+        results[f"{variant} mirrored + views at the ends"] = scored(fused)
     os.makedirs(args.runs, exist_ok=True)
     with open(os.path.join(args.runs, "evaluation-onnx.json"), "w") as f:
         json.dump(results, f, indent=1)

@@ -1,11 +1,15 @@
 """Exports a trained stage to ONNX for the voxflow step (plugins/prostate-seg/plugin.yaml), with an int8
 variant (static QDQ quantization, per-channel weights, calibrated on training slices), checks both against
 PyTorch on validation volumes, and writes their sha256 into the manifest. With --view, exports a view
-network (views.py) instead, float32 only, to plugins/prostate-seg-<view>/ and checks it the same way through
-the view's grid (views.view_probability).
+network (views.py) instead, float32, to plugins/prostate-seg-<view>/ and checks it the same way through
+the view's grid (views.view_probability). With --view and --int8, quantizes that plugin's float32 file as the
+axial one is (static QDQ, per-channel weights, calibrated on the view planes of training volumes), measures
+both files on the validation volumes through the view's grid, and writes the int8 file's sha256 into the
+manifest (no PyTorch checkpoint needed: the shipped float32 file is the source).
 
 usage: python export.py [--stage final] [--data DIR] [--runs DIR]
        python export.py --view sagittal|coronal [--stage NAME (default: the view)] [--data DIR] [--runs DIR]
+       python export.py --view sagittal|coronal --int8 [--data DIR] [--runs DIR]
 """
 import hashlib
 import json
@@ -19,6 +23,7 @@ from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantTy
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 import data
+from evaluate import largest_component
 from unet import load_trained
 
 PLUGIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
@@ -33,6 +38,23 @@ class Slices(CalibrationDataReader):
         self.batches = []
         for case in cases:
             x = data.prepared(data.load_case(root, case)[0])
+            self.batches += [x[s:s + 8] for s in range(0, len(x), 8)]
+        self.iterator = iter(self.batches)
+
+    def get_next(self):
+        batch = next(self.iterator, None)
+        return None if batch is None else {"image": batch}
+
+
+class ViewPlanes(CalibrationDataReader):
+    """Calibration inputs for a view network: every plane of a few training volumes' view grids, 8 at a time."""
+
+    def __init__(self, root, cases, view):
+        import views  # views.py imports this module
+
+        self.batches = []
+        for case in cases:
+            x = views.view_inputs(data.load_case(root, case)[0], view).astype(np.float32)
             self.batches += [x[s:s + 8] for s in range(0, len(x), 8)]
         self.iterator = iter(self.batches)
 
@@ -107,9 +129,53 @@ def export_view(args, root, validation):
                    "sha256": sha256(path)}, f, indent=1)
     manifest = os.path.join(folder, "plugin.yaml")
     text = open(manifest).read()
-    text = re.sub(r"(\n\s+sha256: )[0-9a-f]{64}", lambda m: m.group(1) + sha256(path), text, count=1)
+    text = re.sub(r"(name: fp32, file: \S+, sha256: )[0-9a-f]{64}", lambda m: m.group(1) + sha256(path), text)
     open(manifest, "w").write(text)
     print(f"wrote {path} and its sha256 into {manifest}")
+
+
+def quantize_view(args, root, training, validation):
+    """The shipped float32 view network as int8 beside it, both measured through the view's grid on the
+    validation volumes; the int8 file's sha256 written into the view plugin's manifest."""
+    import views  # views.py imports this module
+
+    folder = os.path.join(PLUGIN, "..", f"prostate-seg-{args.view}")
+    fp32 = os.path.join(folder, f"prostate_seg_{args.view}.onnx")
+    int8 = os.path.join(folder, f"prostate_seg_{args.view}.int8.onnx")
+    os.makedirs(args.runs, exist_ok=True)
+    prepared = os.path.join(args.runs, f"prostate_seg_{args.view}.pre.onnx")
+    quant_pre_process(fp32, prepared)
+    quantize_static(prepared, int8, ViewPlanes(root, training[:6], args.view), quant_format=QuantFormat.QDQ,
+                    per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    sessions = {name: OnnxNetwork(ort.InferenceSession(path, options, providers=["CPUExecutionProvider"]))
+                for name, path in (("fp32", fp32), ("int8", int8))}
+    check = {"fp32": {}, "int8": {}}
+    largest = {"fp32": {}, "int8": {}}
+    difference = {}
+    for case in validation:
+        image, label = data.load_case(root, case)
+        probability = {name: views.view_probability(session, image, args.view) for name, session in sessions.items()}
+        for name, p in probability.items():
+            check[name][case] = float(data.dice(p > 0.5, label))
+            largest[name][case] = float(data.dice(largest_component(p > 0.5), label))
+        difference[case] = float(np.abs(probability["int8"] - probability["fp32"]).max())
+    summary = {name: float(np.mean(list(v.values()))) for name, v in check.items()}
+    summary_largest = {name: float(np.mean(list(v.values()))) for name, v in largest.items()}
+    result = {"view": args.view, "per_case": check, "per_case_largest_component": largest,
+              "mean_dice": summary, "mean_dice_largest_component": summary_largest,
+              "max_probability_difference": difference,
+              "bytes": {"fp32": os.path.getsize(fp32), "int8": os.path.getsize(int8)},
+              "sha256": {"fp32": sha256(fp32), "int8": sha256(int8)}}
+    print(json.dumps({k: result[k] for k in ("mean_dice", "mean_dice_largest_component", "bytes")}, indent=1))
+    with open(os.path.join(args.runs, f"export-{args.view}-int8.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    manifest = os.path.join(folder, "plugin.yaml")
+    text = open(manifest).read()
+    text = re.sub(r"(name: int8, file: \S+, sha256: )[0-9a-f]{64}", lambda m: m.group(1) + sha256(int8), text)
+    open(manifest, "w").write(text)
+    print(f"wrote {int8} and its sha256 into {manifest}")
 
 
 def main():
@@ -117,12 +183,19 @@ def main():
     parser.add_argument("--stage", default=None, help="the trained network under --runs (default: final, or the view)")
     parser.add_argument("--view", choices=("sagittal", "coronal"), default=None,
                         help="export a view network (views.py) to plugins/prostate-seg-<view>/")
+    parser.add_argument("--int8", action="store_true",
+                        help="with --view: quantize the view plugin's float32 file to int8 beside it")
     args = data.parse(parser)
     if args.fold is not None:
         parser.error("--fold: the shipped model is trained on the fixed split; a fold's model is for measurement only")
     torch.set_num_threads(2)
     root = data.data_dir(args.data)
     training, validation = data.split(root)
+    if args.int8 and not args.view:
+        parser.error("--int8 goes with --view (the axial export always writes its int8 variant)")
+    if args.view and args.int8:
+        quantize_view(args, root, training, validation)
+        return
     if args.view:
         export_view(args, root, validation)
         return
