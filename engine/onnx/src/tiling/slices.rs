@@ -1,20 +1,28 @@
 //! Whole images and 2D/2.5D slices across one axis: a centred crop of each plane, neighbours as channels,
 //! batches resized to the network's size, and the answers put back on the volume's grid.
 
-use super::{flat, plane_axes, Channels, Tensor, TilingError};
+use std::collections::BTreeMap;
+
+use super::{plane_axes, Channels, Tensor, TilingError};
 use crate::spec::{InputSpec, Layout};
 
-/// One slice across `axis` (0 or 1), row by row.
+/// Flat-index steps of voxel axes i, j and k in voxflow's order (i fastest).
+fn strides(dims: [usize; 3]) -> [usize; 3] {
+    [1, dims[0], dims[0] * dims[1]]
+}
+
+/// One slice across `axis` (0 or 1), row by row: rows of a slice across j are runs of the volume; across i
+/// each pixel is `dims[0]` apart.
 fn plane_across(values: &[f32], dims: [usize; 3], axis: usize, index: usize) -> Vec<f32> {
     let (u, v) = plane_axes(axis);
+    let stride = strides(dims);
     let mut out = Vec::with_capacity(dims[u] * dims[v]);
     for b in 0..dims[v] {
-        for a in 0..dims[u] {
-            let mut ijk = [0; 3];
-            ijk[axis] = index;
-            ijk[u] = a;
-            ijk[v] = b;
-            out.push(values[flat(dims, ijk)]);
+        let row = index * stride[axis] + b * stride[v];
+        if stride[u] == 1 {
+            out.extend_from_slice(&values[row..row + dims[u]]);
+        } else {
+            out.extend((0..dims[u]).map(|a| values[row + a * stride[u]]));
         }
     }
     out
@@ -52,23 +60,29 @@ pub(super) fn slices<E>(
     };
     let mut assembled: Vec<Option<Channels>> = vec![None; outputs];
     let batch = spec.tiling.batch.max(1);
+    // Neighbours `step` slices apart, clamped at the ends; each slice is cut (and resized) once and kept
+    // while a later slice can still take it as a neighbour: at most 2 * context * step + 1 at a time.
+    let step = spec.tiling.context_step.max(1);
+    let reach = context * step;
+    let mut cut: BTreeMap<usize, Vec<f32>> = BTreeMap::new();
     let mut start = 0;
     while start < count {
         let n = batch.min(count - start);
         let mut data = Vec::with_capacity(n * channels * tw * th);
-        let mut planes = Vec::with_capacity(channels);
         for s in start..start + n {
-            planes.clear();
-            for c in 0..channels {
-                // Neighbours `step` slices apart, clamped at the ends.
-                let step = spec.tiling.context_step.max(1);
-                let index = if context > 0 {
-                    (s + c * step).saturating_sub(context * step).min(count - 1)
-                } else {
-                    s
-                };
-                planes.push(plane(index));
+            let indices: Vec<usize> = (0..channels)
+                .map(|c| {
+                    if context > 0 {
+                        (s + c * step).saturating_sub(reach).min(count - 1)
+                    } else {
+                        s
+                    }
+                })
+                .collect();
+            for &index in &indices {
+                cut.entry(index).or_insert_with(|| plane(index));
             }
+            let planes: Vec<&[f32]> = indices.iter().map(|i| cut[i].as_slice()).collect();
             match spec.layout {
                 Layout::Nhwc => {
                     for p in 0..tw * th {
@@ -79,6 +93,9 @@ pub(super) fn slices<E>(
                 }
                 _ => planes.iter().for_each(|pl| data.extend_from_slice(pl)),
             }
+            // The next slice's lowest neighbour is (s + 1) - reach at the least.
+            let keep_from = (s + 1).saturating_sub(reach);
+            cut = cut.split_off(&keep_from);
         }
         let shape = match spec.layout {
             Layout::Nhwc => vec![n, th, tw, channels],
@@ -215,27 +232,37 @@ fn place_slices<E>(
         }
         return Ok(());
     }
+    // Which window pixel each plane column and row takes (itself inside, the nearest edge outside), and
+    // where each goes in the volume.
+    let source_col: Vec<usize> = (0..w).map(|col| window.source(col, window.top)).collect();
+    let source_row: Vec<usize> = (0..h)
+        .map(|row| window.source(window.left, row) / window.width)
+        .collect();
+    let stride = strides(dims);
     for b in 0..n {
         for c in 0..k {
-            let map: Vec<f32> = (0..oh * ow)
-                .map(|p| match layout {
-                    Layout::Nhwc => tensor.data[(b * oh * ow + p) * k + c],
-                    _ => tensor.data[(b * k + c) * oh * ow + p],
-                })
-                .collect();
+            let map: Vec<f32> = match layout {
+                Layout::Nhwc => (0..oh * ow)
+                    .map(|p| tensor.data[(b * oh * ow + p) * k + c])
+                    .collect(),
+                _ => tensor.data[(b * k + c) * oh * ow..(b * k + c + 1) * oh * ow].to_vec(),
+            };
             let (mw, mh) = (window.width, window.height);
             let map = if (ow, oh) == (mw, mh) {
                 map
             } else {
                 resize_bilinear(&map, ow, oh, mw, mh)
             };
-            for row in 0..h {
-                for col in 0..w {
-                    let mut ijk = [0; 3];
-                    ijk[axis] = start + b;
-                    ijk[u] = col;
-                    ijk[v] = row;
-                    out.data[c * voxels + flat(dims, ijk)] = map[window.source(col, row)];
+            let plane = c * voxels + (start + b) * stride[axis];
+            for (row, &from_row) in source_row.iter().enumerate() {
+                let line = &map[from_row * mw..(from_row + 1) * mw];
+                let to = plane + row * stride[v];
+                if stride[u] == 1 && whole {
+                    out.data[to..to + w].copy_from_slice(line);
+                } else {
+                    for (col, &from_col) in source_col.iter().enumerate() {
+                        out.data[to + col * stride[u]] = line[from_col];
+                    }
                 }
             }
         }
@@ -274,6 +301,7 @@ pub fn resize_bilinear(src: &[f32], w: usize, h: usize, nw: usize, nh: usize) ->
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::{ramp, spec};
+    use super::super::flat;
     use super::super::run_tiled;
     use super::*;
     use crate::spec::TilingMode;
@@ -299,11 +327,62 @@ mod tests {
     }
 
     #[test]
+    fn neighbours_on_every_axis_are_the_slices_step_apart() {
+        // Each slice's channels are slices s - 2, s and s + 2 (clamped): the network answers with the first
+        // and last channels, which must be the volume's slices at those indices, on every axis and batch size.
+        let dims = [5, 4, 7];
+        let values = ramp(dims);
+        for axis in 0..3 {
+            for batch in [1, 3, 8] {
+                let mut s = spec(TilingMode::Slices, Layout::Nchw);
+                s.tiling.axis = axis;
+                s.tiling.batch = batch;
+                s.tiling.context = 1;
+                s.tiling.context_step = 2;
+                s.channels = 3;
+                let out = run_tiled(&values, dims, &s, 1, |t| {
+                    let (n, plane) = (t.shape[0], t.shape[2] * t.shape[3]);
+                    let mut data = Vec::with_capacity(n * 2 * plane);
+                    for b in 0..n {
+                        data.extend_from_slice(&t.data[(b * 3) * plane..(b * 3 + 1) * plane]);
+                        data.extend_from_slice(&t.data[(b * 3 + 2) * plane..(b * 3 + 3) * plane]);
+                    }
+                    let shape = vec![n, 2, t.shape[2], t.shape[3]];
+                    Ok::<_, ()>(vec![Tensor { shape, data }])
+                })
+                .unwrap();
+                let voxels = values.len();
+                for k in 0..dims[2] {
+                    for j in 0..dims[1] {
+                        for i in 0..dims[0] {
+                            let ijk = [i, j, k];
+                            let (mut below, mut above) = (ijk, ijk);
+                            below[axis] = ijk[axis].saturating_sub(2);
+                            above[axis] = (ijk[axis] + 2).min(dims[axis] - 1);
+                            let at = flat(dims, ijk);
+                            assert_eq!(
+                                out[0].data[at],
+                                values[flat(dims, below)],
+                                "axis {axis} {ijk:?}"
+                            );
+                            assert_eq!(
+                                out[0].data[voxels + at],
+                                values[flat(dims, above)],
+                                "axis {axis} {ijk:?}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn a_centred_crop_is_what_the_network_sees_and_edges_pad_the_rest() {
         // 5 x 4 slices, crop 0.6: columns 1..4 (round(3.0) = 3 wide), rows 1..3 (round(2.4) = 2 high).
         let dims = [5, 4, 2];
         let values = ramp(dims);
-        for axis in [2, 0] {
+        for axis in [2, 0, 1] {
             let mut s = spec(TilingMode::Slices, Layout::Nchw);
             s.tiling.axis = axis;
             s.tiling.crop = Some(0.6);
