@@ -8,15 +8,18 @@ onnxruntime + scipy: the same normalization; the axial network on the centred 60
 the planes of the crop resized trilinear to 128^3 with the planes two apart as channels, logits resized back
 and edge-padded; the axial probability on the axial mask's extent along z less two slices at each end, the
 mean of the three elsewhere; largest component and holes filled, NIfTI out), same intra-op threads, in one
-run. Prints studies per second, the ratio and the Dice between the two pipelines' masks.
+run. Prints studies per second, the ratio, the Dice between the two pipelines' masks and voxflow's seconds per
+step summed over the volumes (from the run's records). MAX_PARALLEL (default 1) is how many volumes the
+voxflow run takes at a time (workflows/prostate-evaluate.yaml runs 2); the Python pipeline takes one.
 
-usage: python3 bench/prostate_seg_vs_python.py [N] [THREADS]
+usage: python3 bench/prostate_seg_vs_python.py [N] [THREADS] [MAX_PARALLEL]
   (reads VOXFLOW_TESTDATA/prostate/promise12/labelled; needs a release build: cargo build --release -p voxflow-cli,
    the built plugins, and onnxruntime==1.31.1, nibabel, scipy in this Python)
 """
 import glob
 import gzip
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -45,7 +48,7 @@ steps:
     with: { roles: image }
   - id: per_case
     foreach: "${{ steps.list.outputs.cases }}"
-    max_parallel: 1
+    max_parallel: {max_parallel}
     steps:
       - id: load
         uses: builtin/load-volume
@@ -54,10 +57,10 @@ steps:
         uses: onnx/prostate-seg@0.5.0
         inputs: { volume: "${{ steps.load.outputs.volume }}" }
       - id: sagittal
-        uses: onnx/prostate-seg-sagittal@0.6.0
+        uses: onnx/prostate-seg-sagittal@0.6.1
         inputs: { volume: "${{ steps.load.outputs.volume }}" }
       - id: coronal
-        uses: onnx/prostate-seg-coronal@0.6.0
+        uses: onnx/prostate-seg-coronal@0.6.1
         inputs: { volume: "${{ steps.load.outputs.volume }}" }
       - id: fuse
         uses: wasm/probability-fusion@0.1.0
@@ -158,9 +161,18 @@ def python_pipeline(sessions, image_path, out_path):
     return mask
 
 
+def voxflow_step_seconds(database):
+    """(step id, seconds summed over the fan-out) from the run's records, in the order the steps first started."""
+    with sqlite3.connect(database) as db:
+        rows = db.execute("SELECT step_id, SUM(finished_at - started_at), MIN(started_at) FROM step_runs "
+                          "WHERE finished_at IS NOT NULL GROUP BY step_id ORDER BY 3").fetchall()
+    return [(step.rsplit(".", 1)[-1], total / 1000) for step, total, _ in rows]
+
+
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 8
     threads = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+    max_parallel = int(sys.argv[3]) if len(sys.argv) > 3 else 1
     images = sorted(glob.glob(os.path.join(DATA, "prostate", "promise12", "labelled", "image_*.npy.gz")))[:n]
     voxflow = os.path.join(REPO, "target", "release", "voxflow")
     with tempfile.TemporaryDirectory() as tmp:
@@ -169,13 +181,14 @@ def main():
         for path in images:
             os.symlink(path, os.path.join(cases, os.path.basename(path)))
         workflow = os.path.join(tmp, "batch.yaml")
-        open(workflow, "w").write(WORKFLOW)
+        open(workflow, "w").write(WORKFLOW.replace("{max_parallel}", str(max_parallel)))
         env = dict(os.environ, VOXFLOW_ONNX_THREADS=str(threads))
         started = time.perf_counter()
         subprocess.run([voxflow, "--data-dir", os.path.join(tmp, "data"), "--plugins", os.path.join(REPO, "plugins"),
                         "run", workflow, "--plain", "--input", f"cases={cases}", "--out", os.path.join(tmp, "out")],
                        check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         voxflow_s = time.perf_counter() - started
+        step_seconds = voxflow_step_seconds(os.path.join(tmp, "data", "voxflow.db"))
 
         started = time.perf_counter()
         options = ort.SessionOptions()
@@ -193,9 +206,12 @@ def main():
             ours = np.transpose(np.asarray(nib.load(os.path.join(tmp, "out", "masks", f"{case}_mask.nii.gz")).dataobj), (2, 1, 0)) > 0
             total = ours.sum() + theirs.sum()
             dices.append(1.0 if total == 0 else 2 * np.logical_and(ours, theirs).sum() / total)
-    print(f"{len(images)} PROMISE12 volumes, {threads} threads (whole commands, including start-up and writing)")
+    print(f"{len(images)} PROMISE12 volumes, {threads} threads, voxflow {max_parallel} volume(s) at a time, Python one "
+          "(whole commands, including start-up and writing)")
     print(f"voxflow: {voxflow_s:.2f} s ({len(images) / voxflow_s:.2f} studies/s)")
     print(f"python : {python_s:.2f} s ({len(images) / python_s:.2f} studies/s)")
+    print("voxflow steps, seconds summed over the volumes (the three networks run side by side): "
+          + ", ".join(f"{step} {seconds:.2f}" for step, seconds in step_seconds))
     print(f"speed-up voxflow vs python: {python_s / voxflow_s:.2f}x; Dice between the two pipelines' masks: "
           f"min {min(dices):.4f}, mean {np.mean(dices):.4f}")
 
