@@ -62,13 +62,37 @@ fn run_workflow(
     out_dir
 }
 
-/// The (first) model's sha256 as plugins/<plugin>/plugin.yaml pins it.
-fn shipped_model_sha256(plugin: &str) -> String {
+/// The sha256 plugins/<plugin>/plugin.yaml pins for its model variant `variant`, or for its first (default)
+/// model with `None`.
+fn model_sha256(plugin: &str, variant: Option<&str>) -> String {
     let manifest =
         std::fs::read_to_string(repo().join("plugins").join(plugin).join("plugin.yaml")).unwrap();
-    let model = &manifest[manifest.find("\nmodel:").unwrap()..];
-    let at = model.find("sha256: ").unwrap() + 8;
-    model[at..at + 64].to_string()
+    let from = match variant {
+        Some(name) => manifest
+            .find(&format!("name: {name}, file:"))
+            .unwrap_or_else(|| panic!("{plugin}: no variant {name}")),
+        None => manifest.find("\nmodel:").unwrap(),
+    };
+    let at = from + manifest[from..].find("sha256: ").unwrap() + 8;
+    manifest[at..at + 64].to_string()
+}
+
+/// The default model's sha256, the plugin's pin.
+fn shipped_model_sha256(plugin: &str) -> String {
+    model_sha256(plugin, None)
+}
+
+/// A folder `cases` under `dir` with the image and label of each of `cases` linked from `labelled`.
+fn linked_cases(dir: &Path, labelled: &Path, cases: &[&str]) -> PathBuf {
+    let folder = dir.join("cases");
+    std::fs::create_dir_all(&folder).unwrap();
+    for case in cases {
+        for role in ["image", "label"] {
+            let name = format!("{role}_{case}.npy.gz");
+            std::os::unix::fs::symlink(labelled.join(&name), folder.join(&name)).unwrap();
+        }
+    }
+    folder
 }
 
 fn json(path: &Path) -> serde_json::Value {
@@ -152,14 +176,7 @@ fn evaluation_over_a_folder_of_labelled_cases_writes_metrics_and_summary() {
     // Three validation cases of the model's fixed split (plugins/prostate-seg/training/data.py), linked
     // into a folder of their own, plus a NIfTI pair of one of them in the other naming layout.
     let dir = tempfile::tempdir().unwrap();
-    let cases = dir.path().join("cases");
-    std::fs::create_dir_all(&cases).unwrap();
-    for case in ["train01", "train24", "train35"] {
-        for role in ["image", "label"] {
-            let name = format!("{role}_{case}.npy.gz");
-            std::os::unix::fs::symlink(labelled.join(&name), cases.join(&name)).unwrap();
-        }
-    }
+    let cases = linked_cases(dir.path(), &labelled, &["train01", "train24", "train35"]);
     for role in ["image", "label"] {
         let volume = load_source(
             &labelled.join(format!("{role}_train37.npy.gz")),
@@ -265,17 +282,6 @@ fn evaluation_over_a_folder_of_labelled_cases_writes_metrics_and_summary() {
     );
 }
 
-/// The sha256 plugins/<plugin>/plugin.yaml pins for its model variant `variant`.
-fn variant_model_sha256(plugin: &str, variant: &str) -> String {
-    let manifest =
-        std::fs::read_to_string(repo().join("plugins").join(plugin).join("plugin.yaml")).unwrap();
-    let entry = &manifest[manifest
-        .find(&format!("name: {variant}, file:"))
-        .unwrap_or_else(|| panic!("{plugin}: no variant {variant}"))..];
-    let at = entry.find("sha256: ").unwrap() + 8;
-    entry[at..at + 64].to_string()
-}
-
 #[test]
 fn the_int8_variant_switches_all_three_networks() {
     let Some(plugins) = prerequisites() else {
@@ -285,12 +291,7 @@ fn the_int8_variant_switches_all_three_networks() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let cases = dir.path().join("cases");
-    std::fs::create_dir_all(&cases).unwrap();
-    for role in ["image", "label"] {
-        let name = format!("{role}_train24.npy.gz");
-        std::os::unix::fs::symlink(labelled.join(&name), cases.join(&name)).unwrap();
-    }
+    let cases = linked_cases(dir.path(), &labelled, &["train24"]);
     let data = dir.path().join("data");
     let out = run_workflow(
         &data,
@@ -331,7 +332,7 @@ fn the_int8_variant_switches_all_three_networks() {
         "prostate-seg-coronal",
     ]
     .iter()
-    .map(|plugin| variant_model_sha256(plugin, "int8"))
+    .map(|plugin| model_sha256(plugin, Some("int8")))
     .collect();
     int8.sort();
     assert_eq!(ran, int8, "{record}");
