@@ -81,9 +81,20 @@ def view_targets(target, view):
     return cut(data.label_slices(target), view, mode="nearest").round().astype(np.uint8)
 
 
-def view_probability(net, image, view, per_slice=None):
-    """The view network's prostate probability on the source grid (z, y, x); `per_slice` as z_pixels."""
+def along_planes(logits, window):
+    """Logits (planes, ...) averaged over `window` neighbouring planes (a box, edges clamped); 1: unchanged."""
+    if window <= 1:
+        return logits
+    r = window // 2
+    padded = torch.cat([logits[:1].expand(r, *logits.shape[1:]), logits, logits[-1:].expand(r, *logits.shape[1:])])
+    return torch.stack([padded[i:i + len(logits)] for i in range(2 * r + 1)]).mean(0)
+
+
+def view_probability(net, image, view, per_slice=None, plane_window=1):
+    """The view network's prostate probability on the source grid (z, y, x); `per_slice` as z_pixels;
+    `plane_window` > 1 averages the logits over that many neighbouring view planes first (along_planes)."""
     logits = data.network_logits(net, torch.from_numpy(view_inputs(image, view, per_slice)))  # (x or y, 2, Z, S): z resized
+    logits = along_planes(logits, plane_window)
     logits = F.interpolate(logits, size=(image.shape[0], data.SIZE), mode="bilinear", align_corners=False)
     return data.probability_on_source(logits.permute(*VIEWS[view][1]).contiguous(), image.shape[1:])
 
