@@ -20,6 +20,7 @@ Writes into OUT_DIR:
 The tests compare voxflow's outputs with these (tolerance 1e-5).
 """
 import gzip
+import hashlib
 import json
 import logging
 import os
@@ -177,7 +178,10 @@ def main():
             name = f"view_{view}_train01.nii.gz"
             nib.save(nib.Nifti1Image(np.transpose(probability, (2, 1, 0)).astype(np.float32), np.eye(4)),
                      os.path.join(out, name))
-            views[view] = {"file": name, "model": model, "gland_voxels": int((probability > 0.5).sum())}
+            with open(model, "rb") as f:
+                sha256 = hashlib.sha256(f.read()).hexdigest()
+            views[view] = {"file": name, "model": model, "model_sha256": sha256,
+                           "gland_voxels": int((probability > 0.5).sum())}
         reference["views"] = views
 
     build_threshold_model(os.path.join(out, "threshold2d.onnx"))

@@ -25,6 +25,19 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The default model's sha256 as plugins/prostate-seg-<view>/plugin.yaml pins it.
+fn plugin_model_sha256(view: &str) -> String {
+    let manifest = std::fs::read_to_string(
+        repo()
+            .join("plugins")
+            .join(format!("prostate-seg-{view}"))
+            .join("plugin.yaml"),
+    )
+    .unwrap();
+    let at = manifest.find("sha256: ").unwrap() + 8;
+    manifest[at..at + 64].to_string()
+}
+
 #[test]
 fn view_networks_on_their_grid_match_a_numpy_rendering_voxel_by_voxel() {
     let reference = repo().join("target/onnx-reference");
@@ -55,6 +68,13 @@ fn view_networks_on_their_grid_match_a_numpy_rendering_voxel_by_voxel() {
     let ctx = StepContext::new("run", "view", "", 1, &store, Default::default());
     let input = store_volume(&ctx, &volume, ArtifactKind::Volume, "train01.nii.gz").unwrap();
     for (view, rendering) in views {
+        let pinned = plugin_model_sha256(view);
+        assert_eq!(
+            rendering["model_sha256"].as_str(),
+            Some(pinned.as_str()),
+            "{view}: target/onnx-reference was rendered with another model file than plugin.yaml pins; \
+             run python3 scripts/onnx_reference.py ../shared/data target/onnx-reference again"
+        );
         let plugin = OnnxPlugin::load(
             &repo().join("plugins").join(format!("prostate-seg-{view}")),
             RuntimeConfig::default(),

@@ -232,6 +232,10 @@ fn place_slices<E>(
         }
         return Ok(());
     }
+    if window.width == 0 || window.height == 0 {
+        // An empty plane has nothing to place.
+        return Ok(());
+    }
     // Which window pixel each plane column and row takes (itself inside, the nearest edge outside), and
     // where each goes in the volume.
     let source_col: Vec<usize> = (0..w).map(|col| window.source(col, window.top)).collect();
