@@ -31,11 +31,12 @@ import onnxruntime as ort
 from scipy import ndimage
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(REPO, "scripts"))
+from prostate_rendering import axial_probability, normalized, view_probability  # noqa: E402  (the shared numpy rendering)
 DATA = os.path.abspath(os.environ.get("VOXFLOW_TESTDATA", os.path.join(REPO, "..", "shared", "data")))
 MODEL = os.path.join(REPO, "plugins", "prostate-seg", "prostate_seg.onnx")
 VIEWS = {view: os.path.join(REPO, "plugins", f"prostate-seg-{view}", f"prostate_seg_{view}.onnx")
          for view in ("sagittal", "coronal")}
-GRID = 128
 
 WORKFLOW = """apiVersion: voxflow/v1
 name: prostate-batch
@@ -82,70 +83,10 @@ outputs:
 """
 
 
-def taps(src, dst):
-    """Linear resize from `src` to `dst` samples, pixel centres aligned (PyTorch's align_corners=False), edges
-    clamped: the two source indices and the second one's weight per output sample."""
-    s = np.clip((np.arange(dst) + 0.5) * src / dst - 0.5, 0, src - 1)
-    lo = np.floor(s).astype(int)
-    return lo, np.minimum(lo + 1, src - 1), (s - lo).astype(np.float32)
-
-
-def resize_axis(values, axis, n):
-    """Linear resize of `values` along `axis` to `n` samples."""
-    lo, hi, w = taps(values.shape[axis], n)
-    shape = [1] * values.ndim
-    shape[axis] = n
-    w = w.reshape(shape)
-    return np.take(values, lo, axis=axis) * (1 - w) + np.take(values, hi, axis=axis) * w
-
-
-def crop_box(n, fraction=0.6):
-    """(start, length) of the centred crop the manifest asks for (tiling.crop), as voxflow computes it."""
-    length = max(1, int(np.floor(n * fraction + 0.5)))
-    return (n - length) // 2, length
-
-
-def run_batches(session, x):
-    return np.concatenate([session.run(None, {"image": x[s:s + 8]})[0] for s in range(0, len(x), 8)])
-
-
-def probability_back(logits, shape, top, left):
-    """Logits (2, z, ch, cw) on the crop -> prostate probability (z, y, x): edge-padded, softmax."""
-    z, height, width = shape
-    logits = np.pad(logits, ((0, 0), (0, 0), (top, height - top - logits.shape[2]), (left, width - left - logits.shape[3])),
-                    mode="edge")
-    return 1 / (1 + np.exp(logits[0] - logits[1]))
-
-
-def axial_probability(session, volume):
-    z, height, width = volume.shape
-    (top, ch), (left, cw) = crop_box(height), crop_box(width)
-    small = resize_axis(resize_axis(volume[:, top:top + ch, left:left + cw], 1, 128), 2, 128)
-    x = small[np.clip(np.arange(z)[:, None] + np.arange(-1, 2)[None, :], 0, z - 1)].astype(np.float32)
-    logits = (run_batches(session, x) + run_batches(session, np.ascontiguousarray(x[..., ::-1]))[..., ::-1]) / 2
-    logits = resize_axis(resize_axis(logits, 2, ch), 3, cw)  # (z, 2, ch, cw)
-    return probability_back(np.transpose(logits, (1, 0, 2, 3)), volume.shape, top, left)
-
-
-def view_probability(session, volume, view):
-    z, height, width = volume.shape
-    (top, ch), (left, cw) = crop_box(height), crop_box(width)
-    grid = volume[:, top:top + ch, left:left + cw]
-    for axis in range(3):
-        grid = resize_axis(grid, axis, GRID)
-    planes = np.transpose(grid, (2, 0, 1) if view == "sagittal" else (1, 0, 2))  # (plane, z, in-plane)
-    x = planes[np.clip(np.arange(GRID)[:, None] + 2 * np.arange(-1, 2)[None, :], 0, GRID - 1)].astype(np.float32)
-    logits = run_batches(session, np.ascontiguousarray(x))  # (plane, 2, z, in-plane)
-    logits = np.transpose(logits, (1, 2, 3, 0) if view == "sagittal" else (1, 2, 0, 3))  # (2, z, y, x)
-    logits = resize_axis(resize_axis(resize_axis(logits, 1, z), 2, ch), 3, cw)
-    return probability_back(logits, volume.shape, top, left)
-
-
 def python_pipeline(sessions, image_path, out_path):
     with gzip.open(image_path) as f:
         volume = np.load(f).astype(np.float32)  # z, y, x
-    lo, hi = np.percentile(volume, [0.5, 99.5])
-    volume = np.clip((volume - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
+    volume = normalized(volume)
     axial = axial_probability(sessions["axial"], volume)
     fused = (axial + sum(view_probability(sessions[view], volume, view) for view in VIEWS)) / 3
     gland = np.nonzero((axial > 0.5).any(axis=(1, 2)))[0]

@@ -12,10 +12,8 @@ Writes into OUT_DIR:
   - threshold2d.onnx / softmax2d.onnx: two small 2D networks built here with the onnx package (symbolic
     batch and image size), so that tests can apply a network slice-wise to a real volume and know the answer;
   - view_<view>_train01.nii.gz: the prostate probability of voxflow's sagittal and coronal view networks
-    (plugins/prostate-seg-<view>/) on PROMISE12's train01, rendered here in numpy as their manifests
-    describe the grid tiling (percentile normalization, the centred 60 % along i and j with every slice
-    resized linear to 128^3, planes with their neighbours two apart as channels, 8 at a time, logits resized
-    back and edge-padded, softmax), voxels in voxflow's order (i, j, k);
+    (plugins/prostate-seg-<view>/) on PROMISE12's train01, rendered in numpy as their manifests describe the
+    grid tiling (scripts/prostate_rendering.py), voxels in voxflow's order (i, j, k);
   - reference.json: what onnxruntime.InferenceSession.run returns on each input.
 The tests compare voxflow's outputs with these (tolerance 1e-5).
 """
@@ -33,6 +31,10 @@ import onnxruntime as ort
 from onnx import TensorProto, helper
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from PIL import Image, ImageDraw, ImageFont
+
+from prostate_rendering import normalized, view_probability
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
 
 def save_slice(path, pixels):
@@ -93,42 +95,6 @@ def build_softmax_model(path):
     onnx.save(model, path)
 
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-
-
-def resize_axis(values, axis, n):
-    """Linear resize along `axis` to `n` samples, pixel centres aligned (align_corners=False), edges clamped."""
-    src = values.shape[axis]
-    x = np.clip((np.arange(n) + 0.5) * src / n - 0.5, 0, src - 1)
-    lo = np.floor(x).astype(int)
-    hi = np.minimum(lo + 1, src - 1)
-    shape = [1] * values.ndim
-    shape[axis] = n
-    w = (x - lo).astype(np.float32).reshape(shape)
-    return np.take(values, lo, axis=axis) * (1 - w) + np.take(values, hi, axis=axis) * w
-
-
-def view_probability(model, volume, view, grid=128, crop=0.6, step=2, batch=8):
-    """A view network's prostate probability on `volume` (z, y, x) through its manifest's grid tiling."""
-    lo, hi = np.percentile(volume, [0.5, 99.5])
-    volume = np.clip((volume - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
-    z, height, width = volume.shape
-    box = [((n - max(1, int(np.floor(n * crop + 0.5)))) // 2, max(1, int(np.floor(n * crop + 0.5))))
-           for n in (height, width)]
-    (top, ch), (left, cw) = box
-    cube = volume[:, top:top + ch, left:left + cw]
-    for axis in range(3):
-        cube = resize_axis(cube, axis, grid)
-    planes = np.transpose(cube, (2, 0, 1) if view == "sagittal" else (1, 0, 2))  # (plane, z, in-plane)
-    x = planes[np.clip(np.arange(grid)[:, None] + step * np.arange(-1, 2)[None, :], 0, grid - 1)]
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    logits = np.concatenate([model.run(None, {"image": x[s:s + batch]})[0] for s in range(0, grid, batch)])
-    logits = np.transpose(logits, (1, 2, 3, 0) if view == "sagittal" else (1, 2, 0, 3))  # (2, z, y, x)
-    logits = resize_axis(resize_axis(resize_axis(logits, 1, z), 2, ch), 3, cw)
-    logits = np.pad(logits, ((0, 0), (0, 0), (top, height - top - ch), (left, width - left - cw)), mode="edge")
-    return 1 / (1 + np.exp(np.clip(logits[0] - logits[1], -80, 80)))
-
-
 def main():
     data, out = sys.argv[1], sys.argv[2]
     logging.getLogger().setLevel(logging.ERROR)  # quantize_dynamic's advice on pre-processing
@@ -174,7 +140,7 @@ def main():
             model = os.path.join(REPO, "plugins", f"prostate-seg-{view}", f"prostate_seg_{view}.onnx")
             if not os.path.exists(model):
                 continue
-            probability = view_probability(session(model), volume, view)
+            probability = view_probability(session(model), normalized(volume), view)
             name = f"view_{view}_train01.nii.gz"
             nib.save(nib.Nifti1Image(np.transpose(probability, (2, 1, 0)).astype(np.float32), np.eye(4)),
                      os.path.join(out, name))
