@@ -31,36 +31,33 @@ FP32 = "prostate_seg.onnx"
 INT8 = "prostate_seg.int8.onnx"
 
 
-class Slices(CalibrationDataReader):
-    """Calibration inputs: every slice of a few training volumes, 8 at a time."""
+class Batches(CalibrationDataReader):
+    """Calibration inputs: the given network inputs (N, 3, H, W) of a few training volumes, 8 at a time."""
 
-    def __init__(self, root, cases):
-        self.batches = []
-        for case in cases:
-            x = data.prepared(data.load_case(root, case)[0])
-            self.batches += [x[s:s + 8] for s in range(0, len(x), 8)]
-        self.iterator = iter(self.batches)
+    def __init__(self, inputs):
+        self.iterator = iter([x[s:s + 8] for x in inputs for s in range(0, len(x), 8)])
 
     def get_next(self):
         batch = next(self.iterator, None)
         return None if batch is None else {"image": batch}
 
 
-class ViewPlanes(CalibrationDataReader):
-    """Calibration inputs for a view network: every plane of a few training volumes' view grids, 8 at a time."""
+def quantize_int8(fp32, int8, calibration, runs):
+    """`fp32` as static QDQ int8 at `int8` (per-channel int8 weights, uint8 activations), calibrated on the
+    network inputs `calibration`; the pre-processed model is kept under `runs`."""
+    os.makedirs(runs, exist_ok=True)
+    prepared = os.path.join(runs, os.path.basename(fp32).replace(".onnx", ".pre.onnx"))
+    quant_pre_process(fp32, prepared)
+    quantize_static(prepared, int8, Batches(calibration), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
 
-    def __init__(self, root, cases, view):
-        import views  # views.py imports this module
 
-        self.batches = []
-        for case in cases:
-            x = views.view_inputs(data.load_case(root, case)[0], view).astype(np.float32)
-            self.batches += [x[s:s + 8] for s in range(0, len(x), 8)]
-        self.iterator = iter(self.batches)
-
-    def get_next(self):
-        batch = next(self.iterator, None)
-        return None if batch is None else {"image": batch}
+def pin_sha256(manifest, files):
+    """Writes each variant's file hash into `manifest` ({variant name: file path})."""
+    text = open(manifest).read()
+    for variant, path in files.items():
+        text = re.sub(rf"(name: {variant}, file: \S+, sha256: )[0-9a-f]{{64}}", lambda m: m.group(1) + sha256(path), text)
+    open(manifest, "w").write(text)
 
 
 def sha256(path):
@@ -128,9 +125,7 @@ def export_view(args, root, validation):
         json.dump({"view": args.view, "stage": name, "per_case": check, "mean_dice": summary,
                    "sha256": sha256(path)}, f, indent=1)
     manifest = os.path.join(folder, "plugin.yaml")
-    text = open(manifest).read()
-    text = re.sub(r"(name: fp32, file: \S+, sha256: )[0-9a-f]{64}", lambda m: m.group(1) + sha256(path), text)
-    open(manifest, "w").write(text)
+    pin_sha256(manifest, {"fp32": path})
     print(f"wrote {path} and its sha256 into {manifest}")
 
 
@@ -142,11 +137,9 @@ def quantize_view(args, root, training, validation):
     folder = os.path.join(PLUGIN, "..", f"prostate-seg-{args.view}")
     fp32 = os.path.join(folder, f"prostate_seg_{args.view}.onnx")
     int8 = os.path.join(folder, f"prostate_seg_{args.view}.int8.onnx")
-    os.makedirs(args.runs, exist_ok=True)
-    prepared = os.path.join(args.runs, f"prostate_seg_{args.view}.pre.onnx")
-    quant_pre_process(fp32, prepared)
-    quantize_static(prepared, int8, ViewPlanes(root, training[:6], args.view), quant_format=QuantFormat.QDQ,
-                    per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    calibration = [views.view_inputs(data.load_case(root, case)[0], args.view).astype(np.float32)
+                   for case in training[:6]]
+    quantize_int8(fp32, int8, calibration, args.runs)
     options = ort.SessionOptions()
     options.intra_op_num_threads = 2
     sessions = {name: OnnxNetwork(ort.InferenceSession(path, options, providers=["CPUExecutionProvider"]))
@@ -172,9 +165,7 @@ def quantize_view(args, root, training, validation):
     with open(os.path.join(args.runs, f"export-{args.view}-int8.json"), "w") as f:
         json.dump(result, f, indent=1)
     manifest = os.path.join(folder, "plugin.yaml")
-    text = open(manifest).read()
-    text = re.sub(r"(name: int8, file: \S+, sha256: )[0-9a-f]{64}", lambda m: m.group(1) + sha256(int8), text)
-    open(manifest, "w").write(text)
+    pin_sha256(manifest, {"int8": int8})
     print(f"wrote {int8} and its sha256 into {manifest}")
 
 
@@ -203,11 +194,8 @@ def main():
     net = load_trained(args.runs, args.stage)
     fp32 = os.path.join(PLUGIN, FP32)
     export_network(net, fp32)
-    prepared = os.path.join(args.runs, "prostate_seg.pre.onnx")
-    quant_pre_process(fp32, prepared)
     int8 = os.path.join(PLUGIN, INT8)
-    quantize_static(prepared, int8, Slices(root, training[:6]), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    quantize_int8(fp32, int8, [data.prepared(data.load_case(root, case)[0]) for case in training[:6]], args.runs)
     options = ort.SessionOptions()
     options.intra_op_num_threads = 2
     sessions = {name: ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
@@ -228,10 +216,7 @@ def main():
         json.dump({"stage": args.stage, "per_case": check, "mean_dice": summary,
                    "sha256": {"fp32": sha256(fp32), "int8": sha256(int8)}}, f, indent=1)
     manifest = os.path.join(PLUGIN, "plugin.yaml")
-    text = open(manifest).read()
-    text = re.sub(r"(name: fp32, file: \S+, sha256: )[0-9a-f]{64}", lambda m: m.group(1) + sha256(fp32), text)
-    text = re.sub(r"(name: int8, file: \S+, sha256: )[0-9a-f]{64}", lambda m: m.group(1) + sha256(int8), text)
-    open(manifest, "w").write(text)
+    pin_sha256(manifest, {"fp32": fp32, "int8": int8})
     print(f"wrote {fp32}, {int8} and their sha256 into {manifest}")
 
 
