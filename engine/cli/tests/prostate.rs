@@ -12,7 +12,7 @@ use common::{last_run, plugins_dir, repo, run_command};
 use voxflow_imaging::nifti::write_nifti;
 use voxflow_imaging::source::load_source;
 use voxflow_imaging::{Volume, VoxelData};
-use voxflow_testkit::testdata;
+use voxflow_testkit::{pinned_model_sha256, testdata};
 
 /// The plugins folder when the model files, the runtime library and the wasm target are all present.
 fn prerequisites() -> Option<&'static Path> {
@@ -62,19 +62,9 @@ fn run_workflow(
     out_dir
 }
 
-/// The sha256 plugins/<plugin>/plugin.yaml pins for its model variant `variant`, or for its first (default)
-/// model with `None`.
+/// The sha256 plugins/<plugin>/plugin.yaml pins for `variant` (`None`: its default model).
 fn model_sha256(plugin: &str, variant: Option<&str>) -> String {
-    let manifest =
-        std::fs::read_to_string(repo().join("plugins").join(plugin).join("plugin.yaml")).unwrap();
-    let from = match variant {
-        Some(name) => manifest
-            .find(&format!("name: {name}, file:"))
-            .unwrap_or_else(|| panic!("{plugin}: no variant {name}")),
-        None => manifest.find("\nmodel:").unwrap(),
-    };
-    let at = from + manifest[from..].find("sha256: ").unwrap() + 8;
-    manifest[at..at + 64].to_string()
+    pinned_model_sha256(&repo().join("plugins").join(plugin), variant)
 }
 
 /// The default model's sha256, the plugin's pin.

@@ -15,7 +15,7 @@ use voxflow_spec::types::ArtifactKind;
 use voxflow_spec::Value;
 use voxflow_steps::builtin::{read_volume, store_volume};
 use voxflow_steps::{Step, StepArgs, StepContext};
-use voxflow_testkit::testdata;
+use voxflow_testkit::{pinned_model_sha256, testdata};
 
 /// Float32 arithmetic in another order (trilinear resizes, softmax against a logistic of the difference):
 /// up to 6e-7 measured; a misplaced plane or a crop shifted by one voxel moves the gland's edge by far more.
@@ -23,19 +23,6 @@ const TOLERANCE: f32 = 1e-5;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The default model's sha256 as plugins/prostate-seg-<view>/plugin.yaml pins it.
-fn plugin_model_sha256(view: &str) -> String {
-    let manifest = std::fs::read_to_string(
-        repo()
-            .join("plugins")
-            .join(format!("prostate-seg-{view}"))
-            .join("plugin.yaml"),
-    )
-    .unwrap();
-    let at = manifest.find("sha256: ").unwrap() + 8;
-    manifest[at..at + 64].to_string()
 }
 
 #[test]
@@ -68,18 +55,14 @@ fn view_networks_on_their_grid_match_a_numpy_rendering_voxel_by_voxel() {
     let ctx = StepContext::new("run", "view", "", 1, &store, Default::default());
     let input = store_volume(&ctx, &volume, ArtifactKind::Volume, "train01.nii.gz").unwrap();
     for (view, rendering) in views {
-        let pinned = plugin_model_sha256(view);
+        let plugin_dir = repo().join("plugins").join(format!("prostate-seg-{view}"));
         assert_eq!(
             rendering["model_sha256"].as_str(),
-            Some(pinned.as_str()),
+            Some(pinned_model_sha256(&plugin_dir, None).as_str()),
             "{view}: target/onnx-reference was rendered with another model file than plugin.yaml pins; \
              run python3 scripts/onnx_reference.py ../shared/data target/onnx-reference again"
         );
-        let plugin = OnnxPlugin::load(
-            &repo().join("plugins").join(format!("prostate-seg-{view}")),
-            RuntimeConfig::default(),
-        )
-        .unwrap();
+        let plugin = OnnxPlugin::load(&plugin_dir, RuntimeConfig::default()).unwrap();
         let args = StepArgs {
             inputs: BTreeMap::from([("volume".to_string(), Value::artifact(input.clone()))]),
             params: BTreeMap::new(),

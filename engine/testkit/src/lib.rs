@@ -2,7 +2,7 @@
 //! fresh PostgreSQL database per test on the server named by `VOXFLOW_TEST_POSTGRES_URL` (default: the
 //! local trust-auth server that CI starts).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::Executor;
@@ -78,4 +78,19 @@ pub fn testdata(relative: &str) -> Option<PathBuf> {
         );
         None
     }
+}
+
+/// The sha256 a plugin's manifest (`plugin_dir`/plugin.yaml) pins for its model variant `variant`, or for
+/// its first (default) model with `None`: what an ONNX step records as the file that ran.
+pub fn pinned_model_sha256(plugin_dir: &Path, variant: Option<&str>) -> String {
+    let path = plugin_dir.join("plugin.yaml");
+    let manifest =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let from = match variant {
+        Some(name) => manifest.find(&format!("name: {name}, file:")),
+        None => manifest.find("\nmodel:"),
+    }
+    .unwrap_or_else(|| panic!("{}: no model {variant:?}", path.display()));
+    let at = from + manifest[from..].find("sha256: ").expect("a pinned sha256") + 8;
+    manifest[at..at + 64].to_string()
 }

@@ -83,9 +83,15 @@ pub(crate) fn plane_axes(axis: usize) -> (usize, usize) {
     }
 }
 
+/// Flat-index steps of voxel axes i, j and k in voxflow's order (i fastest).
+fn strides(dims: [usize; 3]) -> [usize; 3] {
+    [1, dims[0], dims[0] * dims[1]]
+}
+
 /// Index of voxel (i, j, k) in voxflow's order (i fastest).
 fn flat(dims: [usize; 3], ijk: [usize; 3]) -> usize {
-    ijk[0] + dims[0] * (ijk[1] + dims[1] * ijk[2])
+    let s = strides(dims);
+    ijk[0] * s[0] + ijk[1] * s[1] + ijk[2] * s[2]
 }
 
 /// What the tests of both tilings share: an input spec and a volume whose values are their own index.

@@ -3,13 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use super::{plane_axes, Channels, Tensor, TilingError};
+use super::{plane_axes, strides, Channels, Tensor, TilingError};
 use crate::spec::{InputSpec, Layout};
-
-/// Flat-index steps of voxel axes i, j and k in voxflow's order (i fastest).
-fn strides(dims: [usize; 3]) -> [usize; 3] {
-    [1, dims[0], dims[0] * dims[1]]
-}
 
 /// One slice across `axis` (0 or 1), row by row: rows of a slice across j are runs of the volume; across i
 /// each pixel is `dims[0]` apart.
@@ -160,9 +155,17 @@ impl Window {
 
     /// The plane pixel (col, row) taken from the window: itself inside, the nearest edge pixel outside.
     pub(super) fn source(&self, col: usize, row: usize) -> usize {
-        let c = col.clamp(self.left, self.left + self.width - 1) - self.left;
-        let r = row.clamp(self.top, self.top + self.height - 1) - self.top;
-        r * self.width + c
+        self.source_row(row) * self.width + self.source_col(col)
+    }
+
+    /// The window column a plane column takes (the nearest edge column outside the window).
+    fn source_col(&self, col: usize) -> usize {
+        col.clamp(self.left, self.left + self.width - 1) - self.left
+    }
+
+    /// The window row a plane row takes (the nearest edge row outside the window).
+    fn source_row(&self, row: usize) -> usize {
+        row.clamp(self.top, self.top + self.height - 1) - self.top
     }
 }
 
@@ -238,10 +241,8 @@ fn place_slices<E>(
     }
     // Which window pixel each plane column and row takes (itself inside, the nearest edge outside), and
     // where each goes in the volume.
-    let source_col: Vec<usize> = (0..w).map(|col| window.source(col, window.top)).collect();
-    let source_row: Vec<usize> = (0..h)
-        .map(|row| window.source(window.left, row) / window.width)
-        .collect();
+    let source_col: Vec<usize> = (0..w).map(|col| window.source_col(col)).collect();
+    let source_row: Vec<usize> = (0..h).map(|row| window.source_row(row)).collect();
     let stride = strides(dims);
     for b in 0..n {
         for c in 0..k {
