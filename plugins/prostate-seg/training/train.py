@@ -79,15 +79,18 @@ def random_geometry(n, generator, flip=True):
     return F.affine_grid(theta, (n, 1, data.SIZE, data.SIZE), align_corners=False)
 
 
-def augment(x, y, generator, geometry=True, flip=True):
+def augment(x, y, generator, geometry=True, flip=True, textured=False):
     """Joint geometric augmentation (labels by nearest neighbour, outside the image ignored) and
-    intensity augmentation (gamma, contrast, noise) of the image; `flip` as random_geometry's."""
+    intensity augmentation (gamma, contrast, noise) of the image; `flip` as random_geometry's; with
+    `textured`, texture() before the intensity augmentation."""
     n = x.shape[0]
     if geometry:
         grid = random_geometry(n, generator, flip)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         if y is not None:
             y = F.grid_sample(y[:, None].float(), grid, mode="nearest", padding_mode="border", align_corners=False)[:, 0].long()
+    if textured:
+        x = texture(x, generator)
     return intensity(x, generator), y
 
 
@@ -98,6 +101,54 @@ def intensity(x, generator):
     contrast = 1 + (torch.rand(n, 1, 1, 1, generator=generator) * 2 - 1) * 0.15
     x = (x - 0.5) * contrast + 0.5
     return x + torch.randn(x.shape, generator=generator) * 0.03
+
+
+def smooth_field(n, cells, generator, size):
+    """n random fields, one normal draw per cell of a cells x cells grid, upsampled bicubic to size x size."""
+    coarse = torch.randn(n, 1, cells, cells, generator=generator)
+    return F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False)
+
+
+def gaussian_blur(x, sigma):
+    """Each image of x (n, c, h, w) blurred with its own Gaussian (sigma: n values, pixels), separably."""
+    radius = 4
+    offsets = torch.arange(-radius, radius + 1, dtype=x.dtype)
+    kernel = torch.exp(-offsets[None] ** 2 / (2 * sigma[:, None] ** 2))
+    kernel = kernel / kernel.sum(1, keepdim=True)  # (n, taps)
+    n, c, h, w = x.shape
+    flat = x.reshape(1, n * c, h, w)
+    taps = kernel.repeat_interleave(c, 0)  # one kernel per channel of each image
+    flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="replicate"), taps[:, None, None, :], groups=n * c)
+    flat = F.conv2d(F.pad(flat, (0, 0, radius, radius), mode="replicate"), taps[:, None, :, None], groups=n * c)
+    return flat.reshape(n, c, h, w)
+
+
+def texture(x, generator):
+    """Texture augmentation (views.py --texture): per image, the same for its three channels, each with
+    probability 1/2 and drawn whether applied or not (so the generator advances alike): a random monotonic
+    intensity curve (five segments of random slope on [0, 1]); a multiplicative field smooth at two scales,
+    4x4 cells (a coil's bias, +-20 %) and 16x16 cells (blotches of the size of nodules, +-15 %); and a
+    Gaussian blur (sigma 0.5-1.5 px) or an unsharp mask (amount 0.5-1.5, sigma 1 px), one or the other.
+    Applied to the image in [0, 1] before the intensity augmentation; the result clipped to [0, 1]."""
+    n, size = x.shape[0], x.shape[-1]
+    apply = torch.rand(n, 4, generator=generator) < 0.5
+    slopes = torch.rand(n, 5, generator=generator) + 0.25
+    knots = torch.cat([torch.zeros(n, 1), torch.cumsum(slopes, 1) / slopes.sum(1, keepdim=True)], 1)  # (n, 6)
+    position = x.clamp(0, 1) * 5
+    segment = position.floor().clamp(max=4).long()
+    low = torch.gather(knots, 1, segment.reshape(n, -1)).reshape(x.shape)
+    high = torch.gather(knots, 1, (segment + 1).reshape(n, -1)).reshape(x.shape)
+    curved = low + (position - segment) * (high - low)
+    x = torch.where(apply[:, 0, None, None, None], curved, x)
+    field = 0.2 * smooth_field(n, 4, generator, size).clamp(-2, 2) / 2 + 0.15 * smooth_field(n, 16, generator, size).clamp(-2, 2) / 2
+    x = torch.where(apply[:, 1, None, None, None], x * (1 + field), x)
+    sharpen = torch.rand(n, generator=generator) < 0.5
+    sigma = torch.where(sharpen, torch.ones(n), 0.5 + torch.rand(n, generator=generator))
+    amount = 0.5 + torch.rand(n, generator=generator)
+    blurred = gaussian_blur(x, sigma)
+    filtered = torch.where(sharpen[:, None, None, None], x + amount[:, None, None, None] * (x - blurred), blurred)
+    x = torch.where(apply[:, 2, None, None, None], filtered, x)
+    return x.clamp(0, 1)
 
 
 def segmentation_loss(logits, target, weight=None):
@@ -187,9 +238,9 @@ def forward(net, x, bf16):
 
 
 def fit(net, sampler, iterations, generator, lr=3e-3, batch=16, extra=None, log=None, bf16=False, relabel=None,
-        flip=True):
+        flip=True, textured=False):
     """Supervised training; `flip`: augment with left-right flips (views.py's sagittal slices have no
-    left-right symmetry); `extra(net, step)` adds a loss term (the mean teacher's consistency);
+    left-right symmetry); `textured`: add texture() to the augmentation (views.py --texture); `extra(net, step)` adds a loss term (the mean teacher's consistency);
     `relabel(net, x, y, manual, step)` changes the augmented batch's targets (self_correcting). With
     `bf16` the network runs under bfloat16 autocast in channels-last layout (the loss in float32), which
     CPUs with AMX or AVX512-BF16 run several times faster; the weights stay float32."""
@@ -201,7 +252,7 @@ def fit(net, sampler, iterations, generator, lr=3e-3, batch=16, extra=None, log=
     for step in range(iterations):
         net.train()
         x, y, manual, weight = sampler.batch(batch, generator)
-        x, y = augment(x, y, generator, flip=flip)
+        x, y = augment(x, y, generator, flip=flip, textured=textured)
         if relabel:
             y = relabel(net, x, y, manual, step)
         loss = segmentation_loss(forward(net, x, bf16), y, weight)

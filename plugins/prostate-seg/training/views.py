@@ -21,14 +21,16 @@ symmetry). Predictions are mapped back along z bilinear and then as the axial st
 
 usage: python views.py [--data DIR] [--runs DIR] [--fold K] [--axial onnx|STAGE] [--view sagittal|coronal]
                        [--steps N] [--threads N] [--seed N] [--name DIR] [--also NAME ...] [--no-unlabelled]
-                       [--evaluate-only]
+                       [--evaluate-only] [--texture]
 Writes runs/<name>/model.pt (name: the view unless given) and runs/<name>/evaluation.json (per case: Dice of
 the axial network, the view network, their average, and, read after the average was measured, their union
 and intersection (the larger and the smaller probability), plain and largest component, and by third of
 the gland's extent along z). --also NAME measures view networks trained before under the same --runs
 beside it: each one alone and averaged with the axial network, and, with the first of them, the average
 and the majority (median probability) of three views. --evaluate-only measures a view network trained
-before and rewrites its evaluation (with --also: three views from two trained ones).
+before and rewrites its evaluation (with --also: three views from two trained ones). --texture adds
+train.texture to the augmentation (measured, not shipped: "Texture augmentation for the view networks" in
+EXPERIMENTS.md).
 """
 import json
 import os
@@ -215,6 +217,8 @@ def main():
     parser.add_argument("--also", nargs="+", default=[], metavar="NAME",
                         help="view networks trained before under --runs to measure beside this one (three views)")
     parser.add_argument("--no-unlabelled", action="store_true", help="train on the training volumes only")
+    parser.add_argument("--texture", action="store_true",
+                        help="add texture augmentation (train.texture: intensity curve, smooth fields, blur or sharpen)")
     parser.add_argument("--evaluate-only", action="store_true", help="measure runs/<name>/model.pt again")
     args = data.parse(parser)
     args.name = args.name or args.view
@@ -253,14 +257,16 @@ def main():
         targets.append(view_targets(taught(axial.probability(image), label), args.view))
     print(f"views: {len(inputs)} volumes labelled by {args.axial} in {time.time() - started:.0f} s", flush=True)
     log = []
-    net = train.fit(UNet(), train.Slices(inputs, targets), args.steps, generator, log=log, flip=args.view == "coronal")
+    net = train.fit(UNet(), train.Slices(inputs, targets), args.steps, generator, log=log, flip=args.view == "coronal",
+                    textured=args.texture)
     del inputs, targets
     os.makedirs(out, exist_ok=True)
     torch.save(net.state_dict(), os.path.join(out, "model.pt"))
     measured = evaluate(net, args.view, axial, root, validation, others)
     with open(os.path.join(out, "evaluation.json"), "w") as f:
         json.dump({"view": args.view, "axial": args.axial, "also": args.also, "fold": args.fold, "steps": args.steps,
-                   "seed": args.seed, "unlabelled": not args.no_unlabelled, "training_cases": training, "validation_cases": validation,
+                   "seed": args.seed, "unlabelled": not args.no_unlabelled, "texture": args.texture,
+                   "training_cases": training, "validation_cases": validation,
                    **measured, "seconds": round(time.time() - started, 1),
                    "machine": train.machine_description(), "log": log}, f, indent=1)
     print(json.dumps(measured["mean"]))
