@@ -50,6 +50,10 @@ pub struct GlobalArgs {
     /// Threads inside each ONNX operator; default: the machine's cores.
     #[arg(long, global = true, env = "VOXFLOW_ONNX_THREADS")]
     pub onnx_threads: Option<usize>,
+    /// Cores that ONNX runs on the CPU share: a run takes as many as it has threads and waits its turn
+    /// when they are held, so steps running side by side do not crowd the cores; default: the machine's.
+    #[arg(long, global = true, env = "VOXFLOW_ONNX_CORES")]
+    pub onnx_cores: Option<usize>,
     /// The model variant (e.g. int8) ONNX plugins run where they list one by that name; a step's
     /// `with: {variant: ...}` overrides it; plugins without it run their first.
     #[arg(long, global = true, env = "VOXFLOW_ONNX_VARIANT")]
@@ -100,6 +104,10 @@ impl GlobalArgs {
             })?;
         if let Some(threads) = self.onnx_threads.filter(|&t| t > 0) {
             config.intra_threads = threads;
+        }
+        if let Some(cores) = self.onnx_cores.filter(|&c| c > 0) {
+            // Process-wide, like the library; set before any step runs.
+            voxflow_onnx::cores::configure_process_cores(cores);
         }
         Ok(config)
     }

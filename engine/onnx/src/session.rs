@@ -207,6 +207,11 @@ impl ModelSession {
             .session
             .lock()
             .map_err(|_| "the session lock is poisoned".to_string())?;
+        // On the CPU a run takes its threads' worth of the process's cores, in turn with other sessions'
+        // runs (on a GPU the device queues them). Taken with the session held, so that a run waiting for
+        // this session holds no cores.
+        let _cores = (self.provider == Provider::Cpu)
+            .then(|| crate::cores::process_budget().acquire(self.intra_threads));
         let returned = session
             .run(ort::inputs![input => value])
             .map_err(|e| format!("inference failed: {e}"))?;
