@@ -9,7 +9,7 @@ the planes of the crop resized trilinear to 128^3 with the planes two apart as c
 and edge-padded; the axial probability on the axial mask's extent along z less two slices at each end, the
 mean of the three elsewhere; largest component and holes filled, NIfTI out), same intra-op threads, in one
 run (the networks' numpy rendering is scripts/prostate_rendering.py, which the tests' reference values
-also use). Prints studies per second, the ratio, the Dice between the two pipelines' masks and voxflow's seconds per
+also use). Prints studies per second, CPU seconds (user + system, all threads), the ratio, the Dice between the two pipelines' masks and voxflow's seconds per
 step summed over the volumes (from the run's records). MAX_PARALLEL (default 1) is how many volumes the
 voxflow run takes at a time (workflows/prostate-evaluate.yaml runs 2); the Python pipeline takes one.
 
@@ -20,6 +20,7 @@ usage: python3 bench/prostate_seg_vs_python.py [N] [THREADS] [MAX_PARALLEL]
 import glob
 import gzip
 import os
+import resource
 import sqlite3
 import subprocess
 import sys
@@ -125,14 +126,17 @@ def main():
         workflow = os.path.join(tmp, "batch.yaml")
         open(workflow, "w").write(WORKFLOW.replace("{max_parallel}", str(max_parallel)))
         env = dict(os.environ, VOXFLOW_ONNX_THREADS=str(threads))
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         subprocess.run([voxflow, "--data-dir", os.path.join(tmp, "data"), "--plugins", os.path.join(REPO, "plugins"),
                         "run", workflow, "--plain", "--input", f"cases={cases}", "--out", os.path.join(tmp, "out")],
                        check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         voxflow_s = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        voxflow_cpu = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
         step_seconds = voxflow_step_seconds(os.path.join(tmp, "data", "voxflow.db"))
 
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         sessions = {name: ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
@@ -141,7 +145,7 @@ def main():
         for path in images:
             case = os.path.basename(path)[len("image_"):-len(".npy.gz")]
             masks[case] = python_pipeline(sessions, path, os.path.join(tmp, f"{case}_python.nii.gz"))
-        python_s = time.perf_counter() - started
+        python_s, python_cpu = time.perf_counter() - started, time.process_time() - cpu_started
 
         dices = []
         for case, theirs in masks.items():
@@ -150,8 +154,10 @@ def main():
             dices.append(1.0 if total == 0 else 2 * np.logical_and(ours, theirs).sum() / total)
     print(f"{len(images)} PROMISE12 volumes, {threads} threads, voxflow {max_parallel} volume(s) at a time, Python one "
           "(whole commands, including start-up and writing)")
-    print(f"voxflow: {voxflow_s:.2f} s ({len(images) / voxflow_s:.2f} studies/s)")
-    print(f"python : {python_s:.2f} s ({len(images) / python_s:.2f} studies/s)")
+    print(f"voxflow: {voxflow_s:.2f} s ({len(images) / voxflow_s:.2f} studies/s), CPU {voxflow_cpu:.2f} s "
+          f"({voxflow_cpu / len(images):.2f} s a study)")
+    print(f"python : {python_s:.2f} s ({len(images) / python_s:.2f} studies/s), CPU {python_cpu:.2f} s "
+          f"({python_cpu / len(images):.2f} s a study)")
     print("voxflow steps, seconds summed over the volumes (the three networks run side by side): "
           + ", ".join(f"{step} {seconds:.2f}" for step, seconds in step_seconds))
     print(f"speed-up voxflow vs python: {python_s / voxflow_s:.2f}x; Dice between the two pipelines' masks: "
