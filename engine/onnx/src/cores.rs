@@ -97,6 +97,11 @@ pub fn configure_process_cores(total: usize) -> bool {
     PROCESS_BUDGET.set(CoreBudget::new(total)).is_ok()
 }
 
+/// The process's budget where configured or used already.
+pub fn process_budget_if_set() -> Option<&'static CoreBudget> {
+    PROCESS_BUDGET.get()
+}
+
 /// The process's budget: as configured, else the cores this process may use (its affinity and cgroup
 /// quota, as the standard library counts them).
 pub fn process_budget() -> &'static CoreBudget {
@@ -160,7 +165,8 @@ mod tests {
                 order.lock().unwrap().push("large");
             })
         };
-        while budget.lock().next < 2 {
+        // Tickets 0 and 1 went to the two runs above: wait until the large run holds ticket 2.
+        while budget.lock().next < 3 {
             std::thread::yield_now();
         }
         let small = {
@@ -170,7 +176,7 @@ mod tests {
                 order.lock().unwrap().push("small");
             })
         };
-        while budget.lock().next < 3 {
+        while budget.lock().next < 4 {
             std::thread::yield_now();
         }
         std::thread::sleep(Duration::from_millis(20));
