@@ -29,6 +29,19 @@ VIEWS = {variant: {view: os.path.join(PLUGIN, "..", f"prostate-seg-{view}", file
 ENDS_INSET = 2  # the workflows' probability-fusion `ends_inset`
 
 
+def cpu_session(path, threads=2):
+    """An ONNX Runtime session on the CPU with `threads` intra-op threads."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
+def shipped_fusion(p_axial, p_views):
+    """The workflows' fusion (wasm/probability-fusion with `ends_inset`): the axial probability inside the
+    axial mask's extent less ENDS_INSET slices at each end, the mean of the three networks elsewhere."""
+    return at_the_ends(p_axial, (p_axial + sum(p_views)) / 3, ENDS_INSET)
+
+
 def scored(masks):
     """{"mean_dice", "std", "min", "mean_dice_largest_component", "per_case"} of {case: (mask, label)}."""
     rows = {case: {"dice": float(data.dice(mask, label)),
@@ -47,13 +60,9 @@ def main():
         parser.error("--fold: the shipped files were trained on the fixed split's training cases, which a fold validates on")
     root = data.data_dir(args.data)
     _, validation = data.split(root)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 2
     results = {}
-    sessions = {variant: ort.InferenceSession(os.path.join(PLUGIN, file), options, providers=["CPUExecutionProvider"])
-                for variant, file in VARIANTS.items()}
-    viewers = {variant: {view: OnnxNetwork(ort.InferenceSession(path, options, providers=["CPUExecutionProvider"]))
-                         for view, path in paths.items() if os.path.exists(path)}
+    sessions = {variant: cpu_session(os.path.join(PLUGIN, file)) for variant, file in VARIANTS.items()}
+    viewers = {variant: {view: OnnxNetwork(cpu_session(path)) for view, path in paths.items() if os.path.exists(path)}
                for variant, paths in VIEWS.items()}
     cases = {case: data.load_case(root, case) for case in validation}
     for variant, session in sessions.items():
@@ -73,8 +82,7 @@ def main():
         fused = {}
         for case, (image, label) in cases.items():
             axial = onnx_predict(session, image, mirror=True)
-            three = (axial + sum(views_of[case].values())) / 3
-            fused[case] = (at_the_ends(axial, three, ENDS_INSET) > 0.5, label)
+            fused[case] = (shipped_fusion(axial, views_of[case].values()) > 0.5, label)
         results[f"{variant} mirrored + views at the ends"] = scored(fused)
     os.makedirs(args.runs, exist_ok=True)
     with open(os.path.join(args.runs, "evaluation-onnx.json"), "w") as f:

@@ -12,12 +12,10 @@ import json
 import os
 
 import numpy as np
-import onnxruntime as ort
 
 import data
-from evaluate_onnx import ENDS_INSET, PLUGIN, VARIANTS, VIEWS, scored
+from evaluate_onnx import PLUGIN, VARIANTS, VIEWS, cpu_session, scored, shipped_fusion
 from export import OnnxNetwork, onnx_predict
-from view_seeds import at_the_ends
 from views import view_probability
 
 
@@ -43,18 +41,14 @@ def main():
         parser.error("--fold: the shipped files were trained on the fixed split's training cases")
     root = data.data_dir(args.data)
     _, validation = data.split(root)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 2
-    axial_net = ort.InferenceSession(os.path.join(PLUGIN, VARIANTS["fp32"]), options, providers=["CPUExecutionProvider"])
-    views = {view: OnnxNetwork(ort.InferenceSession(path, options, providers=["CPUExecutionProvider"]))
-             for view, path in VIEWS["fp32"].items()}
+    axial_net = cpu_session(os.path.join(PLUGIN, VARIANTS["fp32"]))
+    views = {view: OnnxNetwork(cpu_session(path)) for view, path in VIEWS["fp32"].items()}
     masks = {}
     for case in validation:
         image, label = data.load_case(root, case)
         p_axial = onnx_predict(axial_net, image, mirror=True)
         p_views = [view_probability(net, image, view) for view, net in views.items()]
-        three = (p_axial + sum(p_views)) / 3
-        combined = {"axial": p_axial, "three": three, "ends2": at_the_ends(p_axial, three, ENDS_INSET)}
+        combined = {"axial": p_axial, "three": (p_axial + sum(p_views)) / 3, "ends2": shipped_fusion(p_axial, p_views)}
         for c in args.coverage:
             combined[f"guard{round(c * 100)}"] = guarded(p_axial, p_views, c)
         for name, p in combined.items():
