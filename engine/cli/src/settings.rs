@@ -107,12 +107,11 @@ impl GlobalArgs {
         }
         if let Some(cores) = self.onnx_cores.filter(|&c| c > 0) {
             // Process-wide, like the library: set while the plugins are loaded, before any step runs.
-            let in_use = voxflow_onnx::cores::process_budget_if_set().map(|b| b.total());
-            if !voxflow_onnx::cores::configure_process_cores(cores) && in_use != Some(cores) {
-                tracing::warn!(
-                    "--onnx-cores {cores} comes after ONNX runs started with {} cores; those stay",
-                    in_use.unwrap_or_default()
-                );
+            match voxflow_onnx::cores::configure_process_cores(cores) {
+                Err(in_use) if in_use != cores => tracing::warn!(
+                    "--onnx-cores {cores} comes after ONNX runs started with {in_use} cores; those stay"
+                ),
+                _ => {}
             }
         }
         Ok(config)

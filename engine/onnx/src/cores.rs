@@ -91,15 +91,12 @@ impl Drop for Held<'_> {
 
 static PROCESS_BUDGET: OnceLock<CoreBudget> = OnceLock::new();
 
-/// Sets the cores ONNX runs share in this process (the site's `--onnx-cores`); only before the first run
-/// (afterwards the budget in use stays, and this returns false).
-pub fn configure_process_cores(total: usize) -> bool {
-    PROCESS_BUDGET.set(CoreBudget::new(total)).is_ok()
-}
-
-/// The process's budget where configured or used already.
-pub fn process_budget_if_set() -> Option<&'static CoreBudget> {
-    PROCESS_BUDGET.get()
+/// Sets the cores ONNX runs share in this process (the site's `--onnx-cores`); only before the first run:
+/// afterwards the budget in use stays, and its size is the error.
+pub fn configure_process_cores(total: usize) -> Result<(), usize> {
+    PROCESS_BUDGET
+        .set(CoreBudget::new(total))
+        .map_err(|_| process_budget().total())
 }
 
 /// The process's budget: as configured, else the cores this process may use (its affinity and cgroup
