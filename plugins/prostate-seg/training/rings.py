@@ -113,13 +113,14 @@ def quality(volumes):
     return {**rate(totals), "by_distance": {d: rate(t) for d, t in sorted(by_ring.items())}}
 
 
-def write_labels(volumes, folder):
-    """The labels in the fusion workflow's output layout (data.fused_target reads them back)."""
+def write_labels(labels, folder):
+    """{case: labels (1 gland, 0 background, IGNORE)} in the fusion workflow's output layout
+    (data.fused_target reads them back)."""
     for sub in ("agreement", "fused"):
         os.makedirs(os.path.join(folder, "fused", sub), exist_ok=True)
-    for v in volumes:
-        data.write_nifti_zyx(v.labels, os.path.join(folder, "fused", "agreement", f"{v.case}_agreement.nii.gz"), np.uint8)
-        data.write_nifti_zyx(v.labels == 1, os.path.join(folder, "fused", "fused", f"{v.case}_fused.nii.gz"), np.uint8)
+    for case, target in labels.items():
+        data.write_nifti_zyx(target, os.path.join(folder, "fused", "agreement", f"{case}_agreement.nii.gz"), np.uint8)
+        data.write_nifti_zyx(target == 1, os.path.join(folder, "fused", "fused", f"{case}_fused.nii.gz"), np.uint8)
 
 
 def main():
@@ -168,9 +169,8 @@ def main():
         rings.append(summary)
         net = train.fit(net, sampler, args.steps_per_ring, generator, lr=args.lr, log=log, bf16=args.bf16)
     out = os.path.join(args.runs, args.name)
-    write_labels(volumes, out)
-    torch.save(net.state_dict(), os.path.join(out, "model.pt.partial"))
-    os.replace(os.path.join(out, "model.pt.partial"), os.path.join(out, "model.pt"))
+    write_labels({v.case: v.labels for v in volumes}, out)
+    train.save_network(net, out)
     with open(os.path.join(out, "log.json"), "w") as f:
         json.dump({"stage": "rings", "end": args.end, "taper": args.taper,
                    "steps_per_ring": args.steps_per_ring, "max_rings": args.max_rings, "lr": args.lr,

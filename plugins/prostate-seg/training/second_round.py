@@ -41,13 +41,6 @@ from unet import load_trained
 SURE = (0.25, 0.75)  # fused probabilities taught as neither gland nor background between these
 
 
-class Labelled:
-    """One volume's labels, in the shape rings.write_labels writes (case, labels)."""
-
-    def __init__(self, case, labels):
-        self.case, self.labels = case, labels
-
-
 def taught(probability, label):
     """The fused probability as a target: gland where sure inside the largest component of its mask,
     background where sure or outside that component, ignored between; the central slice as annotated."""
@@ -85,24 +78,24 @@ class Trio:
 
 def make_labels(args, root, training):
     trio = Trio(args)
-    volumes, rows = [], {}
+    labels, rows = {}, {}
     for case in training:
         image, label = data.load_case(root, case)
         p_axial = trio.axial_probability(image)
         p_fused = shipped_fusion(p_axial, trio.view_probabilities(image))
-        target = taught(p_fused, label)
-        volumes.append(Labelled(case, target))
+        labels[case] = target = taught(p_fused, label)
         keep = np.ones(len(label), bool)
-        keep[data.central_slice(label)] = False
-        truth = label[keep] > 0
+        keep[data.central_slice(label)] = False  # the annotated slice is taught as annotated: not scored
+        gland, truth = target[keep] == 1, label[keep] > 0
+        hits = (gland & truth).sum()
         rows[case] = {"axial": float(data.dice(largest_component(p_axial > 0.5), label)),
                       "fused": float(data.dice(largest_component(p_fused > 0.5), label)),
-                      "labels_precision": float(((target[keep] == 1) & truth).sum() / max((target[keep] == 1).sum(), 1)),
-                      "labels_recall": float(((target[keep] == 1) & truth).sum() / max(truth.sum(), 1)),
+                      "labels_precision": float(hits / max(gland.sum(), 1)),
+                      "labels_recall": float(hits / max(truth.sum(), 1)),
                       "ignored": float((target[keep] == data.IGNORE).mean())}
         print(case, json.dumps(rows[case]), flush=True)
     out = os.path.join(args.runs, args.name)
-    write_labels(volumes, out)
+    write_labels(labels, out)
     means = {key: float(np.mean([r[key] for r in rows.values()])) for key in next(iter(rows.values()))}
     with open(os.path.join(out, "labels.json"), "w") as f:
         json.dump({"training_cases": training, "sure": SURE, "mean": means, "per_case": rows}, f, indent=1)
@@ -122,9 +115,7 @@ def tune(args, root, training):
     net = train.fit(load_trained(args.runs, args.start), labelled, args.steps, generator, lr=args.lr, log=log,
                     bf16=args.bf16)
     out = os.path.join(folder, "tuned")
-    os.makedirs(out, exist_ok=True)
-    torch.save(net.state_dict(), os.path.join(out, "model.pt.partial"))
-    os.replace(os.path.join(out, "model.pt.partial"), os.path.join(out, "model.pt"))
+    train.save_network(net, out)
     with open(os.path.join(out, "log.json"), "w") as f:
         json.dump({"stage": "second-round tune", "start": args.start, "labels": folder, "steps": args.steps,
                    "lr": args.lr, "bf16": args.bf16, "seed": args.seed, "training_cases": training,
@@ -134,7 +125,14 @@ def tune(args, root, training):
 
 
 def evaluate(args, root, validation):
+    missing = [name for name in args.networks if not os.path.exists(os.path.join(args.runs, name, "model.pt"))]
+    if missing:
+        sys.exit(f"second_round.py evaluate: no model.pt under {args.runs}/ for {', '.join(missing)}; "
+                 f"train them first with the same --runs (and --fold)")
     trio = Trio(args)
+    if trio.name in args.networks:
+        sys.exit(f"second_round.py evaluate: {trio.name} is the control, measured beside every network; leave it "
+                 f"out of --networks")
     nets = {name: load_trained(args.runs, name) for name in args.networks}
     masks = {}
     for case in validation:

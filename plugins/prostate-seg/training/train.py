@@ -230,6 +230,13 @@ def unannotated_inputs(root, training):
     return torch.from_numpy(np.concatenate(inputs))
 
 
+def save_network(net, out):
+    """`net`'s weights as <out>/model.pt, written whole or not at all (never half a model.pt)."""
+    os.makedirs(out, exist_ok=True)
+    torch.save(net.state_dict(), os.path.join(out, "model.pt.partial"))
+    os.replace(os.path.join(out, "model.pt.partial"), os.path.join(out, "model.pt"))
+
+
 def forward(net, x, bf16):
     """`net(x)` in float32; with `bf16` run under bfloat16 autocast on a channels-last `x` (the layout that
     path runs fastest in; `net` is made channels-last by its trainer)."""
@@ -576,9 +583,7 @@ def main():
         net = fit(initial(args), all_slices(root, training, lambda case, label: label), args.iterations or 1000,
                   generator, log=log, bf16=args.bf16)
     out = os.path.join(args.runs, args.name or args.stage)
-    os.makedirs(out, exist_ok=True)
-    torch.save(net.state_dict(), os.path.join(out, "model.pt.partial"))
-    os.replace(os.path.join(out, "model.pt.partial"), os.path.join(out, "model.pt"))  # never half a model.pt
+    save_network(net, out)
     with open(os.path.join(out, "log.json"), "w") as f:
         labels = folder if args.stage in ("final", "round2") else None
         json.dump({"stage": args.stage, "margin": args.margin, "taper": args.taper, "registration": args.registration, "beyond": args.beyond, "edge": args.edge, "mean_teacher": args.mean_teacher, "self_correct": args.self_correct, "distance_weight": args.distance_weight, "labels": labels, "init": args.init, "bf16": args.bf16, "seed": args.seed, "fold": args.fold, "training_cases": training, "validation_cases": validation,
