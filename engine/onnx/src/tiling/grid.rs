@@ -73,11 +73,16 @@ pub(super) fn grid<E>(
 }
 
 /// Trilinear resize of values on `from` voxels (i fastest) to `to` voxels: linear along each axis in turn,
-/// pixel centres aligned (PyTorch's `align_corners=False`), edges clamped.
+/// pixel centres aligned (PyTorch's `align_corners=False`), edges clamped. The axes go from the one that
+/// shrinks most to the one that grows most, so that each pass works on as few values as it can (the same
+/// result in exact arithmetic: the passes are separable; the view networks' 128^3 answers back onto a
+/// 30-slice crop take a quarter of the work of going i, j, k).
 pub(crate) fn resize_trilinear(values: &[f32], from: [usize; 3], to: [usize; 3]) -> Vec<f32> {
     let mut current = values.to_vec();
     let mut dims = from;
-    for axis in 0..3 {
+    let mut order = [0, 1, 2];
+    order.sort_by(|&a, &b| (to[a] * from[b]).cmp(&(to[b] * from[a])));
+    for axis in order {
         if dims[axis] != to[axis] {
             current = resize_along(&current, dims, axis, to[axis]);
             dims[axis] = to[axis];
@@ -148,6 +153,21 @@ mod tests {
             constant.iter().all(|v| (v - 3.0).abs() < 1e-6),
             "{constant:?}"
         );
+    }
+
+    #[test]
+    fn the_order_of_the_passes_does_not_change_the_result() {
+        // Shrinking k first (the order resize_trilinear picks here) against i, j, k in turn, pass by pass.
+        let (from, to) = ([6, 5, 9], [8, 7, 3]);
+        let values: Vec<f32> = (0..270).map(|v| ((v * 53) % 17) as f32 - 4.0).collect();
+        let along_i = resize_along(&values, from, 0, 8);
+        let along_j = resize_along(&along_i, [8, 5, 9], 1, 7);
+        let expected = resize_along(&along_j, [8, 7, 9], 2, 3);
+        let got = resize_trilinear(&values, from, to);
+        assert_eq!(got.len(), expected.len());
+        for (g, e) in got.iter().zip(&expected) {
+            assert!((g - e).abs() < 1e-4, "{g} vs {e}");
+        }
     }
 
     #[test]
