@@ -2,6 +2,7 @@
 //! one shared session per model, provider and thread count, and the processing around a network (tiling,
 //! resampling, normalization, activations, masks and class scores) declared in the plugin's manifest.
 
+pub mod binary;
 pub mod cores;
 pub mod mirror;
 pub mod regions;

@@ -18,6 +18,7 @@ use voxflow_spec::{PortSpec, StepSignature, Value};
 use voxflow_steps::builtin::{read_volume, store_volume};
 use voxflow_steps::{PluginIdentity, Step, StepArgs, StepContext, StepError, StepOutputs};
 
+use crate::binary;
 use crate::mirror;
 use crate::regions::{self, Region};
 use crate::runtime::{Provider, RuntimeConfig};
@@ -213,7 +214,8 @@ impl OnnxPlugin {
     }
 
     /// Runs the model on a volume: each wanted output port's raw channels on the volume's own grid (class
-    /// scores on a 1x1x1 grid). The order follows MONAI's pipelines: orient, resample, normalize, crop; run;
+    /// scores on a 1x1x1 grid), and whether they are the one-channel logit difference of a two-class
+    /// softmax ([`binary`]). The order follows MONAI's pipelines: orient, resample, normalize, crop; run;
     /// smooth, uncrop, map back (the activation comes after, in [`OnnxPlugin::call`]).
     fn infer(
         &self,
@@ -222,7 +224,7 @@ impl OnnxPlugin {
         mirror_axes: &[usize],
         wanted: Option<&BTreeSet<String>>,
         cancel: &dyn Fn() -> Result<(), StepError>,
-    ) -> Result<(Vec<(String, Channels)>, usize), StepError> {
+    ) -> Result<(Vec<RawOutput>, usize), StepError> {
         let name = &self.identity.name;
         let input = &self.spec.input;
         let orient = input.orientation.map(|o| match o {
@@ -267,13 +269,31 @@ impl OnnxPlugin {
                 tensors.push(spec.tensor.clone());
             }
         }
+        // A tensor every wanted port of which reads a two-class softmax map goes on as its logit difference.
+        let binary_wanted: Vec<bool> = tensors
+            .iter()
+            .map(|t| {
+                ports
+                    .iter()
+                    .filter(|(_, spec)| &spec.tensor == t)
+                    .all(|(port, spec)| {
+                        self.manifest
+                            .outputs
+                            .iter()
+                            .any(|p| &p.name == *port && binary::reducible(&p.ty, spec))
+                    })
+            })
+            .collect();
+        let mut differenced = vec![false; tensors.len()];
         let mut runs = 0;
         let network = |tensor: Tensor| {
             cancel()?;
             runs += 1;
-            session
+            let mut answers = session
                 .run(&input.tensor, &tensor, &tensors)
-                .map_err(|e| StepError::Failed(format!("plugin {name}: {e}")))
+                .map_err(|e| StepError::Failed(format!("plugin {name}: {e}")))?;
+            binary::cut_answers(&mut answers, &binary_wanted, input.layout, &mut differenced);
+            Ok(answers)
         };
         let mirror_dims = mirror::tensor_dims(input, mirror_axes)
             .map_err(|e| StepError::Failed(format!("plugin {name}: {e}")))?;
@@ -329,8 +349,25 @@ impl OnnxPlugin {
             }
             out.push(((*port).clone(), channels));
         }
+        let out = out
+            .into_iter()
+            .zip(&keys)
+            .map(|((port, channels), key)| RawOutput {
+                port,
+                channels,
+                logit_difference: differenced[key.0],
+            })
+            .collect();
         Ok((out, runs))
     }
+}
+
+/// One output port's raw values on the volume's grid, as `infer` assembles them.
+struct RawOutput {
+    port: String,
+    channels: Channels,
+    /// One channel: the logit difference of a two-class softmax ([`binary`]).
+    logit_difference: bool,
 }
 
 /// sha256 of the manifest's `model:` section in canonical JSON (sorted keys): the processing around the
@@ -429,7 +466,12 @@ impl OnnxPlugin {
             milliseconds: started.elapsed().as_secs_f64() * 1000.0,
         };
         let mut produced = Vec::new();
-        for (port_name, mut channels) in outputs {
+        for RawOutput {
+            port: port_name,
+            mut channels,
+            logit_difference,
+        } in outputs
+        {
             let decl = self
                 .manifest
                 .outputs
@@ -437,6 +479,22 @@ impl OnnxPlugin {
                 .find(|p| p.name == port_name)
                 .ok_or_else(|| StepError::Failed(format!("no output port `{port_name}`")))?;
             let spec = &self.spec.outputs[&port_name];
+            if logit_difference {
+                if channels.dims != volume.geometry.dims {
+                    return Err(StepError::Failed(format!(
+                        "plugin {name}: output `{port_name}` is not a map on the input's grid"
+                    )));
+                }
+                let data = binary::port_voxels(&decl.ty, spec, &channels.data);
+                produced.push((
+                    port_name,
+                    Produced::Volume(Volume {
+                        geometry: volume.geometry.clone(),
+                        data,
+                    }),
+                ));
+                continue;
+            }
             // Softmax keeps each voxel's winning channel: masks and label maps by argmax skip it.
             let argmax_only = matches!(decl.ty.as_str(), "mask" | "labels")
                 && spec.activation == Activation::Softmax
