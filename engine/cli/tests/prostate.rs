@@ -293,9 +293,8 @@ fn the_int8_variant_switches_all_three_networks() {
     // training/evaluate_onnx.py gives train24 0.838 with the three int8 files fused (largest component;
     // the float32 files: 0.862, the test above), plugins/prostate-seg/README.md, on CPUs whose int8
     // kernels use VNNI or AMX (where the files were made). ONNX Runtime's int8 kernels differ between
-    // CPUs: with AVX2 alone (AMD EPYC Zen 3, family 25 model 1) the same run gives 0.873, the masks
-    // identical before and after the engine's two-class change. Hence a band around the pin, not the
-    // float32 test's 0.002.
+    // CPUs: with AVX2 alone (AMD EPYC Zen 3, family 25 model 1) the same run gives 0.873. Hence a band
+    // around the pin, not the float32 test's 0.002.
     let summary = json(&out.join("summary.json"));
     let dice = summary["mean_dice"].as_f64().unwrap();
     assert!((dice - 0.8382).abs() < 0.05, "{summary}");

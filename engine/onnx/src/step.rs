@@ -479,31 +479,9 @@ impl OnnxPlugin {
                 .find(|p| p.name == port_name)
                 .ok_or_else(|| StepError::Failed(format!("no output port `{port_name}`")))?;
             let spec = &self.spec.outputs[&port_name];
-            if logit_difference {
-                if channels.dims != volume.geometry.dims {
-                    return Err(StepError::Failed(format!(
-                        "plugin {name}: output `{port_name}` is not a map on the input's grid"
-                    )));
-                }
-                let data = binary::port_voxels(&decl.ty, spec, &channels.data);
-                produced.push((
-                    port_name,
-                    Produced::Volume(Volume {
-                        geometry: volume.geometry.clone(),
-                        data,
-                    }),
-                ));
-                continue;
-            }
-            // Softmax keeps each voxel's winning channel: masks and label maps by argmax skip it.
-            let argmax_only = matches!(decl.ty.as_str(), "mask" | "labels")
-                && spec.activation == Activation::Softmax
-                && channels.count > 1;
-            if !argmax_only {
-                values::activate(&mut channels, spec.activation);
-            }
+            let dims = channels.dims;
             let as_volume = |data: VoxelData| -> Result<Produced, StepError> {
-                if channels.dims != volume.geometry.dims {
+                if dims != volume.geometry.dims {
                     return Err(StepError::Failed(format!(
                         "plugin {name}: output `{port_name}` is scores, not a map; declare the port as json"
                     )));
@@ -513,6 +491,18 @@ impl OnnxPlugin {
                     data,
                 }))
             };
+            if logit_difference {
+                let value = as_volume(binary::port_voxels(&decl.ty, spec, &channels.data))?;
+                produced.push((port_name, value));
+                continue;
+            }
+            // Softmax keeps each voxel's winning channel: masks and label maps by argmax skip it.
+            let argmax_only = matches!(decl.ty.as_str(), "mask" | "labels")
+                && spec.activation == Activation::Softmax
+                && channels.count > 1;
+            if !argmax_only {
+                values::activate(&mut channels, spec.activation);
+            }
             let value = match decl.ty.as_str() {
                 "mask" => as_volume(VoxelData::U8(values::mask(&channels, spec)))?,
                 "labels" => as_volume(VoxelData::U8(
