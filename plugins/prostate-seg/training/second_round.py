@@ -9,17 +9,19 @@ and the view networks trained under --runs (rings.py, then views.py --view sagit
             --labels reads them): gland where its probability is at least 0.75 inside the largest component
             of its mask, background where it is at most 0.25 or outside that component, ignored between;
             the central slice as annotated. Also scores, for reading only, the axial network alone and the
-            fusion against the true masks of the training volumes (the gate of the section's rule).
+            fusion against the true masks of the training volumes (the gate of the section's rule). With
+            --unlabelled the 29 unlabelled volumes are labelled too (no annotated slice on them).
   tune      a network trained before under --runs (default: rings) fine-tuned on those labels for --steps
-            (one-cycle, peak --lr, as rings.py fine-tunes after each ring).
+            (one-cycle, peak --lr, as rings.py fine-tunes after each ring); with --unlabelled on the
+            unlabelled volumes' labels as well (written to tuned-unlabelled/ instead of tuned/).
   evaluate  trained axial networks on the validation volumes, each mirrored alone and fused with the
             view networks as the workflows fuse them, beside the three's own axial network (the control).
 
-usage: python second_round.py labels   [--data DIR] [--runs DIR] [--fold K] [--name DIR]
-       python second_round.py tune     [--runs DIR] [--fold K] [--name DIR] [--start NAME] [--steps N] [--lr F] [--bf16] [--threads N] [--seed N]
+usage: python second_round.py labels   [--data DIR] [--runs DIR] [--fold K] [--name DIR] [--unlabelled]
+       python second_round.py tune     [--runs DIR] [--fold K] [--name DIR] [--start NAME] [--steps N] [--lr F] [--bf16] [--threads N] [--seed N] [--unlabelled]
        python second_round.py evaluate [--runs DIR] [--fold K] [--threads N] --networks NAME ...
-Writes runs/<name>/fused/ and runs/<name>/labels.json (labels), runs/<name>/tuned/model.pt and log.json
-(tune), runs/second-round.json (evaluate).
+Writes runs/<name>/fused/ and runs/<name>/labels.json (labels), runs/<name>/tuned[-unlabelled]/model.pt and
+log.json (tune), runs/second-round.json (evaluate).
 """
 import json
 import os
@@ -43,13 +45,15 @@ SURE = (0.25, 0.75)  # fused probabilities taught as neither gland nor backgroun
 
 def taught(probability, label):
     """The fused probability as a target: gland where sure inside the largest component of its mask,
-    background where sure or outside that component, ignored between; the central slice as annotated."""
+    background where sure or outside that component, ignored between; the central slice as annotated
+    (`label` None: an unlabelled volume, no slice annotated)."""
     component = largest_component(probability > 0.5)
     target = np.full(probability.shape, data.IGNORE, np.uint8)
     target[(probability >= SURE[1]) & component] = 1
     target[(probability <= SURE[0]) | ((probability > 0.5) & ~component)] = 0
-    centre = data.central_slice(label)
-    target[centre] = label[centre]
+    if label is not None:
+        centre = data.central_slice(label)
+        target[centre] = label[centre]
     return target
 
 
@@ -78,7 +82,13 @@ class Trio:
 
 def make_labels(args, root, training):
     trio = Trio(args)
-    labels, rows = {}, {}
+    labels, rows, unlabelled = {}, {}, {}
+    for case in data.unlabelled_cases(root) if args.unlabelled else []:
+        image, _ = data.load_case(root, case)
+        p_fused = shipped_fusion(trio.axial_probability(image), trio.view_probabilities(image))
+        labels[case] = target = taught(p_fused, None)
+        unlabelled[case] = {"gland": float((target == 1).mean()), "ignored": float((target == data.IGNORE).mean())}
+        print(case, json.dumps(unlabelled[case]), flush=True)
     for case in training:
         image, label = data.load_case(root, case)
         p_axial = trio.axial_probability(image)
@@ -98,7 +108,8 @@ def make_labels(args, root, training):
     write_labels(labels, out)
     means = {key: float(np.mean([r[key] for r in rows.values()])) for key in next(iter(rows.values()))}
     with open(os.path.join(out, "labels.json"), "w") as f:
-        json.dump({"training_cases": training, "sure": SURE, "mean": means, "per_case": rows}, f, indent=1)
+        json.dump({"training_cases": training, "sure": SURE, "mean": means, "per_case": rows,
+                   "unlabelled": unlabelled}, f, indent=1)
     print("mean", json.dumps(means))
 
 
@@ -110,15 +121,25 @@ def tune(args, root, training):
         sys.exit(f"second_round.py tune: no labels in {folder}/fused/; run `second_round.py labels` first")
     train.seed_everything(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
-    labelled = train.all_slices(root, training, train.fused_targets(folder), central_only_manual=True)
+    cases = list(training)
+    if args.unlabelled:
+        with open(os.path.join(folder, "labels.json")) as f:
+            cases += sorted(json.load(f).get("unlabelled", {}))
+        if len(cases) == len(training):
+            sys.exit(f"second_round.py tune --unlabelled: {folder}/labels.json has no unlabelled volumes; run "
+                     f"`second_round.py labels --unlabelled` first")
+    fused = train.fused_targets(folder)
+    labelled = train.all_slices(root, cases, lambda case, label: data.fused_target(folder, case) if label is None
+                                else fused(case, label), central_only_manual=True)
     log, started = [], time.time()
     net = train.fit(load_trained(args.runs, args.start), labelled, args.steps, generator, lr=args.lr, log=log,
                     bf16=args.bf16)
-    out = os.path.join(folder, "tuned")
+    out = os.path.join(folder, "tuned-unlabelled" if args.unlabelled else "tuned")
     train.save_network(net, out)
     with open(os.path.join(out, "log.json"), "w") as f:
         json.dump({"stage": "second-round tune", "start": args.start, "labels": folder, "steps": args.steps,
                    "lr": args.lr, "bf16": args.bf16, "seed": args.seed, "training_cases": training,
+                   "unlabelled_cases": cases[len(training):],
                    "seconds": round(time.time() - started, 1), "machine": train.machine_description(), "log": log},
                   f, indent=1)
     print(f"tune: {out}/model.pt in {time.time() - started:.0f} s")
@@ -165,6 +186,8 @@ def main():
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=data.SEED)
+    parser.add_argument("--unlabelled", action="store_true",
+                        help="labels: label the unlabelled volumes too; tune: learn their labels as well")
     args = data.parse(parser)
     if args.bf16 and (refused := train.bf16_refused()):
         parser.error(refused)

@@ -199,7 +199,8 @@ def central_slices(root, cases):
 
 
 def all_slices(root, cases, targets_of, central_only_manual=False, distance_weight=None):
-    """Every slice of `cases` with the target `targets_of(case, label)` gives it; with `central_only_manual`
+    """Every slice of `cases` with the target `targets_of(case, label)` gives it (label None for an unlabelled
+    volume); with `central_only_manual`
     only the central slice counts as an annotator's (the rest are pseudo labels); with `distance_weight`
     w, a pseudo-labelled slice d slices from the central one weighs w**d in the loss (DeSCO's decay)."""
     inputs, targets, manual, weight = [], [], [], []
@@ -207,6 +208,11 @@ def all_slices(root, cases, targets_of, central_only_manual=False, distance_weig
         image, label = data.load_case(root, case)
         inputs.append(data.prepared(image))
         targets.append(data.label_slices(targets_of(case, label)))
+        if label is None:  # an unlabelled volume (second_round.py tune --unlabelled): no annotated slice
+            if distance_weight is not None:
+                raise ValueError(f"{case}: no annotated slice to weigh pseudo labels by their distance from")
+            manual.append(np.full(len(image), not central_only_manual))
+            continue
         central = data.central_slice(label)
         flags = np.full(len(label), not central_only_manual)
         flags[central] = True
