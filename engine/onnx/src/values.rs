@@ -40,10 +40,7 @@ pub fn normalize(values: &mut [f32], spec: &Normalize) {
                 let hi = finite.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 (f64::from(lo), f64::from(hi))
             } else {
-                (
-                    percentile(&mut finite, spec.lower),
-                    percentile(&mut finite, spec.upper),
-                )
+                percentiles(&mut finite, spec.lower, spec.upper)
             };
             let width = if hi > lo { hi - lo } else { 1.0 };
             for v in values.iter_mut() {
@@ -57,16 +54,42 @@ pub fn normalize(values: &mut [f32], spec: &Normalize) {
         .for_each(|v| *v = 0.0);
 }
 
-/// The `p`-th percentile (numpy's linear interpolation); 0 for no values.
-fn percentile(values: &mut [f32], p: f64) -> f64 {
+/// The `lower`-th and `upper`-th percentiles of `values` (numpy's linear interpolation; 0 for no values).
+/// One selection per percentile, the second among the values above the first (1.4x faster on a prostate
+/// volume than four selections over all of them): after selecting rank k, the value of rank k + 1 is the
+/// least of those after it.
+fn percentiles(values: &mut [f32], lower: f64, upper: f64) -> (f64, f64) {
     if values.is_empty() {
-        return 0.0;
+        return (0.0, 0.0);
     }
-    let rank = p.clamp(0.0, 100.0) / 100.0 * (values.len() - 1) as f64;
-    let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
-    let a = f64::from(*values.select_nth_unstable_by(lo, f32::total_cmp).1);
-    let b = f64::from(*values.select_nth_unstable_by(hi, f32::total_cmp).1);
-    a + (b - a) * (rank - lo as f64)
+    let last = (values.len() - 1) as f64;
+    let rank = |p: f64| p.clamp(0.0, 100.0) / 100.0 * last;
+    let (lower, upper) = (rank(lower), rank(upper));
+    let mut selected = 0;
+    let first = value_at_rank(values, lower.min(upper), &mut selected);
+    let second = value_at_rank(values, lower.max(upper), &mut selected);
+    if lower <= upper {
+        (first, second)
+    } else {
+        (second, first)
+    }
+}
+
+/// The value at fractional rank `rank` (interpolated between its two neighbours), where every value of
+/// `values[selected..]` is at least every value before it; ranks are asked for in increasing order.
+fn value_at_rank(values: &mut [f32], rank: f64, selected: &mut usize) -> f64 {
+    let below = rank.floor() as usize;
+    if below >= *selected {
+        values[*selected..].select_nth_unstable_by(below - *selected, f32::total_cmp);
+        *selected = below + 1;
+    }
+    let a = f64::from(values[below]);
+    if rank == below as f64 {
+        return a;
+    }
+    let above = values[below + 1..].iter().copied().min_by(f32::total_cmp);
+    let b = f64::from(above.unwrap_or(values[below]));
+    a + (b - a) * (rank - below as f64)
 }
 
 /// Applies the activation across channels (softmax) or per value (sigmoid).
@@ -220,6 +243,44 @@ mod tests {
             },
         );
         assert_eq!(v, vec![0.0, -1.0, 1.0]);
+    }
+
+    /// numpy's percentile with linear interpolation, on a sorted copy.
+    fn sorted_percentile(values: &[f32], p: f64) -> f64 {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f32::total_cmp);
+        let rank = p / 100.0 * (sorted.len() - 1) as f64;
+        let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+        let (a, b) = (f64::from(sorted[lo]), f64::from(sorted[hi]));
+        a + (b - a) * (rank - lo as f64)
+    }
+
+    #[test]
+    fn percentiles_match_a_sorted_copy() {
+        // Many ties (values 0..50), fractional and whole ranks, both orders, equal and extreme percentiles.
+        let mut state = 12345u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as usize
+        };
+        for n in [1, 2, 3, 7, 100, 1001] {
+            let values: Vec<f32> = (0..n).map(|_| (next() % 50) as f32 * 0.5).collect();
+            for (lower, upper) in [
+                (0.5, 99.5),
+                (99.5, 0.5),
+                (0.0, 100.0),
+                (37.0, 37.0),
+                (10.0, 10.5),
+            ] {
+                let mut scratch = values.clone();
+                let (a, b) = percentiles(&mut scratch, lower, upper);
+                assert_eq!(a, sorted_percentile(&values, lower), "n {n}, {lower}");
+                assert_eq!(b, sorted_percentile(&values, upper), "n {n}, {upper}");
+            }
+        }
+        assert_eq!(percentiles(&mut [], 1.0, 99.0), (0.0, 0.0));
     }
 
     #[test]
