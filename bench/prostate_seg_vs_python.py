@@ -14,6 +14,8 @@ step summed over the volumes (from the run's records). MAX_PARALLEL (default 1) 
 voxflow run takes at a time (workflows/prostate-evaluate.yaml runs 2); the Python pipeline takes one.
 
 usage: python3 bench/prostate_seg_vs_python.py [N] [THREADS] [MAX_PARALLEL]
+  (BENCH_PYTHON_SPINNING=0: the Python pipeline's ONNX Runtime threads sleep when idle, as voxflow's do;
+   default 1, ONNX Runtime's own default, under which they spin)
   (reads VOXFLOW_TESTDATA/prostate/promise12/labelled; needs a release build: cargo build --release -p voxflow-cli,
    the built plugins, and onnxruntime==1.31.1, nibabel, scipy in this Python)
 """
@@ -37,6 +39,7 @@ sys.path.insert(0, os.path.join(REPO, "scripts"))
 from prostate_rendering import axial_probability, normalized, view_probability  # noqa: E402  (the shared numpy rendering)
 DATA = os.path.abspath(os.environ.get("VOXFLOW_TESTDATA", os.path.join(REPO, "..", "shared", "data")))
 MODEL = os.path.join(REPO, "plugins", "prostate-seg", "prostate_seg.onnx")
+SPINNING = os.environ.get("BENCH_PYTHON_SPINNING", "1")  # the Python pipeline's ORT intra-op spinning (its default: on)
 VIEWS = {view: os.path.join(REPO, "plugins", f"prostate-seg-{view}", f"prostate_seg_{view}.onnx")
          for view in ("sagittal", "coronal")}
 
@@ -139,6 +142,9 @@ def main():
         started, cpu_started = time.perf_counter(), time.process_time()
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
+        # ONNX Runtime's default lets idle pool threads spin; voxflow turns that off (sessions of steps side by
+        # side would spin on each other's cores). BENCH_PYTHON_SPINNING=0 runs the peer as voxflow does.
+        options.add_session_config_entry("session.intra_op.allow_spinning", SPINNING)
         sessions = {name: ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
                     for name, path in [("axial", MODEL), *VIEWS.items()]}
         masks = {}
@@ -153,7 +159,8 @@ def main():
             total = ours.sum() + theirs.sum()
             dices.append(1.0 if total == 0 else 2 * np.logical_and(ours, theirs).sum() / total)
     print(f"{len(images)} PROMISE12 volumes, {threads} threads, voxflow {max_parallel} volume(s) at a time, Python one "
-          "(whole commands, including start-up and writing)")
+          f"(whole commands, including start-up and writing; Python's ORT threads spinning: "
+          f"{'off' if SPINNING == '0' else 'on'})")
     print(f"voxflow: {voxflow_s:.2f} s ({len(images) / voxflow_s:.2f} studies/s), CPU {voxflow_cpu:.2f} s "
           f"({voxflow_cpu / len(images):.2f} s a study)")
     print(f"python : {python_s:.2f} s ({len(images) / python_s:.2f} studies/s), CPU {python_cpu:.2f} s "
