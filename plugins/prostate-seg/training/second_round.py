@@ -83,17 +83,15 @@ class Trio:
 def make_labels(args, root, training):
     trio = Trio(args)
     labels, rows, unlabelled = {}, {}, {}
-    for case in data.unlabelled_cases(root) if args.unlabelled else []:
-        image, _ = data.load_case(root, case)
-        p_fused = shipped_fusion(trio.axial_probability(image), trio.view_probabilities(image))
-        labels[case] = target = taught(p_fused, None)
-        unlabelled[case] = {"gland": float((target == 1).mean()), "ignored": float((target == data.IGNORE).mean())}
-        print(case, json.dumps(unlabelled[case]), flush=True)
-    for case in training:
+    for case in training + (data.unlabelled_cases(root) if args.unlabelled else []):
         image, label = data.load_case(root, case)
         p_axial = trio.axial_probability(image)
         p_fused = shipped_fusion(p_axial, trio.view_probabilities(image))
         labels[case] = target = taught(p_fused, label)
+        if label is None:  # an unlabelled volume: nothing to score against
+            unlabelled[case] = {"gland": float((target == 1).mean()), "ignored": float((target == data.IGNORE).mean())}
+            print(case, json.dumps(unlabelled[case]), flush=True)
+            continue
         keep = np.ones(len(label), bool)
         keep[data.central_slice(label)] = False  # the annotated slice is taught as annotated: not scored
         gland, truth = target[keep] == 1, label[keep] > 0
@@ -128,9 +126,7 @@ def tune(args, root, training):
         if len(cases) == len(training):
             sys.exit(f"second_round.py tune --unlabelled: {folder}/labels.json has no unlabelled volumes; run "
                      f"`second_round.py labels --unlabelled` first")
-    fused = train.fused_targets(folder)
-    labelled = train.all_slices(root, cases, lambda case, label: data.fused_target(folder, case) if label is None
-                                else fused(case, label), central_only_manual=True)
+    labelled = train.all_slices(root, cases, train.fused_targets(folder), central_only_manual=True)
     log, started = [], time.time()
     net = train.fit(load_trained(args.runs, args.start), labelled, args.steps, generator, lr=args.lr, log=log,
                     bf16=args.bf16)

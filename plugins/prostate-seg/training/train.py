@@ -199,10 +199,10 @@ def central_slices(root, cases):
 
 
 def all_slices(root, cases, targets_of, central_only_manual=False, distance_weight=None):
-    """Every slice of `cases` with the target `targets_of(case, label)` gives it (label None for an unlabelled
-    volume); with `central_only_manual`
-    only the central slice counts as an annotator's (the rest are pseudo labels); with `distance_weight`
-    w, a pseudo-labelled slice d slices from the central one weighs w**d in the loss (DeSCO's decay)."""
+    """Every slice of `cases` with the target `targets_of(case, label)` gives it (label None for an
+    unlabelled volume); with `central_only_manual` only the central slice counts as an annotator's (the rest
+    are pseudo labels); with `distance_weight` w, a pseudo-labelled slice d slices from the central one
+    weighs w**d in the loss (DeSCO's decay)."""
     inputs, targets, manual, weight = [], [], [], []
     for case in cases:
         image, label = data.load_case(root, case)
@@ -449,6 +449,12 @@ def fused_targets(folder, margin=0, taper=0, registration=None, beyond=2, edge=0
             lo, hi = data.sources_reach(extents[case])
             target[max(0, lo - margin):lo] = IGNORE
             target[hi + 1:hi + 1 + margin] = IGNORE
+        if label is None:  # an unlabelled volume (second_round.py tune --unlabelled): nothing annotated
+            if taper:
+                raise ValueError(f"{case}: the taper grows from an annotation, and the volume has none")
+            if edge:
+                target = data.edge_ignored(target, max(1, round(data.source_pixels(edge, target.shape[2]))))
+            return target
         z = data.central_slice(label)
         if taper:
             radius = max(1, round(data.source_pixels(taper, label.shape[2])))
