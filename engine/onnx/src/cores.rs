@@ -3,9 +3,13 @@
 //! more of their threads on the cores than there are (two 2-thread runs on 2 cores cost each other more
 //! than they gain), while the steps' own processing around their runs still overlaps.
 //!
-//! Waiters are served in arrival order, so a run wanting more cores is not passed over by smaller ones.
+//! Waiters are served in arrival order, so a run wanting more cores is not passed over by smaller ones; a
+//! waiter whose step was stopped leaves the queue.
 
+use std::collections::BTreeSet;
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+
+use crate::stop::POLL;
 
 /// A first-come, first-served counting budget.
 pub struct CoreBudget {
@@ -19,6 +23,26 @@ struct Queue {
     /// The ticket the next arrival takes, and the ticket whose holder may take cores now.
     next: u64,
     serving: u64,
+    /// Tickets whose holders gave up before their turn came: passed over when it does.
+    withdrawn: BTreeSet<u64>,
+}
+
+impl Queue {
+    /// The turn goes to the next ticket still waiting.
+    fn advance(&mut self) {
+        self.serving += 1;
+        while self.withdrawn.remove(&self.serving) {
+            self.serving += 1;
+        }
+    }
+
+    fn withdraw(&mut self, ticket: u64) {
+        if self.serving == ticket {
+            self.advance();
+        } else {
+            self.withdrawn.insert(ticket);
+        }
+    }
 }
 
 /// Cores held by one run, handed back when dropped.
@@ -37,6 +61,7 @@ impl CoreBudget {
                 free: total,
                 next: 0,
                 serving: 0,
+                withdrawn: BTreeSet::new(),
             }),
             turn: Condvar::new(),
         }
@@ -46,27 +71,35 @@ impl CoreBudget {
         self.total
     }
 
-    /// Waits for this caller's turn and for `cores` free cores (more than the budget counts as all of it).
-    pub fn acquire(&self, cores: usize) -> Held<'_> {
+    /// Waits for this caller's turn and for `cores` free cores (more than the budget counts as all of it);
+    /// `None`, having left the queue, once `give_up()` says so (asked every [`POLL`] while waiting).
+    pub fn acquire(&self, cores: usize, give_up: &dyn Fn() -> bool) -> Option<Held<'_>> {
         let cores = cores.clamp(1, self.total);
         let mut queue = self.lock();
         let ticket = queue.next;
         queue.next += 1;
         while queue.serving != ticket || queue.free < cores {
-            queue = self
-                .turn
-                .wait(queue)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if give_up() {
+                queue.withdraw(ticket);
+                drop(queue);
+                // The turn may have passed to a waiter behind this one.
+                self.turn.notify_all();
+                return None;
+            }
+            queue = match self.turn.wait_timeout(queue, POLL) {
+                Ok((queue, _)) => queue,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
         }
         queue.free -= cores;
-        queue.serving += 1;
+        queue.advance();
         drop(queue);
         // The next ticket may fit in what is left.
         self.turn.notify_all();
-        Held {
+        Some(Held {
             budget: self,
             cores,
-        }
+        })
     }
 
     /// Cores not held now.
@@ -125,7 +158,7 @@ mod tests {
                 std::thread::spawn(move || {
                     for _ in 0..20 {
                         let want = 1 + i % 3;
-                        let _held = budget.acquire(want);
+                        let _held = budget.acquire(want, &|| false).unwrap();
                         let now = holding.fetch_add(want, Ordering::SeqCst) + want;
                         most.fetch_max(now, Ordering::SeqCst);
                         std::thread::sleep(Duration::from_micros(200));
@@ -148,17 +181,17 @@ mod tests {
     #[test]
     fn a_run_wanting_more_than_the_budget_takes_all_of_it_and_a_large_run_is_not_passed_over() {
         let budget = Arc::new(CoreBudget::new(2));
-        let all = budget.acquire(16);
+        let all = budget.acquire(16, &|| false).unwrap();
         assert_eq!(budget.free(), 0);
         drop(all);
         // One core held; a 2-core run queues first, a 1-core run after it: the 1-core run must wait for
         // the 2-core one although a core is free for it.
-        let first = budget.acquire(1);
+        let first = budget.acquire(1, &|| false).unwrap();
         let order = Arc::new(Mutex::new(Vec::new()));
         let large = {
             let (budget, order) = (budget.clone(), order.clone());
             std::thread::spawn(move || {
-                let _held = budget.acquire(2);
+                let _held = budget.acquire(2, &|| false).unwrap();
                 order.lock().unwrap().push("large");
             })
         };
@@ -169,7 +202,7 @@ mod tests {
         let small = {
             let (budget, order) = (budget.clone(), order.clone());
             std::thread::spawn(move || {
-                let _held = budget.acquire(1);
+                let _held = budget.acquire(1, &|| false).unwrap();
                 order.lock().unwrap().push("small");
             })
         };
@@ -186,5 +219,66 @@ mod tests {
         small.join().unwrap();
         assert_eq!(*order.lock().unwrap(), vec!["large", "small"]);
         assert_eq!(budget.free(), 2);
+    }
+
+    /// Waits until `n` tickets have been taken (the waiters started are queued).
+    fn queued(budget: &CoreBudget, n: u64) {
+        while budget.lock().next < n {
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn a_waiter_that_gives_up_leaves_the_queue_to_those_behind_it() {
+        use std::sync::atomic::AtomicBool;
+        use std::sync::mpsc::channel;
+        let budget = Arc::new(CoreBudget::new(1));
+        let patient = |budget: &Arc<CoreBudget>, name: &'static str| {
+            let (budget, (served, told)) = (budget.clone(), channel());
+            let thread = std::thread::spawn(move || {
+                let _held = budget.acquire(1, &|| false).unwrap();
+                served.send(name).unwrap();
+            });
+            (thread, told)
+        };
+        let quitter = |budget: &Arc<CoreBudget>, give_up: &Arc<AtomicBool>| {
+            let (budget, give_up) = (budget.clone(), give_up.clone());
+            std::thread::spawn(move || {
+                budget
+                    .acquire(1, &|| give_up.load(Ordering::SeqCst))
+                    .is_some()
+            })
+        };
+        // Behind the holder: a patient waiter, one that gives up, another patient one.
+        let held = budget.acquire(1, &|| false).unwrap();
+        let (first, first_served) = patient(&budget, "first");
+        queued(&budget, 2);
+        let gives_up = Arc::new(AtomicBool::new(true));
+        assert!(!quitter(&budget, &gives_up).join().unwrap());
+        let (last, last_served) = patient(&budget, "last");
+        queued(&budget, 4);
+        drop(held);
+        // Without the withdrawal the turn would stop at the ticket that left, and `last` wait for ever.
+        let within = Duration::from_secs(60);
+        assert_eq!(first_served.recv_timeout(within), Ok("first"));
+        assert_eq!(last_served.recv_timeout(within), Ok("last"));
+        first.join().unwrap();
+        last.join().unwrap();
+        // The one whose turn it is gives up: the turn passes on at once.
+        let held = budget.acquire(1, &|| false).unwrap();
+        let gives_up = Arc::new(AtomicBool::new(false));
+        let waiting = quitter(&budget, &gives_up);
+        queued(&budget, 6);
+        let (after, after_served) = patient(&budget, "after");
+        queued(&budget, 7);
+        gives_up.store(true, Ordering::SeqCst);
+        assert!(
+            !waiting.join().unwrap(),
+            "the waiter that gave up was served"
+        );
+        drop(held);
+        assert_eq!(after_served.recv_timeout(within), Ok("after"));
+        after.join().unwrap();
+        assert_eq!(budget.free(), 1);
     }
 }

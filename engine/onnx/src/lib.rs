@@ -10,6 +10,7 @@ pub mod runtime;
 pub mod session;
 pub mod spec;
 pub mod step;
+pub mod stop;
 pub mod tiling;
 pub mod values;
 

@@ -12,6 +12,7 @@ use ort::value::{TensorRef, ValueType};
 use sha2::{Digest, Sha256};
 
 use crate::runtime::{environment, Provider, RuntimeConfig};
+use crate::stop::RunStop;
 use crate::tiling::Tensor;
 use crate::OnnxError;
 
@@ -193,12 +194,14 @@ impl ModelSession {
         Ok(())
     }
 
-    /// Runs the model on one float32 input; returns the named outputs as float32 tensors.
+    /// Runs the model on one float32 input under `stop` (which may refuse it, end it while waiting for
+    /// cores, or terminate it in flight); returns the named outputs as float32 tensors.
     pub fn run(
         &self,
         input: &str,
         tensor: &Tensor,
         outputs: &[String],
+        stop: &RunStop,
     ) -> Result<Vec<Tensor>, String> {
         self.check_input(input, &tensor.shape)?;
         let value = TensorRef::from_array_view((tensor.shape.clone(), tensor.data.as_slice()))
@@ -209,12 +212,26 @@ impl ModelSession {
             .map_err(|_| "the session lock is poisoned".to_string())?;
         // On the CPU a run takes its threads' worth of the process's cores, in turn with other sessions'
         // runs (on a GPU the device queues them). Taken with the session held, so that a run waiting for
-        // this session holds no cores.
-        let _cores = (self.provider == Provider::Cpu)
-            .then(|| crate::cores::process_budget().acquire(self.intra_threads));
+        // this session holds no cores; a stopped run leaves the queue.
+        let stopped = || stop.is_stopped();
+        let _cores = match self.provider {
+            Provider::Cpu => Some(
+                crate::cores::process_budget()
+                    .acquire(self.intra_threads, &stopped)
+                    .ok_or("stopped while waiting for cores")?,
+            ),
+            _ if stopped() => return Err("stopped before it ran".into()),
+            _ => None,
+        };
         let returned = session
-            .run(ort::inputs![input => value])
-            .map_err(|e| format!("inference failed: {e}"))?;
+            .run_with_options(ort::inputs![input => value], stop.options())
+            .map_err(|e| {
+                if stop.is_stopped() {
+                    format!("stopped while running: {e}")
+                } else {
+                    format!("inference failed: {e}")
+                }
+            })?;
         outputs
             .iter()
             .map(|name| {

@@ -24,6 +24,7 @@ use crate::regions::{self, Region};
 use crate::runtime::{Provider, RuntimeConfig};
 use crate::session::{shared_session, ModelSession};
 use crate::spec::{Activation, ModelSpec, ModelVariant, Orientation};
+use crate::stop::RunStop;
 use crate::tiling::{run_tiled, Channels, Tensor, TilingError};
 use crate::{values, OnnxError};
 
@@ -224,6 +225,7 @@ impl OnnxPlugin {
         mirror_axes: &[usize],
         wanted: Option<&BTreeSet<String>>,
         cancel: &dyn Fn() -> Result<(), StepError>,
+        stop: &RunStop,
     ) -> Result<(Vec<RawOutput>, usize), StepError> {
         let name = &self.identity.name;
         let input = &self.spec.input;
@@ -289,9 +291,15 @@ impl OnnxPlugin {
         let network = |tensor: Tensor| {
             cancel()?;
             runs += 1;
+            // A run the watcher stopped is the step's cancellation, not a failure of the model.
+            let failed = |e| {
+                cancel()
+                    .err()
+                    .unwrap_or_else(|| StepError::Failed(format!("plugin {name}: {e}")))
+            };
             let mut answers = session
-                .run(&input.tensor, &tensor, &tensors)
-                .map_err(|e| StepError::Failed(format!("plugin {name}: {e}")))?;
+                .run(&input.tensor, &tensor, &tensors, stop)
+                .map_err(failed)?;
             binary::cut_answers(&mut answers, &binary_wanted, input.layout, &mut differenced);
             Ok(answers)
         };
@@ -422,13 +430,14 @@ pub struct Provenance {
 impl OnnxPlugin {
     /// One call on an in-memory volume with the step's parameters (`provider`, `threads` and the manifest's):
     /// the value of each output port in `wanted` (all of them for `None`), and how it ran. What `Step::run`
-    /// and `voxflow plugin test` use.
+    /// and `voxflow plugin test` use. Once `cancel` answers an error, the runs stop (the one in flight is
+    /// terminated: `stop::watched`) and the call returns that error.
     pub fn call(
         &self,
         volume: &Volume,
         params: &BTreeMap<String, Value>,
         wanted: Option<&BTreeSet<String>>,
-        cancel: &dyn Fn() -> Result<(), StepError>,
+        cancel: &(dyn Fn() -> Result<(), StepError> + Sync),
     ) -> Result<(Vec<(String, Produced)>, Provenance), StepError> {
         let name = &self.identity.name;
         let own: BTreeMap<String, Value> = params
@@ -454,7 +463,11 @@ impl OnnxPlugin {
             }
         };
         let started = Instant::now();
-        let (outputs, runs) = self.infer(&session, volume, &mirror_axes, wanted, cancel)?;
+        let stopping = || cancel().is_err();
+        let (outputs, runs) = crate::stop::watched(&stopping, |stop| {
+            self.infer(&session, volume, &mirror_axes, wanted, cancel, stop)
+        })
+        .map_err(|e| StepError::Failed(format!("plugin {name}: {e}")))??;
         let provenance = Provenance {
             variant: variant.name.clone(),
             model_sha256: variant.sha256.clone(),
