@@ -379,7 +379,7 @@ async fn execute_blocking<T: RunTracker>(
             token.cancel();
             let log = tokio::time::timeout(STOP_GRACE, handle).await.ok().and_then(|j| j.ok()).map(|(_, l)| l);
             let d = timeout.unwrap_or_default();
-            return (Err(stopped(StepStatus::TimedOut, format!("timed out after {}", humanize(d)))), log.unwrap_or_default());
+            return (Err(stopped(StepStatus::TimedOut, format!("timed out after {}", humantime::format_duration(d)))), log.unwrap_or_default());
         }
         _ = ctx.cancel.cancelled() => {
             let log = tokio::time::timeout(STOP_GRACE, handle).await.ok().and_then(|j| j.ok()).map(|(_, l)| l);
@@ -414,17 +414,6 @@ fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
         .map(|s| s.to_string())
         .or_else(|| p.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "(no message)".into())
-}
-
-fn humanize(d: Duration) -> String {
-    let secs = d.as_secs_f64();
-    if secs < 1.0 {
-        format!("{}ms", d.as_millis())
-    } else if secs < 120.0 {
-        format!("{secs:.0}s")
-    } else {
-        format!("{:.0}m", secs / 60.0)
-    }
 }
 
 #[cfg(test)]

@@ -210,7 +210,7 @@ steps:
   - id: slow
     uses: builtin/echo
     with: { message: late, sleep: 20s }
-    timeout: 300ms
+    timeout: 1500ms
   - id: sibling
     uses: builtin/echo
     with: { message: fine }
@@ -221,7 +221,7 @@ steps:
         out.error
             .as_deref()
             .unwrap()
-            .contains("step `slow`: timed out after 300ms"),
+            .contains("step `slow`: timed out after 1s 500ms"),
         "{:?}",
         out.error
     );
