@@ -108,7 +108,7 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<u8> {
             Ok(EXIT_CANCELLED)
         }
         _ => {
-            eprintln!("run {} failed", outcome.run_id);
+            // The status line above already says "run ID failed" (and the progress view, in plain mode).
             eprintln!(
                 "error: {}",
                 outcome.error.as_deref().unwrap_or("unknown error")
