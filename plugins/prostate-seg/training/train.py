@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 import data
-from unet import UNet, load_trained
+from unet import UNet, load_trained, width_of
 
 IGNORE = data.IGNORE
 
@@ -284,7 +284,7 @@ def fit(net, sampler, iterations, generator, lr=3e-3, batch=16, extra=None, log=
 
 def ema_teacher(net, bf16):
     """A frozen copy of `net`, to follow it by ema_update."""
-    teacher = UNet()
+    teacher = UNet(base=width_of(net.state_dict()))
     teacher.load_state_dict(net.state_dict())
     for p in teacher.parameters():
         p.requires_grad_(False)
@@ -384,9 +384,9 @@ def corrupt(x, generator):
     return x + torch.randn(x.shape, generator=generator) * 0.05
 
 
-def pretrain_restoration(unannotated, iterations, generator, log, bf16=False):
-    """The pretext task: restore the centre slice of corrupted 2.5D inputs; the whole U-Net learns."""
-    net = UNet(classes=1)
+def pretrain_restoration(unannotated, iterations, generator, log, bf16=False, base=16):
+    """The pretext task: restore the centre slice of corrupted 2.5D inputs; the whole U-Net (`base` wide) learns."""
+    net = UNet(classes=1, base=base)
     if bf16:
         net = net.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
@@ -412,7 +412,7 @@ def pretrain_restoration(unannotated, iterations, generator, log, bf16=False):
 
 def pretext_initialised(state):
     """A segmentation U-Net with the weights of a U-Net in `state`, all but its output layer."""
-    segmenter = UNet()
+    segmenter = UNet(base=width_of(state))
     segmenter.load_state_dict({k: v for k, v in state.items() if not k.startswith("head.")}, strict=False)
     return segmenter
 
@@ -474,7 +474,7 @@ def initial(args):
             sys.exit(f"train.py {args.stage}: no {path} to start from; run `train.py selfsup` first "
                      f"(it writes it), or start from random weights with --init scratch")
         return pretext_initialised(torch.load(path))
-    return UNet()
+    return UNet(base=args.base)
 
 
 def main():
@@ -525,6 +525,11 @@ def main():
                         help="run the network under bfloat16 autocast, channels-last (2.4-2.7x per step faster on CPUs "
                              "with AVX512-BF16 or AMX; other numbers than float32, so compare like with like). Every "
                              "stage takes it; crossval.py uses it for all of them, the shipped stages 1-3 are float32")
+    parser.add_argument("--base", type=int, default=16,
+                        help="the U-Net's width (filters of its first block, doubling per level) where a stage starts "
+                             "from nothing (baseline, selfsup, --init scratch); a stage that starts from a trained "
+                             "network keeps that network's width. 16 for every shipped network; 22 measured "
+                             "(EXPERIMENTS, \"A wider network\"), not shipped")
     parser.add_argument("--seed", type=int, default=data.SEED,
                         help="the seed of the weights and the batches (the split stays data.SEED's)")
     args = data.parse(parser)
@@ -551,6 +556,9 @@ def main():
         args.beyond = 2
     if args.init is None:
         args.init = "pretext" if args.stage == "final" else "scratch"
+    if args.base != 16 and not (args.stage in ("baseline", "selfsup") or (args.stage != "semi" and args.init == "scratch")):
+        parser.error(f"--base sets the width of a network started from nothing; {args.stage} starts from a trained "
+                     f"network ({'stage 1' if args.stage == 'semi' else 'stage 3 pretext'}) and keeps its width")
     torch.set_num_threads(args.threads)
     root = data.data_dir(args.data)
     training, validation = data.split(root, args.fold)
@@ -559,14 +567,15 @@ def main():
     log = []
     started = time.time()
     if args.stage == "baseline":
-        net = fit(UNet(), central_slices(root, training), args.iterations or 600, generator, log=log, bf16=args.bf16)
+        net = fit(UNet(base=args.base), central_slices(root, training), args.iterations or 600, generator, log=log, bf16=args.bf16)
     elif args.stage == "semi":
         net = load_trained(args.runs, "baseline")
         net = mean_teacher(net, central_slices(root, training), unannotated_inputs(root, training),
                            args.iterations or 600, generator, log, bf16=args.bf16)
     elif args.stage == "selfsup":
         unannotated = unannotated_inputs(root, training)
-        net = pretrain_restoration(unannotated, args.iterations or 500, generator, log, bf16=args.bf16)
+        net = pretrain_restoration(unannotated, args.iterations or 500, generator, log, bf16=args.bf16,
+                                   base=args.base)
         os.makedirs(os.path.join(args.runs, "selfsup"), exist_ok=True)
         torch.save(net.state_dict(), os.path.join(args.runs, "selfsup", "pretext.pt"))
         net = fit(net, central_slices(root, training), args.iterations or 600, generator, log=log, bf16=args.bf16)
@@ -598,7 +607,7 @@ def main():
     save_network(net, out)
     with open(os.path.join(out, "log.json"), "w") as f:
         labels = folder if args.stage in ("final", "round2") else None
-        json.dump({"stage": args.stage, "margin": args.margin, "taper": args.taper, "registration": args.registration, "beyond": args.beyond, "edge": args.edge, "mean_teacher": args.mean_teacher, "self_correct": args.self_correct, "distance_weight": args.distance_weight, "labels": labels, "init": args.init, "bf16": args.bf16, "seed": args.seed, "fold": args.fold, "training_cases": training, "validation_cases": validation,
+        json.dump({"stage": args.stage, "margin": args.margin, "taper": args.taper, "registration": args.registration, "beyond": args.beyond, "edge": args.edge, "mean_teacher": args.mean_teacher, "self_correct": args.self_correct, "distance_weight": args.distance_weight, "labels": labels, "init": args.init, "bf16": args.bf16, "base": width_of(net.state_dict()), "seed": args.seed, "fold": args.fold, "training_cases": training, "validation_cases": validation,
                    "seconds": round(time.time() - started, 1), "machine": machine_description(), "log": log}, f, indent=1)
     print(f"{args.stage}: {out}/model.pt in {time.time() - started:.0f} s")
 

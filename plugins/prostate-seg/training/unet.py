@@ -38,8 +38,14 @@ class UNet(nn.Module):
         return self.head(x)
 
 
+def width_of(state):
+    """The `base` width of the U-Net whose weights `state` holds (its first convolution's filters)."""
+    return state["down.0.0.weight"].shape[0]
+
+
 def load_trained(runs, stage):
-    """The network a stage trained (runs/<stage>/model.pt), in evaluation mode."""
-    net = UNet()
-    net.load_state_dict(torch.load(os.path.join(runs, stage, "model.pt")))
+    """The network a stage trained (runs/<stage>/model.pt), in evaluation mode, at the width it was trained at."""
+    state = torch.load(os.path.join(runs, stage, "model.pt"))
+    net = UNet(base=width_of(state))
+    net.load_state_dict(state)
     return net.eval()
