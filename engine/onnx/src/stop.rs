@@ -84,6 +84,15 @@ mod tests {
     use crate::runtime::RuntimeConfig;
     use crate::tiling::Tensor;
 
+    /// Waits until `done()`, failing the test after a minute (a broken watcher would otherwise hang it).
+    fn wait_until(done: impl Fn() -> bool, what: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            std::thread::sleep(POLL);
+        }
+    }
+
     /// Whether ONNX Runtime's library could be loaded; else the test says it skips.
     fn runtime_loaded() -> bool {
         match crate::runtime::environment(None) {
@@ -104,9 +113,7 @@ mod tests {
         let seen = watched(&|| told.load(Ordering::SeqCst), |stop| {
             assert!(!stop.is_stopped());
             told.store(true, Ordering::SeqCst);
-            while !stop.is_stopped() {
-                std::thread::sleep(POLL);
-            }
+            wait_until(|| stop.is_stopped(), "the watcher never stopped the runs");
         });
         assert!(seen.is_ok());
     }
@@ -123,9 +130,10 @@ mod tests {
                 false
             },
             |stop| {
-                while asked.load(Ordering::SeqCst) < 3 {
-                    std::thread::sleep(POLL);
-                }
+                wait_until(
+                    || asked.load(Ordering::SeqCst) >= 3,
+                    "the watcher never asked",
+                );
                 stop.is_stopped()
             },
         );
