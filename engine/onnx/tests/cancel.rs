@@ -14,23 +14,20 @@ use voxflow_testkit::testdata;
 
 #[test]
 fn a_cancelled_call_ends_as_cancelled_and_the_next_call_runs_whole() {
+    let Some(train01) = testdata("prostate/promise12/labelled/image_train01.npy.gz") else {
+        return;
+    };
     if let Err(e) = voxflow_onnx::runtime::locate(None) {
         eprintln!("SKIPPED: {e}");
         return;
     }
-    let Some(labelled) = testdata("prostate/promise12/labelled") else {
-        return;
-    };
-    let volume = load_source(
-        &labelled.join("image_train01.npy.gz"),
-        &SeriesRule::default(),
-    )
-    .unwrap()
-    .volume;
+    let volume = load_source(&train01, &SeriesRule::default())
+        .unwrap()
+        .volume;
     let plugin_dir =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins/prostate-seg-sagittal");
     let plugin = OnnxPlugin::load(&plugin_dir, RuntimeConfig::default()).unwrap();
-    // Cancelled from the third question on: the watcher's and the runs' own questions count alike.
+    // Cancelled once `after` questions were asked: the watcher's and the runs' own questions count alike.
     for after in [0, 3, 6] {
         let asked = AtomicUsize::new(0);
         let cancel = || {
