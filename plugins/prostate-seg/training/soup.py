@@ -15,7 +15,7 @@ import os
 import torch
 
 import data
-from unet import UNet, load_trained
+from unet import UNet, load_trained, width_of
 
 
 def blended(nets, weights):
@@ -24,7 +24,7 @@ def blended(nets, weights):
     states = [net.state_dict() for net in nets]
     blend = {key: sum(w * state[key] for w, state in zip(weights, states)) if value.is_floating_point()
              else value.clone() for key, value in states[0].items()}
-    net = UNet()
+    net = UNet(base=width_of(blend))
     net.load_state_dict(blend)
     return net.eval()
 

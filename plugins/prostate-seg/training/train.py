@@ -556,7 +556,9 @@ def main():
         args.beyond = 2
     if args.init is None:
         args.init = "pretext" if args.stage == "final" else "scratch"
-    if args.base != 16 and not (args.stage in ("baseline", "selfsup") or (args.stage != "semi" and args.init == "scratch")):
+    from_nothing = args.stage in ("baseline", "selfsup") or (args.stage in ("final", "round2", "full")
+                                                              and args.init == "scratch")
+    if args.base != 16 and not from_nothing:
         parser.error(f"--base sets the width of a network started from nothing; {args.stage} starts from a trained "
                      f"network ({'stage 1' if args.stage == 'semi' else 'stage 3 pretext'}) and keeps its width")
     torch.set_num_threads(args.threads)
