@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from unet import context_of
+
 SIZE = 128
 CROP = 0.6
 CONTEXT = 1
@@ -299,9 +301,10 @@ def with_context(slices, context=CONTEXT, step=1):
     return slices[index]
 
 
-def prepared(image):
-    """The network's input for every slice of a volume: (z, 3, SIZE, SIZE) float32."""
-    return with_context(resize_slices(cropped(normalize(image))))
+def prepared(image, context=CONTEXT):
+    """The network's input for every slice of a volume: (z, 2*context+1, SIZE, SIZE) float32 (3 channels
+    for every shipped network; train.py --context measures more)."""
+    return with_context(resize_slices(cropped(normalize(image))), context)
 
 
 def label_slices(label, size=SIZE):
@@ -314,7 +317,9 @@ def predict_volume(net, image, batch=16, mirror=False):
     ONNX step maps outputs back. With `mirror`, the logits are averaged with those of the left-right
     mirrored input, mirrored back (the manifest's `mirror: [0]`). `net` may be a list of networks (an
     ensemble): their logits are averaged too."""
-    return probability_on_source(network_logits(net, torch.from_numpy(prepared(image)), batch, mirror), image.shape[1:])
+    first = net[0] if isinstance(net, (list, tuple)) else net
+    x = torch.from_numpy(prepared(image, context_of(first)))
+    return probability_on_source(network_logits(net, x, batch, mirror), image.shape[1:])
 
 
 def network_logits(net, x, batch=16, mirror=False):

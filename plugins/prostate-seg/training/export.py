@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 
 import numpy as np
 import onnxruntime as ort
@@ -24,7 +25,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 import data
 from evaluate import largest_component
-from unet import load_trained
+from unet import context_of, load_trained
 
 PLUGIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 FP32 = "prostate_seg.onnx"
@@ -92,7 +93,12 @@ def onnx_predict(session, image, mirror=False):
 
 
 def export_network(net, path):
-    """The 2.5D U-Net as ONNX at `path`: input `image` (N, 3, H, W), output `logits` (N, 2, H, W)."""
+    """The 2.5D U-Net as ONNX at `path`: input `image` (N, 3, H, W), output `logits` (N, 2, H, W). Only
+    three-channel networks: the manifests say `context: 1` (a network trained with train.py --context 2
+    would need its manifest's tiling changed with it; none is shipped)."""
+    if context_of(net) != data.CONTEXT:
+        sys.exit(f"export.py: the network has context {context_of(net)} ({2 * context_of(net) + 1} input channels); "
+                 f"the manifests this writes into say context {data.CONTEXT}")
     example = torch.zeros(1, 3, data.SIZE, data.SIZE)
     torch.onnx.export(net, example, path, input_names=["image"], output_names=["logits"], opset_version=17,
                       dynamic_axes={"image": {0: "N"}, "logits": {0: "N"}}, dynamo=False)

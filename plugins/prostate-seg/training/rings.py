@@ -40,7 +40,7 @@ from scipy import ndimage
 import data
 import train
 from pseudolabels import gland_ends
-from unet import load_trained
+from unet import context_of, load_trained
 
 IGNORE = data.IGNORE
 CROSS = ndimage.generate_binary_structure(2, 1)
@@ -50,11 +50,11 @@ class Volume:
     """One training volume's state: its network inputs, its labels so far on the source grid (IGNORE where
     not yet labelled), and each side's last labelled area (None once that side has stopped)."""
 
-    def __init__(self, root, case, end="background", taper=0):
+    def __init__(self, root, case, end="background", taper=0, context=data.CONTEXT):
         image, self.truth = data.load_case(root, case)
         self.end_rule, self.taper = end, taper
         self.case, self.shape = case, image.shape
-        self.inputs = torch.from_numpy(data.prepared(image))
+        self.inputs = torch.from_numpy(data.prepared(image, context))
         self.centre = data.central_slice(self.truth)
         self.labels = np.full(self.shape, IGNORE, np.uint8)
         self.labels[self.centre] = self.truth[self.centre]
@@ -154,7 +154,7 @@ def main():
         sys.exit(f"rings.py: no {args.runs}/selfsup/model.pt to start from; run `train.py selfsup` "
                  f"with the same --runs (and --fold) first")
     net = load_trained(args.runs, "selfsup")
-    volumes = [Volume(root, case, args.end, args.taper) for case in training]
+    volumes = [Volume(root, case, args.end, args.taper, context_of(net)) for case in training]
     log, rings, started = [], [], time.time()
     for ring in range(1, args.max_rings + 1):
         if not any(v.open() for v in volumes):
@@ -174,7 +174,7 @@ def main():
     with open(os.path.join(out, "log.json"), "w") as f:
         json.dump({"stage": "rings", "end": args.end, "taper": args.taper,
                    "steps_per_ring": args.steps_per_ring, "max_rings": args.max_rings, "lr": args.lr,
-                   "bf16": args.bf16, "seed": args.seed, "fold": args.fold, "training_cases": training,
+                   "bf16": args.bf16, "context": context_of(net), "seed": args.seed, "fold": args.fold, "training_cases": training,
                    "validation_cases": validation,
                    "extents": {v.case: [v.end[-1], v.centre, v.end[+1]] for v in volumes},
                    "quality": quality(volumes), "rings": rings, "seconds": round(time.time() - started, 1),

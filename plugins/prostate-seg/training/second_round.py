@@ -38,7 +38,7 @@ import views
 from evaluate_onnx import VIEWS, cpu_session, scored, shipped_fusion
 from export import OnnxNetwork
 from rings import write_labels
-from unet import load_trained
+from unet import context_of, load_trained
 
 SURE = (0.25, 0.75)  # fused probabilities taught as neither gland nor background between these
 
@@ -126,10 +126,11 @@ def tune(args, root, training):
         if len(cases) == len(training):
             sys.exit(f"second_round.py tune --unlabelled: {folder}/labels.json has no unlabelled volumes; run "
                      f"`second_round.py labels --unlabelled` first")
-    labelled = train.all_slices(root, cases, train.fused_targets(folder), central_only_manual=True)
+    start = load_trained(args.runs, args.start)
+    labelled = train.all_slices(root, cases, train.fused_targets(folder), central_only_manual=True,
+                                context=context_of(start))
     log, started = [], time.time()
-    net = train.fit(load_trained(args.runs, args.start), labelled, args.steps, generator, lr=args.lr, log=log,
-                    bf16=args.bf16)
+    net = train.fit(start, labelled, args.steps, generator, lr=args.lr, log=log, bf16=args.bf16)
     out = os.path.join(folder, "tuned-unlabelled" if args.unlabelled else "tuned")
     train.save_network(net, out)
     with open(os.path.join(out, "log.json"), "w") as f:

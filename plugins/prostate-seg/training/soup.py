@@ -15,7 +15,7 @@ import os
 import torch
 
 import data
-from unet import UNet, load_trained, width_of
+from unet import context_of, load_trained, shaped_like
 
 
 def blended(nets, weights):
@@ -24,7 +24,7 @@ def blended(nets, weights):
     states = [net.state_dict() for net in nets]
     blend = {key: sum(w * state[key] for w, state in zip(weights, states)) if value.is_floating_point()
              else value.clone() for key, value in states[0].items()}
-    net = UNet(base=width_of(blend))
+    net = shaped_like(blend)
     net.load_state_dict(blend)
     return net.eval()
 
@@ -49,7 +49,7 @@ def recalibrated(net, root, cases, batch=16):
     net.train()
     with torch.no_grad():
         for case in cases:
-            x = torch.from_numpy(data.prepared(data.load_case(root, case)[0]))
+            x = torch.from_numpy(data.prepared(data.load_case(root, case)[0], context_of(net)))
             for s in range(0, len(x), batch):
                 net(x[s:s + batch])
     return net.eval()

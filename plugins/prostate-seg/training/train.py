@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 import data
-from unet import UNet, load_trained, width_of
+from unet import UNet, context_of, load_trained, shaped_like, width_of
 
 IGNORE = data.IGNORE
 
@@ -188,17 +188,17 @@ class Slices:
         return self.x[index], self.y[index], self.manual[index], None if self.weight is None else self.weight[index]
 
 
-def central_slices(root, cases):
+def central_slices(root, cases, context=data.CONTEXT):
     inputs, targets = [], []
     for case in cases:
         image, label = data.load_case(root, case)
         z = data.central_slice(label)
-        inputs.append(data.prepared(image)[z:z + 1])
+        inputs.append(data.prepared(image, context)[z:z + 1])
         targets.append(data.label_slices(label[z:z + 1]))
     return Slices(inputs, targets)
 
 
-def all_slices(root, cases, targets_of, central_only_manual=False, distance_weight=None):
+def all_slices(root, cases, targets_of, central_only_manual=False, distance_weight=None, context=data.CONTEXT):
     """Every slice of `cases` with the target `targets_of(case, label)` gives it (label None for an
     unlabelled volume); with `central_only_manual` only the central slice counts as an annotator's (the rest
     are pseudo labels); with `distance_weight` w, a pseudo-labelled slice d slices from the central one
@@ -206,7 +206,7 @@ def all_slices(root, cases, targets_of, central_only_manual=False, distance_weig
     inputs, targets, manual, weight = [], [], [], []
     for case in cases:
         image, label = data.load_case(root, case)
-        inputs.append(data.prepared(image))
+        inputs.append(data.prepared(image, context))
         targets.append(data.label_slices(targets_of(case, label)))
         if label is None:  # an unlabelled volume (second_round.py tune --unlabelled): no annotated slice
             if distance_weight is not None:
@@ -223,16 +223,16 @@ def all_slices(root, cases, targets_of, central_only_manual=False, distance_weig
     return Slices(inputs, targets, manual, weight if distance_weight is not None else None)
 
 
-def unannotated_inputs(root, training):
+def unannotated_inputs(root, training, context=data.CONTEXT):
     """Every slice no annotator labelled: the training volumes' other slices and the unlabelled volumes."""
     inputs = []
     for case in training:
         image, label = data.load_case(root, case)
-        x = data.prepared(image)
+        x = data.prepared(image, context)
         inputs.append(np.delete(x, data.central_slice(label), axis=0))
     for case in data.unlabelled_cases(root):
         image, _ = data.load_case(root, case)
-        inputs.append(data.prepared(image))
+        inputs.append(data.prepared(image, context))
     return torch.from_numpy(np.concatenate(inputs))
 
 
@@ -284,7 +284,7 @@ def fit(net, sampler, iterations, generator, lr=3e-3, batch=16, extra=None, log=
 
 def ema_teacher(net, bf16):
     """A frozen copy of `net`, to follow it by ema_update."""
-    teacher = UNet(base=width_of(net.state_dict()))
+    teacher = shaped_like(net.state_dict())
     teacher.load_state_dict(net.state_dict())
     for p in teacher.parameters():
         p.requires_grad_(False)
@@ -385,8 +385,10 @@ def corrupt(x, generator):
 
 
 def pretrain_restoration(unannotated, iterations, generator, log, bf16=False, base=16):
-    """The pretext task: restore the centre slice of corrupted 2.5D inputs; the whole U-Net (`base` wide) learns."""
-    net = UNet(classes=1, base=base)
+    """The pretext task: restore the centre slice of corrupted 2.5D inputs; the whole U-Net (`base` wide,
+    as many input channels as `unannotated` has) learns."""
+    channels = unannotated.shape[1]
+    net = UNet(channels=channels, classes=1, base=base)
     if bf16:
         net = net.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
@@ -398,7 +400,7 @@ def pretrain_restoration(unannotated, iterations, generator, log, bf16=False, ba
         x = unannotated[index]
         grid = random_geometry(len(x), generator)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        loss = F.mse_loss(forward(net, corrupt(x, generator), bf16), x[:, 1:2])
+        loss = F.mse_loss(forward(net, corrupt(x, generator), bf16), x[:, channels // 2:channels // 2 + 1])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -412,7 +414,7 @@ def pretrain_restoration(unannotated, iterations, generator, log, bf16=False, ba
 
 def pretext_initialised(state):
     """A segmentation U-Net with the weights of a U-Net in `state`, all but its output layer."""
-    segmenter = UNet(base=width_of(state))
+    segmenter = shaped_like(state)
     segmenter.load_state_dict({k: v for k, v in state.items() if not k.startswith("head.")}, strict=False)
     return segmenter
 
@@ -474,7 +476,7 @@ def initial(args):
             sys.exit(f"train.py {args.stage}: no {path} to start from; run `train.py selfsup` first "
                      f"(it writes it), or start from random weights with --init scratch")
         return pretext_initialised(torch.load(path))
-    return UNet(base=args.base)
+    return UNet(channels=2 * args.context + 1, base=args.base)
 
 
 def main():
@@ -530,6 +532,11 @@ def main():
                              "from nothing (baseline, selfsup, --init scratch); a stage that starts from a trained "
                              "network keeps that network's width. 16 for every shipped network; 22 measured "
                              "(EXPERIMENTS, \"A wider network\"), not shipped")
+    parser.add_argument("--context", type=int, default=data.CONTEXT,
+                        help="the 2.5D context where a stage starts from nothing (as --base): neighbours on each side "
+                             "of a slice as input channels (1: three channels, every shipped network; 2 measured, "
+                             "EXPERIMENTS \"Five slices as context\"); a stage that starts from a trained network keeps "
+                             "its context")
     parser.add_argument("--seed", type=int, default=data.SEED,
                         help="the seed of the weights and the batches (the split stays data.SEED's)")
     args = data.parse(parser)
@@ -558,9 +565,13 @@ def main():
         args.init = "pretext" if args.stage == "final" else "scratch"
     from_nothing = args.stage in ("baseline", "selfsup") or (args.stage in ("final", "round2", "full")
                                                               and args.init == "scratch")
-    if args.base != 16 and not from_nothing:
-        parser.error(f"--base sets the width of a network started from nothing; {args.stage} starts from a trained "
-                     f"network ({'stage 1' if args.stage == 'semi' else 'stage 3 pretext'}) and keeps its width")
+    for option, value, default, what in (("--base", args.base, 16, "width"),
+                                         ("--context", args.context, data.CONTEXT, "context")):
+        if value != default and not from_nothing:
+            parser.error(f"{option} sets the {what} of a network started from nothing; {args.stage} starts from a "
+                         f"trained network ({'stage 1' if args.stage == 'semi' else 'stage 3 pretext'}) and keeps its {what}")
+    if args.context < 1:
+        parser.error(f"--context takes a number of neighbours on each side >= 1, not {args.context}")
     torch.set_num_threads(args.threads)
     root = data.data_dir(args.data)
     training, validation = data.split(root, args.fold)
@@ -569,18 +580,21 @@ def main():
     log = []
     started = time.time()
     if args.stage == "baseline":
-        net = fit(UNet(base=args.base), central_slices(root, training), args.iterations or 600, generator, log=log, bf16=args.bf16)
+        net = fit(UNet(channels=2 * args.context + 1, base=args.base), central_slices(root, training, args.context),
+                  args.iterations or 600, generator, log=log, bf16=args.bf16)
     elif args.stage == "semi":
         net = load_trained(args.runs, "baseline")
-        net = mean_teacher(net, central_slices(root, training), unannotated_inputs(root, training),
+        context = context_of(net)
+        net = mean_teacher(net, central_slices(root, training, context), unannotated_inputs(root, training, context),
                            args.iterations or 600, generator, log, bf16=args.bf16)
     elif args.stage == "selfsup":
-        unannotated = unannotated_inputs(root, training)
+        unannotated = unannotated_inputs(root, training, args.context)
         net = pretrain_restoration(unannotated, args.iterations or 500, generator, log, bf16=args.bf16,
                                    base=args.base)
         os.makedirs(os.path.join(args.runs, "selfsup"), exist_ok=True)
         torch.save(net.state_dict(), os.path.join(args.runs, "selfsup", "pretext.pt"))
-        net = fit(net, central_slices(root, training), args.iterations or 600, generator, log=log, bf16=args.bf16)
+        net = fit(net, central_slices(root, training, args.context), args.iterations or 600, generator, log=log,
+                  bf16=args.bf16)
     elif args.stage in ("final", "round2"):
         folder = args.labels or (args.runs if args.stage == "final" else os.path.join(args.runs, "round2"))
         if not os.path.isdir(os.path.join(folder, "fused", "agreement")):
@@ -590,26 +604,28 @@ def main():
                    "runs/round2/fused")
             sys.exit(f"train.py {args.stage}: no fused pseudo labels in {folder}/fused/; run {how} first "
                      f"(README, Commands), or pass --labels")
+        net = initial(args)
+        context = context_of(net)
         labelled = all_slices(root, training, fused_targets(folder, args.margin, args.taper, args.registration,
                                                             args.beyond, args.edge), central_only_manual=True,
-                               distance_weight=args.distance_weight)
+                              distance_weight=args.distance_weight, context=context)
         if args.self_correct:
-            net = initial(args)
             net = fit(net, labelled, args.iterations or 1000, generator, log=log, bf16=args.bf16,
                       relabel=self_correcting(net, args.iterations or 1000, args.self_correct, log, bf16=args.bf16))
         elif args.mean_teacher:
-            net = mean_teacher(initial(args), labelled, unannotated_inputs(root, training), args.iterations or 1000,
+            net = mean_teacher(net, labelled, unannotated_inputs(root, training, context), args.iterations or 1000,
                                generator, log, bf16=args.bf16)
         else:
-            net = fit(initial(args), labelled, args.iterations or 1000, generator, log=log, bf16=args.bf16)
+            net = fit(net, labelled, args.iterations or 1000, generator, log=log, bf16=args.bf16)
     else:
-        net = fit(initial(args), all_slices(root, training, lambda case, label: label), args.iterations or 1000,
-                  generator, log=log, bf16=args.bf16)
+        net = initial(args)
+        net = fit(net, all_slices(root, training, lambda case, label: label, context=context_of(net)),
+                  args.iterations or 1000, generator, log=log, bf16=args.bf16)
     out = os.path.join(args.runs, args.name or args.stage)
     save_network(net, out)
     with open(os.path.join(out, "log.json"), "w") as f:
         labels = folder if args.stage in ("final", "round2") else None
-        json.dump({"stage": args.stage, "margin": args.margin, "taper": args.taper, "registration": args.registration, "beyond": args.beyond, "edge": args.edge, "mean_teacher": args.mean_teacher, "self_correct": args.self_correct, "distance_weight": args.distance_weight, "labels": labels, "init": args.init, "bf16": args.bf16, "base": width_of(net.state_dict()), "seed": args.seed, "fold": args.fold, "training_cases": training, "validation_cases": validation,
+        json.dump({"stage": args.stage, "margin": args.margin, "taper": args.taper, "registration": args.registration, "beyond": args.beyond, "edge": args.edge, "mean_teacher": args.mean_teacher, "self_correct": args.self_correct, "distance_weight": args.distance_weight, "labels": labels, "init": args.init, "bf16": args.bf16, "base": width_of(net.state_dict()), "context": context_of(net), "seed": args.seed, "fold": args.fold, "training_cases": training, "validation_cases": validation,
                    "seconds": round(time.time() - started, 1), "machine": machine_description(), "log": log}, f, indent=1)
     print(f"{args.stage}: {out}/model.pt in {time.time() - started:.0f} s")
 

@@ -43,9 +43,22 @@ def width_of(state):
     return state["down.0.0.weight"].shape[0]
 
 
+def context_of(network):
+    """The 2.5D context of a U-Net (a network or its weights): how many neighbours on each side of a slice
+    its input holds as channels ((channels - 1) / 2; 1 for every shipped network)."""
+    state = network if isinstance(network, dict) else network.state_dict()
+    return (state["down.0.0.weight"].shape[1] - 1) // 2
+
+
+def shaped_like(state, classes=2):
+    """An untrained U-Net with the width and input channels of the one whose weights `state` holds."""
+    return UNet(channels=2 * context_of(state) + 1, classes=classes, base=width_of(state))
+
+
 def load_trained(runs, stage):
-    """The network a stage trained (runs/<stage>/model.pt), in evaluation mode, at the width it was trained at."""
+    """The network a stage trained (runs/<stage>/model.pt), in evaluation mode, at the width and context it
+    was trained at."""
     state = torch.load(os.path.join(runs, stage, "model.pt"))
-    net = UNet(base=width_of(state))
+    net = shaped_like(state)
     net.load_state_dict(state)
     return net.eval()
