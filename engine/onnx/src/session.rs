@@ -11,6 +11,7 @@ use ort::session::Session;
 use ort::value::{TensorRef, ValueType};
 use sha2::{Digest, Sha256};
 
+use crate::cores::CoreBudget;
 use crate::runtime::{environment, Provider, RuntimeConfig};
 use crate::stop::RunStop;
 use crate::tiling::Tensor;
@@ -42,6 +43,9 @@ pub struct ModelInfo {
 /// configured threads inside each run).
 pub struct ModelSession {
     session: Mutex<Session>,
+    /// The turn to run, in arrival order, taken before the lock: a stopped run waiting for it leaves
+    /// (fan-out instances of one step share the session, so a timed-out attempt may queue behind many runs).
+    pub(crate) turn: CoreBudget,
     pub info: ModelInfo,
     pub provider: Provider,
     pub intra_threads: usize,
@@ -110,6 +114,7 @@ pub fn open(
     let info = describe(&session, sha256);
     Ok(ModelSession {
         session: Mutex::new(session),
+        turn: CoreBudget::new(1),
         info,
         provider: config.provider,
         intra_threads: config.intra_threads.max(1),
@@ -206,14 +211,19 @@ impl ModelSession {
         self.check_input(input, &tensor.shape)?;
         let value = TensorRef::from_array_view((tensor.shape.clone(), tensor.data.as_slice()))
             .map_err(|e| format!("input tensor `{input}`: {e}"))?;
+        let stopped = || stop.is_stopped();
+        let _turn = self
+            .turn
+            .acquire(1, &stopped)
+            .ok_or("stopped while waiting for its turn on the model's session")?;
+        // Only the turn's holder locks it, so this does not wait.
         let mut session = self
             .session
             .lock()
             .map_err(|_| "the session lock is poisoned".to_string())?;
         // On the CPU a run takes its threads' worth of the process's cores, in turn with other sessions'
-        // runs (on a GPU the device queues them). Taken with the session held, so that a run waiting for
-        // this session holds no cores; a stopped run leaves the queue.
-        let stopped = || stop.is_stopped();
+        // runs (on a GPU the device queues them). Taken with the session's turn held, so that a run waiting
+        // for this session holds no cores; a stopped run leaves either queue.
         let _cores = match self.provider {
             Provider::Cpu => Some(
                 crate::cores::process_budget()

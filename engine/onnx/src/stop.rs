@@ -172,4 +172,46 @@ mod tests {
         let refused = run(&stop).unwrap_err();
         assert!(refused.contains("stopped"), "{refused}");
     }
+
+    #[test]
+    fn a_stopped_run_waiting_for_its_session_leaves_the_queue() {
+        if !runtime_loaded() {
+            return;
+        }
+        let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../plugins/prostate-seg/prostate_seg.onnx");
+        let session = crate::session::open(&model, None, &RuntimeConfig::default()).unwrap();
+        let input = session.info.inputs[0].name.clone();
+        let output = session.info.outputs[0].name.clone();
+        let tensor = Tensor {
+            shape: vec![1, 3, 128, 128],
+            data: vec![0.5; 3 * 128 * 128],
+        };
+        let stop = RunStop::new().unwrap();
+        std::thread::scope(|scope| {
+            // Another run of the same session holds the turn (as a fan-out sibling's would); held inside
+            // the scope, so that a failing assertion hands it back and the waiting thread can end.
+            let sibling = session.turn.acquire(1, &|| false).unwrap();
+            let waiting =
+                scope.spawn(|| session.run(&input, &tensor, std::slice::from_ref(&output), &stop));
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(!waiting.is_finished(), "it ran although the turn was taken");
+            stop.stop();
+            wait_until(
+                || waiting.is_finished(),
+                "the stopped run still waits for the session",
+            );
+            let left = waiting.join().unwrap().unwrap_err();
+            assert!(left.contains("waiting for its turn"), "{left}");
+            drop(sibling);
+        });
+        // The turn passed on: the next run goes through.
+        let ran = session.run(
+            &input,
+            &tensor,
+            std::slice::from_ref(&output),
+            &RunStop::new().unwrap(),
+        );
+        assert_eq!(ran.unwrap()[0].shape, vec![1, 2, 128, 128]);
+    }
 }
