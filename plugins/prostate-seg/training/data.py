@@ -317,13 +317,15 @@ def predict_volume(net, image, batch=16, mirror=False):
     ONNX step maps outputs back. With `mirror`, the logits are averaged with those of the left-right
     mirrored input, mirrored back (the manifest's `mirror: [0]`). `net` may be a list of networks (an
     ensemble): their logits are averaged too."""
-    first = net[0] if isinstance(net, (list, tuple)) else net
-    x = torch.from_numpy(prepared(image, context_of(first)))
+    contexts = {context_of(n) for n in (net if isinstance(net, (list, tuple)) else [net])}
+    if len(contexts) > 1:
+        raise ValueError(f"an ensemble of networks with different contexts ({sorted(contexts)}) cannot share inputs")
+    x = torch.from_numpy(prepared(image, contexts.pop()))
     return probability_on_source(network_logits(net, x, batch, mirror), image.shape[1:])
 
 
 def network_logits(net, x, batch=16, mirror=False):
-    """The network's logits (z, 2, SIZE, SIZE) for prepared inputs `x` (z, 3, SIZE, SIZE), in batches, with
+    """The network's logits (z, 2, SIZE, SIZE) for prepared inputs `x` (z, channels, SIZE, SIZE), in batches, with
     predict_volume's mirroring and ensembles."""
     nets = net if isinstance(net, (list, tuple)) else [net]
 
