@@ -104,6 +104,25 @@ mod tests {
         }
     }
 
+    /// The shipped prostate network in a session of its own (1 thread), its input and output names, and
+    /// one input tile.
+    fn prostate_network() -> (crate::session::ModelSession, String, String, Tensor) {
+        let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../plugins/prostate-seg/prostate_seg.onnx");
+        let config = RuntimeConfig {
+            intra_threads: 1,
+            ..RuntimeConfig::default()
+        };
+        let session = crate::session::open(&model, None, &config).unwrap();
+        let input = session.info.inputs[0].name.clone();
+        let output = session.info.outputs[0].name.clone();
+        let tensor = Tensor {
+            shape: vec![1, 3, 128, 128],
+            data: vec![0.5; 3 * 128 * 128],
+        };
+        (session, input, output, tensor)
+    }
+
     #[test]
     fn the_watcher_stops_the_runs_once_the_step_is_told_to() {
         if !runtime_loaded() {
@@ -145,19 +164,7 @@ mod tests {
         if !runtime_loaded() {
             return;
         }
-        let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../plugins/prostate-seg/prostate_seg.onnx");
-        let config = RuntimeConfig {
-            intra_threads: 1,
-            ..RuntimeConfig::default()
-        };
-        let session = crate::session::open(&model, None, &config).unwrap();
-        let input = session.info.inputs[0].name.clone();
-        let output = session.info.outputs[0].name.clone();
-        let tensor = Tensor {
-            shape: vec![1, 3, 128, 128],
-            data: vec![0.5; 3 * 128 * 128],
-        };
+        let (session, input, output, tensor) = prostate_network();
         let run =
             |stop: &RunStop| session.run(&input, &tensor, std::slice::from_ref(&output), stop);
         let stop = RunStop::new().unwrap();
@@ -178,15 +185,7 @@ mod tests {
         if !runtime_loaded() {
             return;
         }
-        let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../plugins/prostate-seg/prostate_seg.onnx");
-        let session = crate::session::open(&model, None, &RuntimeConfig::default()).unwrap();
-        let input = session.info.inputs[0].name.clone();
-        let output = session.info.outputs[0].name.clone();
-        let tensor = Tensor {
-            shape: vec![1, 3, 128, 128],
-            data: vec![0.5; 3 * 128 * 128],
-        };
+        let (session, input, output, tensor) = prostate_network();
         let stop = RunStop::new().unwrap();
         std::thread::scope(|scope| {
             // Another run of the same session holds the turn (as a fan-out sibling's would); held inside
