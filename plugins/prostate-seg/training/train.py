@@ -469,7 +469,7 @@ def fused_targets(folder, margin=0, taper=0, registration=None, beyond=2, edge=0
 
 
 def initial(args):
-    """The network a final or full stage starts from (--init)."""
+    """The network a stage starts from (--init; baseline always from random weights, at --base and --context)."""
     if args.init == "pretext":
         path = os.path.join(args.runs, "selfsup", "pretext.pt")
         if not os.path.exists(path):
@@ -580,8 +580,8 @@ def main():
     log = []
     started = time.time()
     if args.stage == "baseline":
-        net = fit(UNet(channels=2 * args.context + 1, base=args.base), central_slices(root, training, args.context),
-                  args.iterations or 600, generator, log=log, bf16=args.bf16)
+        net = fit(initial(args), central_slices(root, training, args.context), args.iterations or 600, generator,
+                  log=log, bf16=args.bf16)
     elif args.stage == "semi":
         net = load_trained(args.runs, "baseline")
         context = context_of(net)
