@@ -143,6 +143,12 @@ impl ArtifactStore {
         w.finish(kind, media_type, name)
     }
 
+    /// Opens an artifact's content for streaming reads (large volumes need not be held whole).
+    pub fn open_content(&self, artifact: &ArtifactRef) -> Result<File, ArtifactError> {
+        let path = self.path_of(&artifact.hash)?;
+        File::open(&path).map_err(|e| self.missing_or(e, &artifact.hash, &path))
+    }
+
     pub fn read(&self, artifact: &ArtifactRef) -> Result<Vec<u8>, ArtifactError> {
         let path = self.path_of(&artifact.hash)?;
         fs::read(&path).map_err(|e| self.missing_or(e, &artifact.hash, &path))
@@ -245,6 +251,15 @@ impl Write for ArtifactWriter {
 }
 
 impl ArtifactWriter {
+    /// A failure to write this artifact's content (by whatever wrote into it), naming its temporary file.
+    pub fn write_error(&self, source: io::Error) -> ArtifactError {
+        ArtifactError::Io {
+            action: "cannot write",
+            path: self.file.path().to_path_buf(),
+            source,
+        }
+    }
+
     /// Makes the content durable and visible under its hash.
     pub fn finish(
         mut self,

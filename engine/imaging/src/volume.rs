@@ -41,6 +41,39 @@ impl VoxelData {
         self.len() == 0
     }
 
+    /// Sets aside room for `additional` more values when the allocator grants it (a hint: the vector still
+    /// grows as values come when it does not).
+    pub fn try_reserve(&mut self, additional: usize) {
+        each_variant!(self, v => { let _ = v.try_reserve_exact(additional); })
+    }
+
+    /// Appends `other`'s values; when the two types differ, both become float64.
+    pub fn append(&mut self, other: VoxelData) {
+        match (self, other) {
+            (VoxelData::U8(a), VoxelData::U8(b)) => a.extend(b),
+            (VoxelData::I16(a), VoxelData::I16(b)) => a.extend(b),
+            (VoxelData::U16(a), VoxelData::U16(b)) => a.extend(b),
+            (VoxelData::I32(a), VoxelData::I32(b)) => a.extend(b),
+            (VoxelData::F32(a), VoxelData::F32(b)) => a.extend(b),
+            (VoxelData::F64(a), VoxelData::F64(b)) => a.extend(b),
+            (this, other) => {
+                let mut values = this.to_f64();
+                values.extend(other.to_f64());
+                *this = VoxelData::F64(values);
+            }
+        }
+    }
+
+    /// Bytes of one value of this type.
+    pub fn bytes_per_voxel(&self) -> usize {
+        match self {
+            VoxelData::U8(_) => 1,
+            VoxelData::I16(_) | VoxelData::U16(_) => 2,
+            VoxelData::I32(_) | VoxelData::F32(_) => 4,
+            VoxelData::F64(_) => 8,
+        }
+    }
+
     /// The type's name as in numpy (`uint8`, `int16`, ..., `float64`).
     pub fn dtype(&self) -> &'static str {
         match self {

@@ -58,7 +58,7 @@ fn variants(original: &[u8], count: usize, patterns: &[u8]) -> Vec<Vec<u8>> {
 }
 
 #[test]
-fn damaged_nifti_files_never_panic() {
+fn damaged_nifti_files_never_panic_or_allocate_gigabytes() {
     let mut checked = 0;
     for rel in [
         "nifti/nibabel/anatomical.nii",
@@ -68,7 +68,14 @@ fn damaged_nifti_files_never_panic() {
         let Some(path) = testdata(rel) else { continue };
         let original = std::fs::read(&path).unwrap();
         for bytes in variants(&original, 200, &[0x00, 0xFF, 0x7F]) {
+            LARGEST.store(0, Ordering::Relaxed);
             let _ = decode_nifti(&bytes, Path::new(rel));
+            let largest = LARGEST.load(Ordering::Relaxed);
+            assert!(
+                largest < ALLOCATION_CEILING,
+                "{rel}, a damaged variant of {} bytes: one allocation of {largest} bytes",
+                bytes.len()
+            );
             checked += 1;
         }
     }

@@ -2,7 +2,7 @@
 //! order; scl_slope/scl_inter applied. Gzip streams are read only as far as the header says the image
 //! goes, so a damaged or hostile file cannot make the reader inflate more than it declared.
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
 use super::header::{Header, MAX_HEADER_BYTES};
@@ -10,6 +10,9 @@ use super::{NiftiError, NiftiInfo};
 use crate::volume::{Geometry, Volume, VoxelData};
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Set aside at most this many bytes of voxels per byte of gzip before they arrive.
+const TRUSTED_GZIP_RATIO: u64 = 16;
 
 /// Reads a NIfTI image into a volume (3D, or 4D with a single volume): a `.nii`/`.nii.gz` file, or either
 /// file of a `.hdr`/`.img` pair (each possibly gzipped).
@@ -38,52 +41,88 @@ pub fn read_nifti(path: &Path) -> Result<(Volume, NiftiInfo), NiftiError> {
         })?;
         return build(&header, raw, path);
     }
-    let bytes = std::fs::read(path).map_err(|e| read_err(path, e.to_string()))?;
-    decode_nifti(&bytes, path)
+    let file = std::fs::File::open(path).map_err(|e| read_err(path, e.to_string()))?;
+    let stored_len = file.metadata().ok().map(|m| m.len());
+    decode_nifti_from(std::io::BufReader::new(file), stored_len, path)
 }
 
 /// Decodes the bytes of a single-file NIfTI image, gzip-compressed or not (told by the gzip magic, not a
 /// file name). `path` names the source in messages.
 pub fn decode_nifti(bytes: &[u8], path: &Path) -> Result<(Volume, NiftiInfo), NiftiError> {
+    decode_nifti_from(bytes, Some(bytes.len() as u64), path)
+}
+
+/// [`decode_nifti`] from a stream (a file, an artifact) without holding its stored bytes: only the voxels
+/// are kept. `stored_len`, the stream's length when known, bounds what is set aside for the voxels before
+/// they arrive, so a header that claims more than the stream can hold reserves nothing it will not fill.
+pub fn decode_nifti_from(
+    mut input: impl BufRead,
+    stored_len: Option<u64>,
+    path: &Path,
+) -> Result<(Volume, NiftiInfo), NiftiError> {
+    let gz = input
+        .fill_buf()
+        .map_err(|e| NiftiError::Read {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?
+        .starts_with(&GZIP_MAGIC);
+    // What the stream can be trusted to hold: its length, or for gzip a ratio medical images rarely pass
+    // (masks do, and their vector then grows as the voxels come).
+    let most = stored_len.map(|n| {
+        if gz {
+            n.saturating_mul(TRUSTED_GZIP_RATIO)
+        } else {
+            n
+        }
+    });
+    if gz {
+        decode_stream(
+            flate2::bufread::MultiGzDecoder::new(input),
+            "gzip: ",
+            most,
+            path,
+        )
+    } else {
+        decode_stream(input, "", most, path)
+    }
+}
+
+/// The header, then the voxels of the first volume, read from an uncompressed stream.
+fn decode_stream(
+    mut stream: impl Read,
+    context: &str,
+    most: Option<u64>,
+    path: &Path,
+) -> Result<(Volume, NiftiInfo), NiftiError> {
     let read_err = |message: String| NiftiError::Read {
         path: path.to_path_buf(),
         message,
     };
-    if !bytes.starts_with(&GZIP_MAGIC) {
-        let header = Header::parse(bytes).map_err(read_err)?;
-        check_single_file(&header, path)?;
-        let raw = bytes.get(header.vox_offset as usize..).ok_or_else(|| {
-            read_err(format!(
-                "the file ends before vox_offset {}",
-                header.vox_offset
-            ))
-        })?;
-        return build(&header, raw, path);
-    }
-    let mut stream = flate2::read::MultiGzDecoder::new(bytes);
     let mut head = Vec::with_capacity(MAX_HEADER_BYTES);
     (&mut stream)
         .take(MAX_HEADER_BYTES as u64)
         .read_to_end(&mut head)
-        .map_err(|e| read_err(format!("gzip: {e}")))?;
+        .map_err(|e| read_err(format!("{context}{e}")))?;
     let header = Header::parse(&head).map_err(read_err)?;
     check_single_file(&header, path)?;
-    let (count, size) = voxel_count_and_size(&header).map_err(read_err)?;
-    let end = header
-        .vox_offset
-        .saturating_add((count as u64).saturating_mul(size as u64));
-    let mut all = head;
-    stream
-        .take(end.saturating_sub(all.len() as u64))
-        .read_to_end(&mut all)
-        .map_err(|e| read_err(format!("gzip: {e}")))?;
-    let raw = all.get(header.vox_offset as usize..).ok_or_else(|| {
-        read_err(format!(
+    let shape = shape_of(&header, path)?;
+    let offset = usize::try_from(header.vox_offset).unwrap_or(usize::MAX);
+    // The header read may have taken the first voxels with it; a vox_offset past it skips extensions.
+    let skip = (offset as u64).saturating_sub(head.len() as u64);
+    let skipped = std::io::copy(&mut (&mut stream).take(skip), &mut std::io::sink())
+        .map_err(|e| read_err(format!("{context}{e}")))?;
+    if skipped < skip {
+        return Err(read_err(format!(
             "the file ends before vox_offset {}",
             header.vox_offset
-        ))
-    })?;
-    build(&header, raw, path)
+        )));
+    }
+    let first = head.get(offset..).unwrap_or_default();
+    let trusted = most.map(|m| m.saturating_sub(header.vox_offset));
+    let (data, stored) = read_voxels(&header, first.chain(stream), shape.count, trusted, context)
+        .map_err(|e| e.into_error(path))?;
+    finish(&header, shape.dims, data, stored, path)
 }
 
 fn check_single_file(header: &Header, path: &Path) -> Result<(), NiftiError> {
@@ -179,27 +218,124 @@ fn stored_type(code: i16) -> Result<(&'static str, usize), String> {
     })
 }
 
-/// The volume from a parsed header and the image bytes that start at its first voxel.
-fn build(h: &Header, raw: &[u8], path: &Path) -> Result<(Volume, NiftiInfo), NiftiError> {
-    let read_err = |message: String| NiftiError::Read {
+/// How many voxels the first volume holds and its dimensions; a 4D file of several volumes is refused
+/// before any voxel is read.
+struct Shape {
+    count: usize,
+    dims: [usize; 3],
+}
+
+fn shape_of(h: &Header, path: &Path) -> Result<Shape, NiftiError> {
+    let (count, _) = voxel_count_and_size(h).map_err(|message| NiftiError::Read {
         path: path.to_path_buf(),
         message,
-    };
-    let unsupported = |message: String| NiftiError::Unsupported {
-        path: path.to_path_buf(),
-        message,
-    };
-    let (count, _) = voxel_count_and_size(h).map_err(read_err)?;
+    })?;
     let ndim = h.dim[0] as usize;
     let extra: i64 = (4..=ndim).map(|a| h.dim[a].max(1)).product();
     if extra > 1 {
-        return Err(unsupported(format!(
-            "{ndim}D image with {extra} volumes; voxflow volumes are 3D (split the series first)"
-        )));
+        return Err(NiftiError::Unsupported {
+            path: path.to_path_buf(),
+            message: format!(
+                "{ndim}D image with {extra} volumes; voxflow volumes are 3D (split the series first)"
+            ),
+        });
     }
     let dims = std::array::from_fn(|a| if a < ndim { h.dim[a + 1] as usize } else { 1 });
+    Ok(Shape { count, dims })
+}
+
+/// The volume from a parsed header and the image bytes that start at its first voxel.
+fn build(h: &Header, raw: &[u8], path: &Path) -> Result<(Volume, NiftiInfo), NiftiError> {
+    let shape = shape_of(h, path)?;
+    let trusted = Some(raw.len() as u64);
     let (data, stored) =
-        decode_voxels(h.datatype, raw, count, h.big_endian).map_err(&unsupported)?;
+        read_voxels(h, raw, shape.count, trusted, "").map_err(|e| e.into_error(path))?;
+    finish(h, shape.dims, data, stored, path)
+}
+
+/// Why the voxels could not be read: the stream failed or ended early, or the type is not one voxflow reads.
+enum VoxelError {
+    Read(String),
+    Unsupported(String),
+}
+
+impl VoxelError {
+    fn into_error(self, path: &Path) -> NiftiError {
+        let path = path.to_path_buf();
+        match self {
+            VoxelError::Read(message) => NiftiError::Read { path, message },
+            VoxelError::Unsupported(message) => NiftiError::Unsupported { path, message },
+        }
+    }
+}
+
+/// Voxels decoded this many at a time, straight into the volume's vector: the stored bytes are never held
+/// whole beside it.
+const VOXELS_PER_CHUNK: usize = 1 << 16;
+
+/// `count` voxels of the header's type from `input`. `trusted_bytes`, what the source is known to hold,
+/// bounds what is set aside before the voxels arrive.
+fn read_voxels(
+    h: &Header,
+    mut input: impl Read,
+    count: usize,
+    trusted_bytes: Option<u64>,
+    context: &str,
+) -> Result<(VoxelData, &'static str), VoxelError> {
+    let (name, size) = stored_type(h.datatype).map_err(VoxelError::Unsupported)?;
+    let trusted =
+        trusted_bytes.map_or(count, |b| usize::try_from(b / size as u64).unwrap_or(count));
+    let mut buffer = vec![0u8; VOXELS_PER_CHUNK.min(count) * size];
+    let mut data: Option<VoxelData> = None;
+    let mut done = 0;
+    while done < count {
+        let n = (count - done).min(VOXELS_PER_CHUNK);
+        let bytes = &mut buffer[..n * size];
+        let filled =
+            fill(&mut input, bytes).map_err(|e| VoxelError::Read(format!("{context}{e}")))?;
+        if filled < bytes.len() {
+            return Err(VoxelError::Read(format!(
+                "the image data is truncated: {} bytes for {count} voxels of {name}",
+                done * size + filled
+            )));
+        }
+        let chunk = decode_voxels(h.datatype, bytes, h.big_endian);
+        match data.as_mut() {
+            None => {
+                let mut first = chunk;
+                first.try_reserve(count.min(trusted).saturating_sub(n));
+                data = Some(first);
+            }
+            Some(all) => all.append(chunk),
+        }
+        done += n;
+    }
+    Ok((data.unwrap_or(VoxelData::U8(Vec::new())), name))
+}
+
+/// Reads until `buffer` is full or the input ends; how many bytes came.
+fn fill(input: &mut impl Read, buffer: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match input.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// The volume and what the reader found, from the decoded voxels: scaling applied, geometry from the
+/// header's transform.
+fn finish(
+    h: &Header,
+    dims: [usize; 3],
+    data: VoxelData,
+    stored: &'static str,
+    path: &Path,
+) -> Result<(Volume, NiftiInfo), NiftiError> {
     let (slope, inter) = (h.scl_slope, h.scl_inter);
     let scaled = slope != 0.0 && slope.is_finite() && (slope != 1.0 || inter != 0.0);
     let data = if scaled {
@@ -231,24 +367,14 @@ fn build(h: &Header, raw: &[u8], path: &Path) -> Result<(Volume, NiftiInfo), Nif
     };
     Volume::new(geometry, data)
         .map(|v| (v, info))
-        .map_err(|e| read_err(e.to_string()))
+        .map_err(|e| NiftiError::Read {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
 }
 
-fn decode_voxels(
-    datatype: i16,
-    raw: &[u8],
-    count: usize,
-    big: bool,
-) -> Result<(VoxelData, &'static str), String> {
-    let (name, size) = stored_type(datatype)?;
-    let needed = count * size;
-    if raw.len() < needed {
-        return Err(format!(
-            "the image data is truncated: {} bytes for {count} voxels of {name}",
-            raw.len()
-        ));
-    }
-    let raw = &raw[..needed];
+/// The voxels of `raw` (whole voxels of a type `stored_type` accepts), as the volume's value type.
+fn decode_voxels(datatype: i16, raw: &[u8], big: bool) -> VoxelData {
     macro_rules! take {
         ($t:ty) => {{
             raw.chunks_exact(std::mem::size_of::<$t>())
@@ -263,7 +389,7 @@ fn decode_voxels(
                 .collect::<Vec<$t>>()
         }};
     }
-    let data = match datatype {
+    match datatype {
         2 => VoxelData::U8(raw.to_vec()),
         256 => VoxelData::I16(take!(i8).into_iter().map(i16::from).collect()),
         4 => VoxelData::I16(take!(i16)),
@@ -274,6 +400,5 @@ fn decode_voxels(
         1280 => VoxelData::F64(take!(u64).into_iter().map(|v| v as f64).collect()),
         16 => VoxelData::F32(take!(f32)),
         _ => VoxelData::F64(take!(f64)),
-    };
-    Ok((data, name))
+    }
 }

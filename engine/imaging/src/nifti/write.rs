@@ -1,7 +1,8 @@
 //! NIfTI-1 out: a fixed 348-byte header filled here (the crate's writer needs ndarray arrays and nalgebra
-//! affines), sform and qform both set to the scanner frame, voxels little-endian, optionally gzipped.
+//! affines), sform and qform both set to the scanner frame, little-endian voxels streamed in chunks to any
+//! writer (a file, an artifact), optionally through gzip.
 
-use std::io::Write;
+use std::io::{self, Write};
 use std::path::Path;
 
 use super::NiftiError;
@@ -57,8 +58,8 @@ fn quaternion(geometry: &Geometry) -> ([f64; 3], f64) {
     ([qb * sign, qc * sign, qd * sign], qfac)
 }
 
-/// The bytes of a NIfTI-1 single file (`.nii`): header, empty extension flag, little-endian voxels.
-pub fn encode_nifti(volume: &Volume, description: &str) -> Vec<u8> {
+/// The 352 bytes before the voxels of a NIfTI-1 single file: the header and an empty extension flag.
+fn header_bytes(volume: &Volume, description: &str) -> Vec<u8> {
     let g = &volume.geometry;
     let (code, bitpix): (i16, i16) = match &volume.data {
         VoxelData::U8(_) => (2, 8),
@@ -129,45 +130,68 @@ pub fn encode_nifti(volume: &Volume, description: &str) -> Vec<u8> {
         }
     }
     h[344..348].copy_from_slice(b"n+1\0");
-    let mut out = h;
-    out.extend_from_slice(&[0, 0, 0, 0]);
-    match &volume.data {
-        VoxelData::U8(v) => out.extend_from_slice(v),
-        VoxelData::I16(v) => v
-            .iter()
-            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        VoxelData::U16(v) => v
-            .iter()
-            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        VoxelData::I32(v) => v
-            .iter()
-            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        VoxelData::F32(v) => v
-            .iter()
-            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        VoxelData::F64(v) => v
-            .iter()
-            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+    h.extend_from_slice(&[0, 0, 0, 0]);
+    h
+}
+
+/// Voxels converted to little-endian bytes this many at a time: the whole volume is never copied at once.
+const VOXELS_PER_CHUNK: usize = 16 * 1024;
+
+/// Writes a NIfTI-1 single file (`.nii`) to `out`: header, empty extension flag, little-endian voxels,
+/// streamed in chunks so no second copy of the volume is made.
+pub fn write_nifti_to(volume: &Volume, description: &str, out: &mut impl Write) -> io::Result<()> {
+    out.write_all(&header_bytes(volume, description))?;
+    let mut buffer = Vec::with_capacity(VOXELS_PER_CHUNK * 8);
+    macro_rules! voxels {
+        ($values:expr) => {
+            for chunk in $values.chunks(VOXELS_PER_CHUNK) {
+                buffer.clear();
+                chunk
+                    .iter()
+                    .for_each(|x| buffer.extend_from_slice(&x.to_le_bytes()));
+                out.write_all(&buffer)?;
+            }
+        };
     }
+    match &volume.data {
+        VoxelData::U8(v) => out.write_all(v)?,
+        VoxelData::I16(v) => voxels!(v),
+        VoxelData::U16(v) => voxels!(v),
+        VoxelData::I32(v) => voxels!(v),
+        VoxelData::F32(v) => voxels!(v),
+        VoxelData::F64(v) => voxels!(v),
+    }
+    Ok(())
+}
+
+/// [`write_nifti_to`] through gzip (`.nii.gz`); returns `out` once the gzip stream is complete.
+pub fn write_nifti_gz_to<W: Write>(volume: &Volume, description: &str, out: W) -> io::Result<W> {
+    let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::new(GZIP_LEVEL));
+    write_nifti_to(volume, description, &mut gz)?;
+    gz.finish()
+}
+
+/// Gzip level of written `.nii.gz` files: zlib's 4 compresses medical images and masks within ~2 % of its
+/// default 6 at about half the time.
+const GZIP_LEVEL: u32 = 4;
+
+/// The bytes of a NIfTI-1 single file (`.nii`).
+pub fn encode_nifti(volume: &Volume, description: &str) -> Vec<u8> {
+    let size = 352 + volume.data.len() * volume.data.bytes_per_voxel();
+    let mut out = Vec::with_capacity(size);
+    // Writing into a Vec cannot fail.
+    let _ = write_nifti_to(volume, description, &mut out);
     out
 }
 
 /// `encode_nifti`, gzip-compressed (`.nii.gz`).
 pub fn encode_nifti_gz(volume: &Volume, description: &str) -> Vec<u8> {
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(4));
-    // Writing into a Vec cannot fail.
-    let _ = gz.write_all(&encode_nifti(volume, description));
-    gz.finish().unwrap_or_default()
+    write_nifti_gz_to(volume, description, Vec::new()).unwrap_or_default()
 }
 
 /// Writes `.nii` or `.nii.gz` (by extension) through a temporary file and a rename.
 pub fn write_nifti(volume: &Volume, path: &Path, description: &str) -> Result<(), NiftiError> {
     let gz = path.extension().is_some_and(|e| e == "gz");
-    let bytes = if gz {
-        encode_nifti_gz(volume, description)
-    } else {
-        encode_nifti(volume, description)
-    };
     let io = |source| NiftiError::Write {
         path: path.to_path_buf(),
         source,
@@ -185,8 +209,14 @@ pub fn write_nifti(volume: &Volume, path: &Path, description: &str) -> Result<()
         use std::os::unix::fs::PermissionsExt;
         builder.permissions(std::fs::Permissions::from_mode(0o666));
     }
-    let mut tmp = builder.tempfile_in(dir).map_err(io)?;
-    tmp.write_all(&bytes).map_err(io)?;
+    let tmp = builder.tempfile_in(dir).map_err(io)?;
+    let mut file = std::io::BufWriter::new(tmp);
+    if gz {
+        file = write_nifti_gz_to(volume, description, file).map_err(io)?;
+    } else {
+        write_nifti_to(volume, description, &mut file).map_err(io)?;
+    }
+    let tmp = file.into_inner().map_err(|e| io(e.into_error()))?;
     tmp.persist(path).map_err(|e| io(e.error))?;
     Ok(())
 }
@@ -224,6 +254,34 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn streamed_files_hold_every_chunk_and_read_back_from_a_stream() {
+        // 40 x 40 x 21 voxels: more than two chunks, the last one partial.
+        let geometry = Geometry::new([40, 40, 21], [0.5, 0.5, 3.0]);
+        let n = geometry.voxel_count();
+        assert!(n > 2 * VOXELS_PER_CHUNK && !n.is_multiple_of(VOXELS_PER_CHUNK));
+        let dir = tempfile::tempdir().unwrap();
+        for data in [
+            VoxelData::I16((0..n).map(|v| (v % 3000) as i16 - 1000).collect()),
+            VoxelData::F32((0..n).map(|v| (v as f32).sin()).collect()),
+            VoxelData::F64((0..n).map(|v| v as f64 * 1e-3).collect()),
+            VoxelData::U8((0..n).map(|v| (v % 251) as u8).collect()),
+        ] {
+            let v = Volume::new(geometry.clone(), data).unwrap();
+            let bytes = encode_nifti(&v, "streamed");
+            assert_eq!(bytes.len(), 352 + n * v.data.bytes_per_voxel());
+            let path = dir.path().join("streamed.nii.gz");
+            let file = std::fs::File::create(&path).unwrap();
+            write_nifti_gz_to(&v, "streamed", file).unwrap();
+            let len = std::fs::metadata(&path).unwrap().len();
+            let reader = std::io::BufReader::new(std::fs::File::open(&path).unwrap());
+            let (back, _) = crate::nifti::decode_nifti_from(reader, Some(len), &path).unwrap();
+            assert_eq!(back.data, v.data);
+            let (raw, _) = crate::nifti::decode_nifti(&bytes, &path).unwrap();
+            assert_eq!(raw, back);
         }
     }
 

@@ -2,12 +2,13 @@
 //! `builtin/write-nifti` and `builtin/write-png`. Volume and mask artifacts are stored as gzipped NIfTI-1,
 //! so any tool can open them and their hash is the hash of a standard file.
 
+use std::io::BufReader;
 use std::path::Path;
 
 use voxflow_imaging::dicom::{
     layout, scan, write_seg, Algorithm, Code, SegmentDescription, SeriesRule,
 };
-use voxflow_imaging::nifti::{decode_nifti, encode_nifti_gz};
+use voxflow_imaging::nifti::{decode_nifti_from, write_nifti_gz_to};
 use voxflow_imaging::ops::{resample_onto, Interpolation};
 use voxflow_imaging::png::{render_png, PngOptions};
 use voxflow_imaging::source::{load_source_spaced, LoadedSource, Origin};
@@ -28,10 +29,12 @@ pub fn store_volume(
     kind: ArtifactKind,
     name: &str,
 ) -> Result<ArtifactRef, StepError> {
-    let bytes = encode_nifti_gz(volume, &format!("voxflow {}", ctx.step_id));
-    Ok(ctx
-        .artifacts
-        .put_bytes(&bytes, kind, Some(NIFTI_GZ), Some(name))?)
+    let mut writer = ctx.artifacts.writer()?;
+    // Streamed: the voxels go through gzip into the artifact's temporary file, never whole in memory again.
+    if let Err(e) = write_nifti_gz_to(volume, &format!("voxflow {}", ctx.step_id), &mut writer) {
+        return Err(writer.write_error(e).into());
+    }
+    Ok(writer.finish(kind, Some(NIFTI_GZ), Some(name))?)
 }
 
 /// Reads a volume or mask artifact back.
@@ -40,9 +43,10 @@ pub fn read_volume(
     artifact: &ArtifactRef,
     input: &str,
 ) -> Result<Volume, StepError> {
-    let bytes = ctx.artifacts.read(artifact)?;
+    let file = ctx.artifacts.open_content(artifact)?;
+    let stored_len = file.metadata().ok().map(|m| m.len());
     let origin = Path::new(artifact.name.as_deref().unwrap_or("volume.nii.gz"));
-    decode_nifti(&bytes, origin)
+    decode_nifti_from(BufReader::with_capacity(1 << 16, file), stored_len, origin)
         .map(|(v, _)| v)
         .map_err(|e| StepError::BadArgument {
             field: format!("input `{input}`"),
