@@ -153,6 +153,20 @@ fn segmentation_of_a_prostatex_series_is_plausible_and_recorded() {
     let fuse = recorded_step(dir.path(), "fuse");
     assert_eq!(fuse["plugin"], "wasm/probability-fusion", "{fuse}");
     assert!(fuse["outputs"]["mask"].is_object(), "{fuse}");
+    // The mask was computed on the series' own grid (read back from float32 NIfTI): the SEG writer takes
+    // it as it is instead of resampling it onto the grid it is already on.
+    let run = last_run(dir.path());
+    let resampled: Vec<_> = run["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("source grid"))
+        })
+        .collect();
+    assert!(resampled.is_empty(), "{resampled:?}");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! anterior and superior up) whatever the volume's voxel order.
 
 use crate::ops::{extract_slice, percentile, resample_onto, AxisMap, Interpolation};
-use crate::volume::Volume;
+use crate::volume::{Volume, SAME_GRID_TOLERANCE_MM};
 
 /// Which picture to draw.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,7 +56,10 @@ pub fn render_png(
     let image = to_lps.apply(volume);
     // A mask made on another grid (resampled, reoriented) is brought onto this one first.
     let mask = mask.map(|m| {
-        let on_grid = if m.geometry == volume.geometry {
+        let on_grid = if m
+            .geometry
+            .same_grid(&volume.geometry, SAME_GRID_TOLERANCE_MM)
+        {
             m.clone()
         } else {
             resample_onto(m, &volume.geometry, Interpolation::Nearest)

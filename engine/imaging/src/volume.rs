@@ -152,6 +152,11 @@ impl VoxelData {
     }
 }
 
+/// How far apart two grids' voxel centres may be for them to count as one grid (see
+/// [`Geometry::same_grid`]): a hundredth of a millimetre, far below any imaging voxel and far above what
+/// float32 storage moves a grid (about 1e-4 mm at 500 mm from the scanner's origin).
+pub const SAME_GRID_TOLERANCE_MM: f64 = 0.01;
+
 /// Where the voxels are in the patient.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Geometry {
@@ -182,6 +187,22 @@ impl Geometry {
 
     pub fn index(&self, i: usize, j: usize, k: usize) -> usize {
         i + self.dims[0] * (j + self.dims[1] * k)
+    }
+
+    /// Whether `other` is this grid up to `tolerance_mm`: the same dimensions, and no voxel centre more than
+    /// `tolerance_mm` away from its counterpart (checked at the eight corners: the map is affine). Exact
+    /// equality is too strict for grids that went through a file: NIfTI-1 stores the affine as float32.
+    pub fn same_grid(&self, other: &Geometry, tolerance_mm: f64) -> bool {
+        if self.dims != other.dims {
+            return false;
+        }
+        let last = self.dims.map(|d| d.saturating_sub(1) as f64);
+        (0..8).all(|corner| {
+            let ijk = std::array::from_fn(|a| if corner >> a & 1 == 1 { last[a] } else { 0.0 });
+            let (p, q) = (self.voxel_to_lps(ijk), other.voxel_to_lps(ijk));
+            let distance = (0..3).map(|d| (p[d] - q[d]).powi(2)).sum::<f64>().sqrt();
+            distance <= tolerance_mm
+        })
     }
 
     /// LPS position of a (possibly fractional) voxel index.
@@ -306,6 +327,40 @@ impl Volume {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_grid_read_back_from_nifti_is_the_same_grid_and_a_shifted_one_is_not() {
+        let grid = Geometry {
+            dims: [384, 384, 19],
+            spacing: [0.5, 0.5, 3.6],
+            origin: [-101.35, -87.42, -53.17],
+            direction: [
+                [0.9998, 0.0, -0.0175],
+                [0.0017, 0.9952, 0.0976],
+                [0.0174, -0.0976, 0.9951],
+            ],
+        };
+        let volume = Volume::new(grid.clone(), VoxelData::U8(vec![0; grid.voxel_count()])).unwrap();
+        let bytes = crate::nifti::encode_nifti(&volume, "");
+        let (back, _) = crate::nifti::decode_nifti(&bytes, std::path::Path::new("x.nii")).unwrap();
+        assert_ne!(
+            back.geometry, grid,
+            "float32 storage moves the grid a little"
+        );
+        assert!(back.geometry.same_grid(&grid, SAME_GRID_TOLERANCE_MM));
+        let mut shifted = grid.clone();
+        shifted.origin[2] += 0.05;
+        assert!(!shifted.same_grid(&grid, SAME_GRID_TOLERANCE_MM));
+        let mut tilted = grid.clone();
+        tilted.direction[0] = [0.9998, 0.0002, -0.0175];
+        assert!(
+            !tilted.same_grid(&grid, SAME_GRID_TOLERANCE_MM),
+            "a tilt shows at the far corners"
+        );
+        let mut other_dims = grid.clone();
+        other_dims.dims[2] = 20;
+        assert!(!other_dims.same_grid(&grid, SAME_GRID_TOLERANCE_MM));
+    }
 
     #[test]
     fn affine_round_trip_through_ras() {

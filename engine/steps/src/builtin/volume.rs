@@ -12,6 +12,7 @@ use voxflow_imaging::nifti::{decode_nifti_from, write_nifti_gz_to};
 use voxflow_imaging::ops::{resample_onto, Interpolation};
 use voxflow_imaging::png::{render_png, PngOptions};
 use voxflow_imaging::source::{load_source_spaced, LoadedSource, Origin};
+use voxflow_imaging::volume::SAME_GRID_TOLERANCE_MM;
 use voxflow_imaging::Volume;
 use voxflow_spec::types::{ArtifactKind, DataType};
 use voxflow_spec::{ArtifactRef, PortSpec, Value};
@@ -431,8 +432,15 @@ fn run_write_dicom_seg(ctx: &StepContext<'_>, args: &StepArgs) -> Result<StepOut
     let series = found.select(&rule, &source).map_err(|e| failed(&e))?;
     let source_layout = layout(series).map_err(|e| failed(&e))?;
     // A mask computed on a resampled or reoriented image goes back onto the source grid first.
-    let mask = if mask.geometry == source_layout.geometry {
-        mask
+    let mask = if mask
+        .geometry
+        .same_grid(&source_layout.geometry, SAME_GRID_TOLERANCE_MM)
+    {
+        // On the source grid up to the float32 rounding of the NIfTI artifact it was read from.
+        Volume {
+            geometry: source_layout.geometry.clone(),
+            data: mask.data,
+        }
     } else {
         ctx.log("mask is not on the source grid: resampling it (nearest neighbour) onto the source series");
         resample_onto(&mask, &source_layout.geometry, Interpolation::Nearest)
