@@ -9,7 +9,7 @@ the planes of the crop resized trilinear to 128^3 with the planes two apart as c
 and edge-padded; the axial probability on the axial mask's extent along z less two slices at each end, the
 mean of the three elsewhere; largest component and holes filled, NIfTI out), same intra-op threads, in one
 run (the networks' numpy rendering is scripts/prostate_rendering.py, which the tests' reference values
-also use). Prints studies per second, CPU seconds (user + system, all threads), the ratio, the Dice between the two pipelines' masks and voxflow's seconds per
+also use). Prints studies per second, CPU seconds (user + system, all threads), the ratio, peak resident memory of each, the Dice between the two pipelines' masks and voxflow's seconds per
 step summed over the volumes (from the run's records). MAX_PARALLEL (default 1) is how many volumes the
 voxflow run takes at a time (workflows/prostate-evaluate.yaml runs 2); the Python pipeline takes one.
 
@@ -137,6 +137,7 @@ def main():
         voxflow_s = time.perf_counter() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         voxflow_cpu = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
+        voxflow_peak_mb = after.ru_maxrss / 1024  # the largest child's peak: the voxflow process (Linux: KiB)
         step_seconds = voxflow_step_seconds(os.path.join(tmp, "data", "voxflow.db"))
 
         started, cpu_started = time.perf_counter(), time.process_time()
@@ -152,6 +153,7 @@ def main():
             case = os.path.basename(path)[len("image_"):-len(".npy.gz")]
             masks[case] = python_pipeline(sessions, path, os.path.join(tmp, f"{case}_python.nii.gz"))
         python_s, python_cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        python_peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
         dices = []
         for case, theirs in masks.items():
@@ -165,6 +167,8 @@ def main():
           f"({voxflow_cpu / len(images):.2f} s a study)")
     print(f"python : {python_s:.2f} s ({len(images) / python_s:.2f} studies/s), CPU {python_cpu:.2f} s "
           f"({python_cpu / len(images):.2f} s a study)")
+    print(f"peak resident memory: voxflow {voxflow_peak_mb:.0f} MB, python {python_peak_mb:.0f} MB "
+          f"(this whole script, its imports and the masks it keeps for the comparison included)")
     print("voxflow steps, seconds summed over the volumes (the three networks run side by side): "
           + ", ".join(f"{step} {seconds:.2f}" for step, seconds in step_seconds))
     print(f"speed-up voxflow vs python: {python_s / voxflow_s:.2f}x; Dice between the two pipelines' masks: "
