@@ -1,6 +1,7 @@
 //! NIfTI in: single files (`.nii`, `.nii.gz`) and `.hdr`/`.img` pairs, NIfTI-1 and NIfTI-2, either byte
-//! order; scl_slope/scl_inter applied. Gzip streams are read only as far as the header says the image
-//! goes, so a damaged or hostile file cannot make the reader inflate more than it declared.
+//! order; scl_slope/scl_inter applied. Files are streamed: voxels are decoded in chunks straight into the
+//! volume's vector, and gzip is inflated only as far as the header says the image goes, so a damaged or
+//! hostile file cannot make the reader inflate more than it declared.
 
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
@@ -22,7 +23,7 @@ pub fn read_nifti(path: &Path) -> Result<(Volume, NiftiInfo), NiftiError> {
         message,
     };
     if let Some((hdr, img)) = pair_paths(path) {
-        let header_bytes = read_maybe_gz(&hdr, Some(MAX_HEADER_BYTES as u64))
+        let header_bytes = read_maybe_gz(&hdr, MAX_HEADER_BYTES as u64)
             .map_err(|e| read_err(&hdr, e.to_string()))?;
         let header = Header::parse(&header_bytes).map_err(|m| read_err(&hdr, m))?;
         if header.single_file {
@@ -32,14 +33,11 @@ pub fn read_nifti(path: &Path) -> Result<(Volume, NiftiInfo), NiftiError> {
                     .to_string(),
             ));
         }
-        let image = read_maybe_gz(&img, None).map_err(|e| read_err(&img, e.to_string()))?;
-        let raw = image.get(header.vox_offset as usize..).ok_or_else(|| {
-            read_err(
-                &img,
-                format!("shorter than vox_offset {}", header.vox_offset),
-            )
-        })?;
-        return build(&header, raw, path);
+        let file = std::fs::File::open(&img).map_err(|e| read_err(&img, e.to_string()))?;
+        let stored_len = file.metadata().ok().map(|m| m.len());
+        let (stream, most, context) = maybe_gunzip(std::io::BufReader::new(file), stored_len)
+            .map_err(|e| read_err(&img, e.to_string()))?;
+        return volume_from(&header, &[], stream, most, context, &img);
     }
     let file = std::fs::File::open(path).map_err(|e| read_err(path, e.to_string()))?;
     let stored_len = file.metadata().ok().map(|m| m.len());
@@ -56,35 +54,31 @@ pub fn decode_nifti(bytes: &[u8], path: &Path) -> Result<(Volume, NiftiInfo), Ni
 /// are kept. `stored_len`, the stream's length when known, bounds what is set aside for the voxels before
 /// they arrive, so a header that claims more than the stream can hold reserves nothing it will not fill.
 pub fn decode_nifti_from(
-    mut input: impl BufRead,
+    input: impl BufRead,
     stored_len: Option<u64>,
     path: &Path,
 ) -> Result<(Volume, NiftiInfo), NiftiError> {
-    let gz = input
-        .fill_buf()
-        .map_err(|e| NiftiError::Read {
+    let (stream, most, context) =
+        maybe_gunzip(input, stored_len).map_err(|e| NiftiError::Read {
             path: path.to_path_buf(),
             message: e.to_string(),
-        })?
-        .starts_with(&GZIP_MAGIC);
-    // What the stream can be trusted to hold: its length, or for gzip a ratio medical images rarely pass
-    // (masks do, and their vector then grows as the voxels come).
-    let most = stored_len.map(|n| {
-        if gz {
-            n.saturating_mul(TRUSTED_GZIP_RATIO)
-        } else {
-            n
-        }
-    });
-    if gz {
-        decode_stream(
-            flate2::bufread::MultiGzDecoder::new(input),
-            "gzip: ",
-            most,
-            path,
-        )
+        })?;
+    decode_stream(stream, context, most, path)
+}
+
+/// The stream inflated when it starts with the gzip magic; with it, how many bytes of voxels it can be
+/// trusted to hold (its length, or for gzip a ratio medical images rarely pass: masks do, and their vector
+/// then grows as the voxels come), and the prefix for its read errors.
+fn maybe_gunzip<'a>(
+    mut input: impl BufRead + 'a,
+    stored_len: Option<u64>,
+) -> std::io::Result<(Box<dyn Read + 'a>, Option<u64>, &'static str)> {
+    if input.fill_buf()?.starts_with(&GZIP_MAGIC) {
+        let most = stored_len.map(|n| n.saturating_mul(TRUSTED_GZIP_RATIO));
+        let stream = flate2::bufread::MultiGzDecoder::new(input);
+        Ok((Box::new(stream), most, "gzip: "))
     } else {
-        decode_stream(input, "", most, path)
+        Ok((Box::new(input), stored_len, ""))
     }
 }
 
@@ -106,23 +100,40 @@ fn decode_stream(
         .map_err(|e| read_err(format!("{context}{e}")))?;
     let header = Header::parse(&head).map_err(read_err)?;
     check_single_file(&header, path)?;
-    let shape = shape_of(&header, path)?;
+    volume_from(&header, &head, stream, most, context, path)
+}
+
+/// The volume from the rest of a stream whose first bytes, `head`, were already read (the header's, and
+/// perhaps some voxels): bytes up to vox_offset skipped, then the first volume's voxels.
+fn volume_from(
+    header: &Header,
+    head: &[u8],
+    mut stream: impl Read,
+    most: Option<u64>,
+    context: &str,
+    path: &Path,
+) -> Result<(Volume, NiftiInfo), NiftiError> {
+    let shape = shape_of(header, path)?;
     let offset = usize::try_from(header.vox_offset).unwrap_or(usize::MAX);
-    // The header read may have taken the first voxels with it; a vox_offset past it skips extensions.
     let skip = (offset as u64).saturating_sub(head.len() as u64);
-    let skipped = std::io::copy(&mut (&mut stream).take(skip), &mut std::io::sink())
-        .map_err(|e| read_err(format!("{context}{e}")))?;
+    let skipped =
+        std::io::copy(&mut (&mut stream).take(skip), &mut std::io::sink()).map_err(|e| {
+            NiftiError::Read {
+                path: path.to_path_buf(),
+                message: format!("{context}{e}"),
+            }
+        })?;
     if skipped < skip {
-        return Err(read_err(format!(
-            "the file ends before vox_offset {}",
-            header.vox_offset
-        )));
+        return Err(NiftiError::Read {
+            path: path.to_path_buf(),
+            message: format!("the file ends before vox_offset {}", header.vox_offset),
+        });
     }
     let first = head.get(offset..).unwrap_or_default();
     let trusted = most.map(|m| m.saturating_sub(header.vox_offset));
-    let (data, stored) = read_voxels(&header, first.chain(stream), shape.count, trusted, context)
+    let (data, stored) = read_voxels(header, first.chain(stream), shape.count, trusted, context)
         .map_err(|e| e.into_error(path))?;
-    finish(&header, shape.dims, data, stored, path)
+    finish(header, shape.dims, data, stored, path)
 }
 
 fn check_single_file(header: &Header, path: &Path) -> Result<(), NiftiError> {
@@ -158,20 +169,12 @@ fn pair_paths(path: &Path) -> Option<(PathBuf, PathBuf)> {
     ))
 }
 
-/// A whole file, inflated when it is gzipped; at most `limit` bytes of it when given.
-fn read_maybe_gz(path: &Path, limit: Option<u64>) -> std::io::Result<Vec<u8>> {
-    let bytes = std::fs::read(path)?;
-    let limit = limit.unwrap_or(u64::MAX);
-    if !bytes.starts_with(&GZIP_MAGIC) {
-        let end = usize::try_from(limit)
-            .unwrap_or(usize::MAX)
-            .min(bytes.len());
-        return Ok(bytes[..end].to_vec());
-    }
+/// The first `limit` bytes of a file, inflated when it is gzipped.
+fn read_maybe_gz(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    let file = std::fs::File::open(path)?;
+    let (stream, _, _) = maybe_gunzip(std::io::BufReader::new(file), None)?;
     let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(&bytes[..])
-        .take(limit)
-        .read_to_end(&mut out)?;
+    stream.take(limit).read_to_end(&mut out)?;
     Ok(out)
 }
 
@@ -242,15 +245,6 @@ fn shape_of(h: &Header, path: &Path) -> Result<Shape, NiftiError> {
     }
     let dims = std::array::from_fn(|a| if a < ndim { h.dim[a + 1] as usize } else { 1 });
     Ok(Shape { count, dims })
-}
-
-/// The volume from a parsed header and the image bytes that start at its first voxel.
-fn build(h: &Header, raw: &[u8], path: &Path) -> Result<(Volume, NiftiInfo), NiftiError> {
-    let shape = shape_of(h, path)?;
-    let trusted = Some(raw.len() as u64);
-    let (data, stored) =
-        read_voxels(h, raw, shape.count, trusted, "").map_err(|e| e.into_error(path))?;
-    finish(h, shape.dims, data, stored, path)
 }
 
 /// Why the voxels could not be read: the stream failed or ended early, or the type is not one voxflow reads.

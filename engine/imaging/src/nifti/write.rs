@@ -184,11 +184,6 @@ pub fn encode_nifti(volume: &Volume, description: &str) -> Vec<u8> {
     out
 }
 
-/// `encode_nifti`, gzip-compressed (`.nii.gz`).
-pub fn encode_nifti_gz(volume: &Volume, description: &str) -> Vec<u8> {
-    write_nifti_gz_to(volume, description, Vec::new()).unwrap_or_default()
-}
-
 /// Writes `.nii` or `.nii.gz` (by extension) through a temporary file and a rename.
 pub fn write_nifti(volume: &Volume, path: &Path, description: &str) -> Result<(), NiftiError> {
     let gz = path.extension().is_some_and(|e| e == "gz");
