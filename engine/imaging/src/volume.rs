@@ -109,14 +109,40 @@ impl VoxelData {
         let (min, max) = values
             .iter()
             .fold((i32::MAX, i32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-        if values.is_empty() || (min >= 0 && max <= i32::from(u8::MAX)) {
-            VoxelData::U8(values.iter().map(|&v| v as u8).collect())
+        let mut out = VoxelData::narrowest_integer(min, max, 0);
+        if let VoxelData::I32(_) = out {
+            return VoxelData::I32(values);
+        }
+        out.try_reserve(values.len());
+        out.extend_from_i32(values.into_iter());
+        out
+    }
+
+    /// An empty vector of the narrowest type that holds every integer in `min..=max` (uint8, int16, uint16,
+    /// else int32; uint8 for an empty range), with room for `capacity` values when the allocator grants it.
+    pub fn narrowest_integer(min: i32, max: i32, capacity: usize) -> VoxelData {
+        let mut out = if min > max || (min >= 0 && max <= i32::from(u8::MAX)) {
+            VoxelData::U8(Vec::new())
         } else if min >= i32::from(i16::MIN) && max <= i32::from(i16::MAX) {
-            VoxelData::I16(values.iter().map(|&v| v as i16).collect())
+            VoxelData::I16(Vec::new())
         } else if min >= 0 && max <= i32::from(u16::MAX) {
-            VoxelData::U16(values.iter().map(|&v| v as u16).collect())
+            VoxelData::U16(Vec::new())
         } else {
-            VoxelData::I32(values)
+            VoxelData::I32(Vec::new())
+        };
+        out.try_reserve(capacity);
+        out
+    }
+
+    /// Appends integers cast to this type (chosen to hold them: see [`VoxelData::narrowest_integer`]).
+    pub fn extend_from_i32(&mut self, values: impl Iterator<Item = i32>) {
+        match self {
+            VoxelData::U8(v) => v.extend(values.map(|x| x as u8)),
+            VoxelData::I16(v) => v.extend(values.map(|x| x as i16)),
+            VoxelData::U16(v) => v.extend(values.map(|x| x as u16)),
+            VoxelData::I32(v) => v.extend(values),
+            VoxelData::F32(v) => v.extend(values.map(|x| x as f32)),
+            VoxelData::F64(v) => v.extend(values.map(f64::from)),
         }
     }
 
@@ -327,6 +353,26 @@ impl Volume {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integers_go_into_the_narrowest_type_that_holds_their_range() {
+        for (min, max, dtype) in [
+            (i32::MAX, i32::MIN, "uint8"), // no values
+            (0, 255, "uint8"),
+            (-1, 255, "int16"),
+            (-1024, 3071, "int16"),
+            (0, 65535, "uint16"),
+            (-1, 40000, "int32"),
+        ] {
+            let mut data = VoxelData::narrowest_integer(min, max, 2);
+            assert_eq!(data.dtype(), dtype, "{min}..={max}");
+            if min <= max {
+                data.extend_from_i32([min, max].into_iter());
+                assert_eq!(data.to_f64(), vec![f64::from(min), f64::from(max)]);
+                assert_eq!(VoxelData::from_i32_compact(vec![min, max]), data);
+            }
+        }
+    }
 
     #[test]
     fn a_grid_read_back_from_nifti_is_the_same_grid_and_a_shifted_one_is_not() {

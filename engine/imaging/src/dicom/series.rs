@@ -495,36 +495,65 @@ fn decode_slices(
             && p.rescale_intercept.abs() < 1e9
     });
     let frame_range = |frame: usize| frame * per_slice..(frame + 1) * per_slice;
+    // How many planes still need each file's samples: a file's go as soon as its last plane is copied, so
+    // the decoded series shrinks while the volume grows.
+    let mut uses: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    for &(f, _) in slices {
+        *uses.entry(f).or_default() += 1;
+    }
+    let mut release = |by_file: &mut std::collections::HashMap<usize, Samples>, f: usize| {
+        if let Some(left) = uses.get_mut(&f) {
+            *left -= 1;
+            if *left == 0 {
+                by_file.remove(&f);
+            }
+        }
+    };
     if integer_rescale {
-        let mut values: Vec<i32> = Vec::with_capacity(per_slice * slices.len());
+        // Two passes: the values' range picks the narrowest type, then the planes are copied straight into it.
+        let (mut min, mut max) = (i32::MAX, i32::MIN);
         for (f, frame, plane) in planes() {
-            // Every file holds integers here (`integer_rescale` checked it).
             if let Samples::Int(all) = &by_file[&f] {
                 let intercept = plane.rescale_intercept as i32;
-                values.extend(
+                for &v in &all[frame_range(frame)] {
+                    let value = v.saturating_add(intercept);
+                    min = min.min(value);
+                    max = max.max(value);
+                }
+            }
+        }
+        let mut data = VoxelData::narrowest_integer(min, max, per_slice * slices.len());
+        for (f, frame, plane) in planes() {
+            // Every file holds integers here (`integer_rescale` checked it).
+            if let Some(Samples::Int(all)) = by_file.get(&f) {
+                let intercept = plane.rescale_intercept as i32;
+                data.extend_from_i32(
                     all[frame_range(frame)]
                         .iter()
                         .map(|&v| v.saturating_add(intercept)),
                 );
             }
+            release(&mut by_file, f);
         }
-        return Ok(VoxelData::from_i32_compact(values));
+        return Ok(data);
     }
     let mut values: Vec<f64> = Vec::with_capacity(per_slice * slices.len());
     for (f, frame, plane) in planes() {
         let (slope, intercept) = (plane.rescale_slope, plane.rescale_intercept);
-        match &by_file[&f] {
-            Samples::Int(all) => values.extend(
+        match by_file.get(&f) {
+            Some(Samples::Int(all)) => values.extend(
                 all[frame_range(frame)]
                     .iter()
                     .map(|&v| f64::from(v) * slope + intercept),
             ),
-            Samples::Float(all) => values.extend(
+            Some(Samples::Float(all)) => values.extend(
                 all[frame_range(frame)]
                     .iter()
                     .map(|&v| v * slope + intercept),
             ),
+            None => {}
         }
+        release(&mut by_file, f);
     }
     Ok(VoxelData::from_f64_compact(values))
 }
