@@ -9,22 +9,81 @@ use dicom_pixeldata::{ConvertOptions, ModalityLutOption, PixelDecoder};
 
 use super::header::DicomHeader;
 use super::{jpeg_turbo, raw};
+use crate::volume::VoxelData;
 
 /// JPEG Extended (process 2 & 4): 8- or 12-bit lossy JPEG.
 const JPEG_EXTENDED: &str = "1.2.840.10008.1.2.4.51";
 
-/// Stored sample values: integers as stored (the common case, kept exact and small), or floats.
+/// Stored sample values: integers as stored (the common case, kept exact and as small as they were
+/// stored), or floats.
 pub(crate) enum Samples {
-    Int(Vec<i32>),
+    /// Samples of up to 16 bits that fit an `i16`: signed ones, or unsigned of at most 15 bits.
+    I16(Vec<i16>),
+    /// Unsigned 16-bit samples.
+    U16(Vec<u16>),
+    /// 32-bit integer grids (RT Dose, some parametric maps).
+    I32(Vec<i32>),
     Float(Vec<f64>),
+}
+
+// One body for each integer variant of `Samples`.
+macro_rules! each_integer {
+    ($samples:expr, $v:ident => $body:expr, $float:ident => $otherwise:expr) => {
+        match $samples {
+            Samples::I16($v) => $body,
+            Samples::U16($v) => $body,
+            Samples::I32($v) => $body,
+            Samples::Float($float) => $otherwise,
+        }
+    };
 }
 
 impl Samples {
     pub fn len(&self) -> usize {
-        match self {
-            Samples::Int(v) => v.len(),
-            Samples::Float(v) => v.len(),
-        }
+        each_integer!(self, v => v.len(), v => v.len())
+    }
+
+    pub fn is_integer(&self) -> bool {
+        !matches!(self, Samples::Float(_))
+    }
+
+    /// The least and greatest of the samples in `range` plus `intercept` (saturating); `None` for floats.
+    #[allow(clippy::useless_conversion)] // the I32 arm converts i32 to i32
+    pub fn integer_range(&self, range: Range<usize>, intercept: i32) -> Option<(i32, i32)> {
+        each_integer!(self, v => Some(v[range].iter().fold((i32::MAX, i32::MIN), |(lo, hi), &x| {
+            let value = i32::from(x).saturating_add(intercept);
+            (lo.min(value), hi.max(value))
+        })), _f => None)
+    }
+
+    /// Appends the samples in `range` plus `intercept` (saturating) to `out`; floats append nothing.
+    #[allow(clippy::useless_conversion)] // the I32 arm converts i32 to i32
+    pub fn extend_integers(&self, range: Range<usize>, intercept: i32, out: &mut VoxelData) {
+        each_integer!(self, v => out.extend_from_i32(
+            v[range].iter().map(|&x| i32::from(x).saturating_add(intercept))
+        ), _f => {})
+    }
+
+    /// Appends the samples in `range` times `slope` plus `intercept` to `out`.
+    pub fn extend_rescaled(
+        &self,
+        range: Range<usize>,
+        slope: f64,
+        intercept: f64,
+        out: &mut Vec<f64>,
+    ) {
+        each_integer!(self, v => out.extend(
+            v[range].iter().map(|&x| f64::from(x) * slope + intercept)
+        ), f => out.extend(f[range].iter().map(|&x| x * slope + intercept)))
+    }
+}
+
+/// 8- to 16-bit stored samples, masked and sign-extended, in the smallest variant that holds them exactly.
+fn narrow(values: impl Iterator<Item = i32>, file: &DicomHeader) -> Samples {
+    if file.pixel_representation == 1 || file.bits_stored.clamp(1, 16) < 16 {
+        Samples::I16(values.map(|x| x as i16).collect())
+    } else {
+        Samples::U16(values.map(|x| x as u16).collect())
     }
 }
 
@@ -36,20 +95,16 @@ pub(crate) fn decode_file(file: &DicomHeader) -> Result<Samples, String> {
     let layout = raw::check_bytes(&bytes).map_err(|e| at(format!("cannot read: {e}")))?;
     if let Some(range) = &layout.native_pixels {
         if file.samples_per_pixel == 1 && matches!(file.bits_allocated, 8 | 16) {
-            return native(&bytes[range.clone()], file)
-                .map(Samples::Int)
-                .map_err(at);
+            return native(&bytes[range.clone()], file).map_err(at);
         }
     }
     if file.transfer_syntax == JPEG_EXTENDED && file.samples_per_pixel == 1 {
-        return jpeg_extended(&bytes, &layout, file)
-            .map(Samples::Int)
-            .map_err(|e| {
-                at(format!(
-                    "cannot decode pixel data ({}): {e}",
-                    file.transfer_syntax
-                ))
-            });
+        return jpeg_extended(&bytes, &layout, file).map_err(|e| {
+            at(format!(
+                "cannot decode pixel data ({}): {e}",
+                file.transfer_syntax
+            ))
+        });
     }
     through_dicom_pixeldata(&bytes[layout.meta_start..], file).map_err(at)
 }
@@ -74,7 +129,7 @@ fn sample_reader(file: &DicomHeader) -> impl Fn(u32) -> i32 {
     }
 }
 
-fn native(pixels: &[u8], file: &DicomHeader) -> Result<Vec<i32>, String> {
+fn native(pixels: &[u8], file: &DicomHeader) -> Result<Samples, String> {
     let count = samples_expected(file);
     let size = usize::from(file.bits_allocated / 8);
     let pixels = pixels.get(..count * size).ok_or_else(|| {
@@ -90,12 +145,13 @@ fn native(pixels: &[u8], file: &DicomHeader) -> Result<Vec<i32>, String> {
     })?;
     let value = sample_reader(file);
     Ok(if size == 1 {
-        pixels.iter().map(|&b| value(u32::from(b))).collect()
+        narrow(pixels.iter().map(|&b| value(u32::from(b))), file)
     } else {
-        pixels
-            .chunks_exact(2)
-            .map(|c| value(u32::from(u16::from_le_bytes([c[0], c[1]]))))
-            .collect()
+        let words = pixels.chunks_exact(2);
+        narrow(
+            words.map(|c| value(u32::from(u16::from_le_bytes([c[0], c[1]])))),
+            file,
+        )
     })
 }
 
@@ -139,7 +195,7 @@ fn jpeg_extended(
     bytes: &[u8],
     layout: &raw::FileLayout,
     file: &DicomHeader,
-) -> Result<Vec<i32>, String> {
+) -> Result<Samples, String> {
     let value = sample_reader(file);
     let mut out = Vec::with_capacity(samples_expected(file));
     for (n, parts) in frame_fragments(layout, file.frames.len())?
@@ -160,7 +216,8 @@ fn jpeg_extended(
             .map_err(|e| format!("frame {}: {e}", n + 1))?;
         out.extend(samples.into_iter().map(|v| value(u32::from(v))));
     }
-    Ok(out)
+    // 8 or 12 bits: every value fits an i16.
+    Ok(narrow(out.into_iter(), file))
 }
 
 fn through_dicom_pixeldata(from_meta: &[u8], file: &DicomHeader) -> Result<Samples, String> {
@@ -177,7 +234,7 @@ fn through_dicom_pixeldata(from_meta: &[u8], file: &DicomHeader) -> Result<Sampl
         let signed = decoded.pixel_representation() == dicom_pixeldata::PixelRepresentation::Signed;
         let words = decoded.data().chunks_exact(4);
         return Ok(if signed {
-            Samples::Int(
+            Samples::I32(
                 words
                     .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                     .collect(),

@@ -489,7 +489,7 @@ fn decode_slices(
             .map(|&(f, frame)| (f, frame, &series.files[f].frames[frame]))
     };
     let integer_rescale = planes().all(|(f, _, p)| {
-        matches!(by_file[&f], Samples::Int(_))
+        by_file[&f].is_integer()
             && p.rescale_slope == 1.0
             && p.rescale_intercept.fract() == 0.0
             && p.rescale_intercept.abs() < 1e9
@@ -513,25 +513,16 @@ fn decode_slices(
         // Two passes: the values' range picks the narrowest type, then the planes are copied straight into it.
         let (mut min, mut max) = (i32::MAX, i32::MIN);
         for (f, frame, plane) in planes() {
-            if let Samples::Int(all) = &by_file[&f] {
-                let intercept = plane.rescale_intercept as i32;
-                for &v in &all[frame_range(frame)] {
-                    let value = v.saturating_add(intercept);
-                    min = min.min(value);
-                    max = max.max(value);
-                }
+            let intercept = plane.rescale_intercept as i32;
+            if let Some((lo, hi)) = by_file[&f].integer_range(frame_range(frame), intercept) {
+                (min, max) = (min.min(lo), max.max(hi));
             }
         }
         let mut data = VoxelData::narrowest_integer(min, max, per_slice * slices.len());
         for (f, frame, plane) in planes() {
-            // Every file holds integers here (`integer_rescale` checked it).
-            if let Some(Samples::Int(all)) = by_file.get(&f) {
+            if let Some(samples) = by_file.get(&f) {
                 let intercept = plane.rescale_intercept as i32;
-                data.extend_from_i32(
-                    all[frame_range(frame)]
-                        .iter()
-                        .map(|&v| v.saturating_add(intercept)),
-                );
+                samples.extend_integers(frame_range(frame), intercept, &mut data);
             }
             release(&mut by_file, f);
         }
@@ -539,19 +530,9 @@ fn decode_slices(
     }
     let mut values: Vec<f64> = Vec::with_capacity(per_slice * slices.len());
     for (f, frame, plane) in planes() {
-        let (slope, intercept) = (plane.rescale_slope, plane.rescale_intercept);
-        match by_file.get(&f) {
-            Some(Samples::Int(all)) => values.extend(
-                all[frame_range(frame)]
-                    .iter()
-                    .map(|&v| f64::from(v) * slope + intercept),
-            ),
-            Some(Samples::Float(all)) => values.extend(
-                all[frame_range(frame)]
-                    .iter()
-                    .map(|&v| v * slope + intercept),
-            ),
-            None => {}
+        if let Some(samples) = by_file.get(&f) {
+            let (slope, intercept) = (plane.rescale_slope, plane.rescale_intercept);
+            samples.extend_rescaled(frame_range(frame), slope, intercept, &mut values);
         }
         release(&mut by_file, f);
     }
