@@ -7,7 +7,7 @@ mod write;
 
 use std::path::PathBuf;
 
-pub use read::{decode_nifti, decode_nifti_from, read_nifti};
+pub use read::{decode_nifti, decode_nifti_file, decode_nifti_from, read_nifti};
 pub use write::{encode_nifti, write_nifti, write_nifti_gz_to, write_nifti_to};
 
 #[derive(Debug, thiserror::Error)]

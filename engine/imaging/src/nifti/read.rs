@@ -15,33 +15,37 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// Set aside at most this many bytes of voxels per byte of gzip before they arrive.
 const TRUSTED_GZIP_RATIO: u64 = 16;
 
+/// Deflate expands at most about 1032 to 1: a gzip stream cannot hold more than this many bytes per byte.
+const DEFLATE_MAX_RATIO: u64 = 1032;
+
+/// Bytes set aside before the voxels arrive when the stream's length is unknown.
+const UNKNOWN_LENGTH_RESERVE: u64 = 256 << 20;
+
+fn read_error(path: &Path, message: impl Into<String>) -> NiftiError {
+    NiftiError::Read {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
 /// Reads a NIfTI image into a volume (3D, or 4D with a single volume): a `.nii`/`.nii.gz` file, or either
 /// file of a `.hdr`/`.img` pair (each possibly gzipped).
 pub fn read_nifti(path: &Path) -> Result<(Volume, NiftiInfo), NiftiError> {
-    let read_err = |p: &Path, message: String| NiftiError::Read {
-        path: p.to_path_buf(),
-        message,
-    };
+    let open = |p: &Path| std::fs::File::open(p).map_err(|e| read_error(p, e.to_string()));
     if let Some((hdr, img)) = pair_paths(path) {
         let header_bytes = read_maybe_gz(&hdr, MAX_HEADER_BYTES as u64)
-            .map_err(|e| read_err(&hdr, e.to_string()))?;
-        let header = Header::parse(&header_bytes).map_err(|m| read_err(&hdr, m))?;
+            .map_err(|e| read_error(&hdr, e.to_string()))?;
+        let header = Header::parse(&header_bytes).map_err(|m| read_error(&hdr, m))?;
         if header.single_file {
-            return Err(read_err(
+            return Err(read_error(
                 &hdr,
-                "the header says it is a single .nii file (magic n+1/n+2), not half of a .hdr/.img pair"
-                    .to_string(),
+                "the header says it is a single .nii file (magic n+1/n+2), not half of a .hdr/.img pair",
             ));
         }
-        let file = std::fs::File::open(&img).map_err(|e| read_err(&img, e.to_string()))?;
-        let stored_len = file.metadata().ok().map(|m| m.len());
-        let (stream, most, context) = maybe_gunzip(std::io::BufReader::new(file), stored_len)
-            .map_err(|e| read_err(&img, e.to_string()))?;
-        return volume_from(&header, &[], stream, most, context, &img);
+        let image = stored(open(&img)?).map_err(|e| read_error(&img, e.to_string()))?;
+        return volume_from(&header, &[], image, &img);
     }
-    let file = std::fs::File::open(path).map_err(|e| read_err(path, e.to_string()))?;
-    let stored_len = file.metadata().ok().map(|m| m.len());
-    decode_nifti_from(std::io::BufReader::new(file), stored_len, path)
+    decode_nifti_file(open(path)?, path)
 }
 
 /// Decodes the bytes of a single-file NIfTI image, gzip-compressed or not (told by the gzip magic, not a
@@ -50,57 +54,90 @@ pub fn decode_nifti(bytes: &[u8], path: &Path) -> Result<(Volume, NiftiInfo), Ni
     decode_nifti_from(bytes, Some(bytes.len() as u64), path)
 }
 
-/// [`decode_nifti`] from a stream (a file, an artifact) without holding its stored bytes: only the voxels
-/// are kept. `stored_len`, the stream's length when known, bounds what is set aside for the voxels before
-/// they arrive, so a header that claims more than the stream can hold reserves nothing it will not fill.
+/// [`decode_nifti`] from an open file (a `.nii`, an artifact), streamed: only the voxels are kept.
+pub fn decode_nifti_file(
+    file: std::fs::File,
+    path: &Path,
+) -> Result<(Volume, NiftiInfo), NiftiError> {
+    let image = stored(file).map_err(|e| read_error(path, e.to_string()))?;
+    single_file_from(image, path)
+}
+
+/// [`decode_nifti`] from a stream without holding its stored bytes: only the voxels are kept.
+/// `stored_len`, the stream's length when known, bounds what is set aside for the voxels before they
+/// arrive, so a header that claims more than the stream can hold reserves nothing it will not fill.
 pub fn decode_nifti_from(
     input: impl BufRead,
     stored_len: Option<u64>,
     path: &Path,
 ) -> Result<(Volume, NiftiInfo), NiftiError> {
-    let (stream, most, context) =
-        maybe_gunzip(input, stored_len).map_err(|e| NiftiError::Read {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-    decode_stream(stream, context, most, path)
+    let image = Stored::new(input, stored_len).map_err(|e| read_error(path, e.to_string()))?;
+    single_file_from(image, path)
 }
 
-/// The stream inflated when it starts with the gzip magic; with it, how many bytes of voxels it can be
-/// trusted to hold (its length, or for gzip a ratio medical images rarely pass: masks do, and their vector
-/// then grows as the voxels come), and the prefix for its read errors.
-fn maybe_gunzip<'a>(
-    mut input: impl BufRead + 'a,
-    stored_len: Option<u64>,
-) -> std::io::Result<(Box<dyn Read + 'a>, Option<u64>, &'static str)> {
-    if input.fill_buf()?.starts_with(&GZIP_MAGIC) {
-        let most = stored_len.map(|n| n.saturating_mul(TRUSTED_GZIP_RATIO));
-        let stream = flate2::bufread::MultiGzDecoder::new(input);
-        Ok((Box::new(stream), most, "gzip: "))
-    } else {
-        Ok((Box::new(input), stored_len, ""))
+/// A file's stored bytes, inflated when they are gzip.
+fn stored<'a>(file: std::fs::File) -> std::io::Result<Stored<'a>> {
+    let stored_len = file.metadata().ok().map(|m| m.len());
+    Stored::new(std::io::BufReader::with_capacity(1 << 16, file), stored_len)
+}
+
+/// A stream of image bytes (inflated when it was gzip) and what its stored length says about it.
+struct Stored<'a> {
+    stream: Box<dyn Read + 'a>,
+    /// Bytes the stream may be trusted to hold, for setting aside room before they arrive.
+    trusted: u64,
+    /// Bytes the stream cannot exceed (its length, or deflate's bound); `None` when its length is unknown.
+    at_most: Option<u64>,
+    /// The prefix of its read errors (`gzip: `).
+    context: &'static str,
+}
+
+impl<'a> Stored<'a> {
+    /// Tells gzip by its magic: a ratio medical images rarely pass is trusted (masks do, and their vector
+    /// then grows as the voxels come).
+    fn new(mut input: impl BufRead + 'a, stored_len: Option<u64>) -> std::io::Result<Self> {
+        // The first two bytes, however the input hands them out.
+        let mut magic = Vec::with_capacity(2);
+        while magic.len() < 2 {
+            let available = input.fill_buf()?;
+            if available.is_empty() {
+                break;
+            }
+            let take = available.len().min(2 - magic.len());
+            magic.extend_from_slice(&available[..take]);
+            input.consume(take);
+        }
+        let gz = magic == GZIP_MAGIC;
+        let input = std::io::Cursor::new(magic).chain(input);
+        let bound = |ratio: u64| stored_len.map(|n| n.saturating_mul(ratio));
+        Ok(if gz {
+            Stored {
+                stream: Box::new(flate2::bufread::MultiGzDecoder::new(input)),
+                trusted: bound(TRUSTED_GZIP_RATIO).unwrap_or(UNKNOWN_LENGTH_RESERVE),
+                at_most: bound(DEFLATE_MAX_RATIO),
+                context: "gzip: ",
+            }
+        } else {
+            Stored {
+                stream: Box::new(input),
+                trusted: stored_len.unwrap_or(UNKNOWN_LENGTH_RESERVE),
+                at_most: stored_len,
+                context: "",
+            }
+        })
     }
 }
 
-/// The header, then the voxels of the first volume, read from an uncompressed stream.
-fn decode_stream(
-    mut stream: impl Read,
-    context: &str,
-    most: Option<u64>,
-    path: &Path,
-) -> Result<(Volume, NiftiInfo), NiftiError> {
-    let read_err = |message: String| NiftiError::Read {
-        path: path.to_path_buf(),
-        message,
-    };
+/// A single file: the header, then the voxels of the first volume.
+fn single_file_from(mut image: Stored<'_>, path: &Path) -> Result<(Volume, NiftiInfo), NiftiError> {
     let mut head = Vec::with_capacity(MAX_HEADER_BYTES);
-    (&mut stream)
+    (&mut image.stream)
         .take(MAX_HEADER_BYTES as u64)
         .read_to_end(&mut head)
-        .map_err(|e| read_err(format!("{context}{e}")))?;
-    let header = Header::parse(&head).map_err(read_err)?;
+        .map_err(|e| read_error(path, format!("{}{e}", image.context)))?;
+    let header = Header::parse(&head).map_err(|m| read_error(path, m))?;
     check_single_file(&header, path)?;
-    volume_from(&header, &head, stream, most, context, path)
+    volume_from(&header, &head, image, path)
 }
 
 /// The volume from the rest of a stream whose first bytes, `head`, were already read (the header's, and
@@ -108,43 +145,41 @@ fn decode_stream(
 fn volume_from(
     header: &Header,
     head: &[u8],
-    mut stream: impl Read,
-    most: Option<u64>,
-    context: &str,
+    mut image: Stored<'_>,
     path: &Path,
 ) -> Result<(Volume, NiftiInfo), NiftiError> {
     let shape = shape_of(header, path)?;
+    let ends_early = || {
+        read_error(
+            path,
+            format!("the file ends before vox_offset {}", header.vox_offset),
+        )
+    };
+    if image.at_most.is_some_and(|most| header.vox_offset > most) {
+        return Err(ends_early());
+    }
     let offset = usize::try_from(header.vox_offset).unwrap_or(usize::MAX);
-    let skip = (offset as u64).saturating_sub(head.len() as u64);
-    let skipped =
-        std::io::copy(&mut (&mut stream).take(skip), &mut std::io::sink()).map_err(|e| {
-            NiftiError::Read {
-                path: path.to_path_buf(),
-                message: format!("{context}{e}"),
-            }
-        })?;
+    let skip = header.vox_offset.saturating_sub(head.len() as u64);
+    let skipped = std::io::copy(&mut (&mut image.stream).take(skip), &mut std::io::sink())
+        .map_err(|e| read_error(path, format!("{}{e}", image.context)))?;
     if skipped < skip {
-        return Err(NiftiError::Read {
-            path: path.to_path_buf(),
-            message: format!("the file ends before vox_offset {}", header.vox_offset),
-        });
+        return Err(ends_early());
     }
     let first = head.get(offset..).unwrap_or_default();
-    let trusted = most.map(|m| m.saturating_sub(header.vox_offset));
-    let (data, stored) = read_voxels(header, first.chain(stream), shape.count, trusted, context)
-        .map_err(|e| e.into_error(path))?;
-    finish(header, shape.dims, data, stored, path)
+    let trusted = image.trusted.saturating_sub(header.vox_offset);
+    let data = read_voxels(header, &shape, first.chain(image.stream), trusted)
+        .map_err(|e| read_error(path, format!("{}{e}", image.context)))?;
+    finish(header, shape.dims, data, shape.stored, path)
 }
 
 fn check_single_file(header: &Header, path: &Path) -> Result<(), NiftiError> {
     if header.single_file {
         return Ok(());
     }
-    Err(NiftiError::Read {
-        path: path.to_path_buf(),
-        message: "this is the header of a .hdr/.img pair (magic ni1/ni2): open it as a .hdr file next to its .img"
-            .to_string(),
-    })
+    Err(read_error(
+        path,
+        "this is the header of a .hdr/.img pair (magic ni1/ni2): open it as a .hdr file next to its .img",
+    ))
 }
 
 /// For a `.hdr`/`.img` path (each possibly `.gz`), the header and image files of the pair.
@@ -171,10 +206,9 @@ fn pair_paths(path: &Path) -> Option<(PathBuf, PathBuf)> {
 
 /// The first `limit` bytes of a file, inflated when it is gzipped.
 fn read_maybe_gz(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
-    let file = std::fs::File::open(path)?;
-    let (stream, _, _) = maybe_gunzip(std::io::BufReader::new(file), None)?;
+    let header = stored(std::fs::File::open(path)?)?;
     let mut out = Vec::new();
-    stream.take(limit).read_to_end(&mut out)?;
+    header.stream.take(limit).read_to_end(&mut out)?;
     Ok(out)
 }
 
@@ -221,77 +255,67 @@ fn stored_type(code: i16) -> Result<(&'static str, usize), String> {
     })
 }
 
-/// How many voxels the first volume holds and its dimensions; a 4D file of several volumes is refused
+/// The first volume's voxel count, dimensions and stored type; a 4D file of several volumes is refused
 /// before any voxel is read.
 struct Shape {
     count: usize,
     dims: [usize; 3],
+    /// The stored type's name and bytes per voxel.
+    stored: &'static str,
+    size: usize,
 }
 
 fn shape_of(h: &Header, path: &Path) -> Result<Shape, NiftiError> {
-    let (count, _) = voxel_count_and_size(h).map_err(|message| NiftiError::Read {
-        path: path.to_path_buf(),
-        message,
-    })?;
+    let (count, size) = voxel_count_and_size(h).map_err(|m| read_error(path, m))?;
+    let (stored, _) = stored_type(h.datatype).map_err(|m| read_error(path, m))?;
     let ndim = h.dim[0] as usize;
-    let extra: i64 = (4..=ndim).map(|a| h.dim[a].max(1)).product();
-    if extra > 1 {
+    let volumes = (4..=ndim).try_fold(1i64, |n, a| n.checked_mul(h.dim[a].max(1)));
+    if volumes != Some(1) {
+        let count = volumes.map_or("more than 2^63".to_string(), |n| n.to_string());
         return Err(NiftiError::Unsupported {
             path: path.to_path_buf(),
             message: format!(
-                "{ndim}D image with {extra} volumes; voxflow volumes are 3D (split the series first)"
+                "{ndim}D image with {count} volumes; voxflow volumes are 3D (split the series first)"
             ),
         });
     }
     let dims = std::array::from_fn(|a| if a < ndim { h.dim[a + 1] as usize } else { 1 });
-    Ok(Shape { count, dims })
-}
-
-/// Why the voxels could not be read: the stream failed or ended early, or the type is not one voxflow reads.
-enum VoxelError {
-    Read(String),
-    Unsupported(String),
-}
-
-impl VoxelError {
-    fn into_error(self, path: &Path) -> NiftiError {
-        let path = path.to_path_buf();
-        match self {
-            VoxelError::Read(message) => NiftiError::Read { path, message },
-            VoxelError::Unsupported(message) => NiftiError::Unsupported { path, message },
-        }
-    }
+    Ok(Shape {
+        count,
+        dims,
+        stored,
+        size,
+    })
 }
 
 /// Voxels decoded this many at a time, straight into the volume's vector: the stored bytes are never held
 /// whole beside it.
-const VOXELS_PER_CHUNK: usize = 1 << 16;
+const VOXELS_PER_DECODE: usize = 1 << 16;
 
-/// `count` voxels of the header's type from `input`. `trusted_bytes`, what the source is known to hold,
-/// bounds what is set aside before the voxels arrive.
+/// The first volume's voxels from `input`. `trusted_bytes`, what the source may be trusted to hold, bounds
+/// what is set aside before the voxels arrive; beyond it the vector grows with them, never past the
+/// header's count.
 fn read_voxels(
     h: &Header,
+    shape: &Shape,
     mut input: impl Read,
-    count: usize,
-    trusted_bytes: Option<u64>,
-    context: &str,
-) -> Result<(VoxelData, &'static str), VoxelError> {
-    let (name, size) = stored_type(h.datatype).map_err(VoxelError::Unsupported)?;
-    let trusted =
-        trusted_bytes.map_or(count, |b| usize::try_from(b / size as u64).unwrap_or(count));
-    let mut buffer = vec![0u8; VOXELS_PER_CHUNK.min(count) * size];
+    trusted_bytes: u64,
+) -> Result<VoxelData, String> {
+    let (count, size) = (shape.count, shape.size);
+    let trusted = usize::try_from(trusted_bytes / size as u64).unwrap_or(count);
+    let mut buffer = vec![0u8; VOXELS_PER_DECODE.min(count) * size];
     let mut data: Option<VoxelData> = None;
     let mut done = 0;
     while done < count {
-        let n = (count - done).min(VOXELS_PER_CHUNK);
+        let n = (count - done).min(VOXELS_PER_DECODE);
         let bytes = &mut buffer[..n * size];
-        let filled =
-            fill(&mut input, bytes).map_err(|e| VoxelError::Read(format!("{context}{e}")))?;
+        let filled = fill(&mut input, bytes).map_err(|e| e.to_string())?;
         if filled < bytes.len() {
-            return Err(VoxelError::Read(format!(
-                "the image data is truncated: {} bytes for {count} voxels of {name}",
-                done * size + filled
-            )));
+            return Err(format!(
+                "the image data is truncated: {} bytes for {count} voxels of {}",
+                done * size + filled,
+                shape.stored
+            ));
         }
         let chunk = decode_voxels(h.datatype, bytes, h.big_endian);
         match data.as_mut() {
@@ -300,11 +324,15 @@ fn read_voxels(
                 first.try_reserve(count.min(trusted).saturating_sub(n));
                 data = Some(first);
             }
-            Some(all) => all.append(chunk),
+            Some(all) => {
+                // Room for as many again as have come, at most the rest: exact growth ends at `count`.
+                all.try_reserve(done.min(count - done));
+                all.append(chunk);
+            }
         }
         done += n;
     }
-    Ok((data.unwrap_or(VoxelData::U8(Vec::new())), name))
+    Ok(data.unwrap_or(VoxelData::U8(Vec::new())))
 }
 
 /// Reads until `buffer` is full or the input ends; how many bytes came.
@@ -361,10 +389,7 @@ fn finish(
     };
     Volume::new(geometry, data)
         .map(|v| (v, info))
-        .map_err(|e| NiftiError::Read {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })
+        .map_err(|e| read_error(path, e.to_string()))
 }
 
 /// The voxels of `raw` (whole voxels of a type `stored_type` accepts), as the volume's value type.
@@ -394,5 +419,53 @@ fn decode_voxels(datatype: i16, raw: &[u8], big: bool) -> VoxelData {
         1280 => VoxelData::F64(take!(u64).into_iter().map(|v| v as f64).collect()),
         16 => VoxelData::F32(take!(f32)),
         _ => VoxelData::F64(take!(f64)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nifti::encode_nifti;
+    use crate::volume::Geometry;
+
+    fn small_file() -> Vec<u8> {
+        let geometry = Geometry::new([4, 4, 4], [1.0; 3]);
+        encode_nifti(
+            &Volume::new(geometry, VoxelData::I16(vec![7; 64])).unwrap(),
+            "",
+        )
+    }
+
+    #[test]
+    fn a_vox_offset_past_the_file_is_refused_without_reading_on() {
+        let mut bytes = small_file();
+        bytes[108..112].copy_from_slice(&1.0e9f32.to_le_bytes());
+        let err = decode_nifti(&bytes, Path::new("far.nii")).unwrap_err();
+        assert!(matches!(err, NiftiError::Read { .. }), "{err}");
+        assert!(err.to_string().contains("ends before vox_offset"), "{err}");
+    }
+
+    #[test]
+    fn truncated_voxels_are_a_read_error_that_counts_them() {
+        let mut bytes = small_file();
+        bytes.truncate(352 + 100);
+        let err = decode_nifti(&bytes, Path::new("short.nii")).unwrap_err();
+        assert!(matches!(err, NiftiError::Read { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("short.nii") && text.contains("100 bytes for 64 voxels of int16"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn several_volumes_are_refused_before_their_voxels_are_read() {
+        let mut bytes = small_file();
+        bytes[40..42].copy_from_slice(&4i16.to_le_bytes()); // dim[0]: 4D
+        bytes[48..50].copy_from_slice(&3i16.to_le_bytes()); // dim[4]: three volumes
+        bytes.truncate(352); // no voxels at all: the refusal must not need them
+        let err = decode_nifti(&bytes, Path::new("4d.nii")).unwrap_err();
+        assert!(matches!(err, NiftiError::Unsupported { .. }), "{err}");
+        assert!(err.to_string().contains("4D image with 3 volumes"), "{err}");
     }
 }

@@ -1,14 +1,14 @@
 //! Imaging built-ins: `builtin/load-volume` (a DICOM series or a NIfTI file into a volume artifact),
-//! `builtin/write-nifti` and `builtin/write-png`. Volume and mask artifacts are stored as gzipped NIfTI-1,
-//! so any tool can open them and their hash is the hash of a standard file.
+//! `builtin/write-nifti`, `builtin/write-png`, `builtin/write-dicom-seg` and `builtin/threshold`. Volume
+//! and mask artifacts are stored as gzipped NIfTI-1, so any tool can open them and their hash is the hash
+//! of a standard file.
 
-use std::io::BufReader;
 use std::path::Path;
 
 use voxflow_imaging::dicom::{
     layout, scan, write_seg, Algorithm, Code, SegmentDescription, SeriesRule,
 };
-use voxflow_imaging::nifti::{decode_nifti_from, write_nifti_gz_to};
+use voxflow_imaging::nifti::{decode_nifti_file, write_nifti_gz_to};
 use voxflow_imaging::ops::{resample_onto, Interpolation};
 use voxflow_imaging::png::{render_png, PngOptions};
 use voxflow_imaging::source::{load_source_spaced, LoadedSource, Origin};
@@ -45,9 +45,8 @@ pub fn read_volume(
     input: &str,
 ) -> Result<Volume, StepError> {
     let file = ctx.artifacts.open_content(artifact)?;
-    let stored_len = file.metadata().ok().map(|m| m.len());
     let origin = Path::new(artifact.name.as_deref().unwrap_or("volume.nii.gz"));
-    decode_nifti_from(BufReader::with_capacity(1 << 16, file), stored_len, origin)
+    decode_nifti_file(file, origin)
         .map(|(v, _)| v)
         .map_err(|e| StepError::BadArgument {
             field: format!("input `{input}`"),
