@@ -14,6 +14,7 @@ pub mod ops;
 mod parallel;
 pub mod png;
 pub mod source;
+mod stream;
 pub mod volume;
 
 pub use volume::{Geometry, ShapeMismatch, Volume, VoxelData};

@@ -16,6 +16,8 @@ use dicom_parser::dataset::LazyDataToken;
 use dicom_parser::StatefulDecode;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 
+use crate::stream::read_up_to;
+
 /// Where a file's parts lie, in bytes from the start of the file.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct FileLayout {
@@ -265,17 +267,4 @@ fn walk_data_set<R: Read + Seek>(
         }
     }
     Ok(Some(layout))
-}
-
-fn read_up_to<R: Read>(src: &mut R, buf: &mut [u8]) -> Result<usize, String> {
-    let mut got = 0;
-    while got < buf.len() {
-        match src.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e.to_string()),
-        }
-    }
-    Ok(got)
 }

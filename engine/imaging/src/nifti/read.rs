@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::header::{Header, MAX_HEADER_BYTES};
 use super::{NiftiError, NiftiInfo};
+use crate::stream::read_up_to;
 use crate::volume::{Geometry, Volume, VoxelData};
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -309,7 +310,7 @@ fn read_voxels(
     while done < count {
         let n = (count - done).min(VOXELS_PER_DECODE);
         let bytes = &mut buffer[..n * size];
-        let filled = fill(&mut input, bytes).map_err(|e| e.to_string())?;
+        let filled = read_up_to(&mut input, bytes)?;
         if filled < bytes.len() {
             return Err(format!(
                 "the image data is truncated: {} bytes for {count} voxels of {}",
@@ -333,20 +334,6 @@ fn read_voxels(
         done += n;
     }
     Ok(data.unwrap_or(VoxelData::U8(Vec::new())))
-}
-
-/// Reads until `buffer` is full or the input ends; how many bytes came.
-fn fill(input: &mut impl Read, buffer: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match input.read(&mut buffer[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 /// The volume and what the reader found, from the decoded voxels: scaling applied, geometry from the
