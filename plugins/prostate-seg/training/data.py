@@ -22,6 +22,13 @@ SIZE = 128
 CROP = 0.6
 CONTEXT = 1
 SEED = 20261128
+# How masks reach the network grid (--label-resize): torch's legacy "nearest" takes source pixel floor(i*r),
+# half a network pixel off the bilinear inputs' sample at (i+0.5)*r-0.5, so every target sat half a pixel
+# towards higher y and x than its image (a perfect network output mapped back scores Dice 0.984 against
+# 0.999 with "nearest-exact", the pixel centre). Every network up to prostate-seg 0.6.1 was trained with
+# "nearest"; EXPERIMENTS.md, "Centred targets".
+LABEL_RESIZE = "nearest"
+LABEL_RESIZES = ("nearest", "nearest-exact")
 VALIDATION_CASES = 8
 FOLDS = 5
 IGNORE = 255
@@ -45,6 +52,9 @@ def arguments(doc):
     parser.add_argument("--fold", type=int, choices=range(1, FOLDS + 1), default=None,
                         help=f"validate on fold FOLD of {FOLDS} over the 34 labelled cases instead of the fixed split "
                              f"(data.split; with it --runs defaults to runs/cv/fold-FOLD, and data.parse keeps each runs folder to one split)")
+    parser.add_argument("--label-resize", choices=LABEL_RESIZES, default=LABEL_RESIZE,
+                        help="how masks are resized to the network grid: nearest (torch's legacy rule, half a network "
+                             "pixel off the images; every network up to 0.6.1) or nearest-exact (the pixel centre)")
     return parser
 
 
@@ -65,6 +75,8 @@ def parse(parser):
     a model trained on the fixed split has seen cases that a fold validates on and vice versa. With --fold
     and no --runs, the fold's own folder (runs/cv/fold-K, as crossval.py lays them out)."""
     args = parser.parse_args()
+    global LABEL_RESIZE
+    LABEL_RESIZE = args.label_resize
     if args.fold is not None and args.runs == parser.get_default("runs"):
         args.runs = os.path.join(args.runs, "cv", f"fold-{args.fold}")
     marker = os.path.join(args.runs, "split.json")
@@ -288,8 +300,8 @@ def resize_slices(volume, size=SIZE, mode="bilinear"):
     align_corners=False (as the ONNX step)."""
     shape = (size, size) if isinstance(size, int) else tuple(size)
     t = torch.from_numpy(np.ascontiguousarray(volume, dtype=np.float32))[:, None]
-    if mode == "nearest":
-        return F.interpolate(t, size=shape, mode="nearest")[:, 0].numpy()
+    if mode in LABEL_RESIZES:
+        return F.interpolate(t, size=shape, mode=mode)[:, 0].numpy()
     return F.interpolate(t, size=shape, mode="bilinear", align_corners=False)[:, 0].numpy()
 
 
@@ -308,8 +320,8 @@ def prepared(image, context=CONTEXT):
 
 
 def label_slices(label, size=SIZE):
-    """Masks (or ignore maps with 255) resized to the network grid by nearest neighbour."""
-    return resize_slices(cropped(label.astype(np.float32)), size, mode="nearest").round().astype(np.uint8)
+    """Masks (or ignore maps with 255) resized to the network grid by nearest neighbour (LABEL_RESIZE)."""
+    return resize_slices(cropped(label.astype(np.float32)), size, mode=LABEL_RESIZE).round().astype(np.uint8)
 
 
 def predict_volume(net, image, batch=16, mirror=False):

@@ -174,7 +174,7 @@ def main():
     with open(os.path.join(out, "log.json"), "w") as f:
         json.dump({"stage": "rings", "end": args.end, "taper": args.taper,
                    "steps_per_ring": args.steps_per_ring, "max_rings": args.max_rings, "lr": args.lr,
-                   "bf16": args.bf16, "context": context_of(net), "seed": args.seed, "fold": args.fold, "training_cases": training,
+                   "bf16": args.bf16, "context": context_of(net), "seed": args.seed, "label_resize": data.LABEL_RESIZE, "fold": args.fold, "training_cases": training,
                    "validation_cases": validation,
                    "extents": {v.case: [v.end[-1], v.centre, v.end[+1]] for v in volumes},
                    "quality": quality(volumes), "rings": rings, "seconds": round(time.time() - started, 1),

@@ -625,7 +625,7 @@ def main():
     save_network(net, out)
     with open(os.path.join(out, "log.json"), "w") as f:
         labels = folder if args.stage in ("final", "round2") else None
-        json.dump({"stage": args.stage, "margin": args.margin, "taper": args.taper, "registration": args.registration, "beyond": args.beyond, "edge": args.edge, "mean_teacher": args.mean_teacher, "self_correct": args.self_correct, "distance_weight": args.distance_weight, "labels": labels, "init": args.init, "bf16": args.bf16, "base": width_of(net.state_dict()), "context": context_of(net), "seed": args.seed, "fold": args.fold, "training_cases": training, "validation_cases": validation,
+        json.dump({"stage": args.stage, "margin": args.margin, "taper": args.taper, "registration": args.registration, "beyond": args.beyond, "edge": args.edge, "mean_teacher": args.mean_teacher, "self_correct": args.self_correct, "distance_weight": args.distance_weight, "labels": labels, "init": args.init, "bf16": args.bf16, "base": width_of(net.state_dict()), "context": context_of(net), "seed": args.seed, "label_resize": data.LABEL_RESIZE, "fold": args.fold, "training_cases": training, "validation_cases": validation,
                    "seconds": round(time.time() - started, 1), "machine": machine_description(), "log": log}, f, indent=1)
     print(f"{args.stage}: {out}/model.pt in {time.time() - started:.0f} s")
 

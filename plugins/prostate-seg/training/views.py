@@ -80,7 +80,7 @@ def view_inputs(image, view, per_slice=None):
 
 def view_targets(target, view):
     """A source-grid target (0, 1, IGNORE) as the view network's targets (S, S, S)."""
-    return cut(data.label_slices(target), view, mode="nearest").round().astype(np.uint8)
+    return cut(data.label_slices(target), view, mode=data.LABEL_RESIZE).round().astype(np.uint8)
 
 
 def along_planes(logits, window):
