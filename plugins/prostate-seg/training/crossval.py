@@ -103,7 +103,8 @@ def fuse_by_workflow(voxflow, folder):
 
 def run_fold(args, fold):
     folder = fold_runs(args.runs, fold)
-    common = ["--fold", str(fold), "--runs", folder] + (["--data", args.data] if args.data else [])
+    common = (["--fold", str(fold), "--runs", folder, "--label-resize", args.label_resize]
+              + (["--data", args.data] if args.data else []))
     train = [sys.executable, "train.py"]
     threads = ["--threads", str(args.threads)] + ([] if args.float32 else ["--bf16"])
     model = lambda name: os.path.join(folder, name, "model.pt")

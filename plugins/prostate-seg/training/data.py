@@ -23,9 +23,9 @@ CROP = 0.6
 CONTEXT = 1
 SEED = 20261128
 # How masks reach the network grid (--label-resize): torch's legacy "nearest" takes source pixel floor(i*r),
-# half a network pixel off the bilinear inputs' sample at (i+0.5)*r-0.5, so every target sat half a pixel
-# towards higher y and x than its image (a perfect network output mapped back scores Dice 0.984 against
-# 0.999 with "nearest-exact", the pixel centre). Every network up to prostate-seg 0.6.1 was trained with
+# not the bilinear inputs' sample at (i+0.5)*r-0.5, so every target sat about 0.4 network pixels towards
+# higher y and x than its image (a perfect network output mapped back scores Dice 0.984 against 0.999 with
+# "nearest-exact", the pixel centre; label_grid.py). Every network up to prostate-seg 0.6.1 was trained with
 # "nearest"; EXPERIMENTS.md, "Centred targets".
 LABEL_RESIZE = "nearest"
 LABEL_RESIZES = ("nearest", "nearest-exact")
@@ -53,8 +53,8 @@ def arguments(doc):
                         help=f"validate on fold FOLD of {FOLDS} over the 34 labelled cases instead of the fixed split "
                              f"(data.split; with it --runs defaults to runs/cv/fold-FOLD, and data.parse keeps each runs folder to one split)")
     parser.add_argument("--label-resize", choices=LABEL_RESIZES, default=LABEL_RESIZE,
-                        help="how masks are resized to the network grid: nearest (torch's legacy rule, half a network "
-                             "pixel off the images; every network up to 0.6.1) or nearest-exact (the pixel centre)")
+                        help="how masks are resized to the network grid: nearest (torch's legacy rule, about 0.4 network "
+                             "pixels off the images; every network up to 0.6.1) or nearest-exact (the pixel centre)")
     return parser
 
 
@@ -319,9 +319,10 @@ def prepared(image, context=CONTEXT):
     return with_context(resize_slices(cropped(normalize(image))), context)
 
 
-def label_slices(label, size=SIZE):
-    """Masks (or ignore maps with 255) resized to the network grid by nearest neighbour (LABEL_RESIZE)."""
-    return resize_slices(cropped(label.astype(np.float32)), size, mode=LABEL_RESIZE).round().astype(np.uint8)
+def label_slices(label, size=SIZE, rule=None):
+    """Masks (or ignore maps with 255) resized to the network grid by nearest neighbour under `rule`
+    (one of LABEL_RESIZES; None: LABEL_RESIZE, as --label-resize set it)."""
+    return resize_slices(cropped(label.astype(np.float32)), size, mode=rule or LABEL_RESIZE).round().astype(np.uint8)
 
 
 def predict_volume(net, image, batch=16, mirror=False):

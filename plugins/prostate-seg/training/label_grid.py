@@ -8,8 +8,9 @@ probability > 0.5); the 3D Dice against the mask is the ceiling. Also the centro
 that of the image's own bilinear sampling of the mask, in network pixels (y, x): the offset a network
 trained on them learns. EXPERIMENTS.md, "Centred targets".
 
-usage: python label_grid.py [--data DIR]   -> prints a JSON summary per rule (no training, about a minute)
+usage: python label_grid.py [--data DIR]   -> prints a JSON summary per rule (no training, ten seconds)
 """
+import argparse
 import json
 
 import numpy as np
@@ -27,8 +28,7 @@ def centroid(mask):
 
 def ceiling(label, rule):
     """(Dice of the round trip, centroid offset of the targets against the bilinear sampling) for one mask."""
-    data.LABEL_RESIZE = rule
-    targets = data.label_slices(label).astype(np.float32)
+    targets = data.label_slices(label, rule=rule).astype(np.float32)
     logits = torch.from_numpy(np.stack([-(2 * targets - 1), 2 * targets - 1], axis=1))
     back = data.probability_on_source(logits, label.shape[1:]) > 0.5
     sampled = data.resize_slices(data.cropped(label.astype(np.float32)))
@@ -36,7 +36,8 @@ def ceiling(label, rule):
 
 
 def main():
-    parser = data.arguments(__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=None, help="the promise12 folder (default $VOXFLOW_TESTDATA/prostate/promise12)")
     args = parser.parse_args()
     root = data.data_dir(args.data)
     cases = data.labelled_cases(root)
