@@ -18,10 +18,15 @@ background: the rule fires on a slice that may still hold the tip of the gland, 
 bladder) and teaches only the slices beyond it as background; --taper PIXELS (EXPERIMENTS.md, "The taper,
 paired on one stage 3": --taper 2 is worse by 0.029 over 21 cases) keeps each ring's label within PIXELS
 (source grid, city-block) of the gland on the slice before it, the shape prior of data.tapered_region (the
-gland narrows from its middle towards both ends), teaching what it removes as background.
+gland narrows from its middle towards both ends), teaching what it removes as background; --extent mirrored
+(EXPERIMENTS.md, "The rings' high-z end mirrored") stops only the low-z side by the area rule and grows the
+high-z side, where the gland meets the bladder and the rule errs most, exactly as many slices as the low-z
+side reached (the annotated slice is the middle of the gland's extent, data.mirrored_extent), teaching the
+slices beyond as background.
 
 usage: python rings.py [--data DIR] [--runs DIR] [--fold K] [--steps-per-ring N] [--max-rings N] [--threads N]
                        [--bf16] [--seed N] [--name DIR] [--end background|ignore] [--taper PIXELS]
+                       [--extent own|mirrored]
 Writes runs/rings/model.pt (the network after the last ring) and the labels in the fusion workflow's layout,
 so that `train.py final --labels runs/rings` trains on them: runs/rings/fused/fused/<case>_fused.nii.gz
 (gland) and runs/rings/fused/agreement/<case>_agreement.nii.gz (1 gland, 0 background, 255 not reached);
@@ -50,9 +55,9 @@ class Volume:
     """One training volume's state: its network inputs, its labels so far on the source grid (IGNORE where
     not yet labelled), and each side's last labelled area (None once that side has stopped)."""
 
-    def __init__(self, root, case, end="background", taper=0, context=data.CONTEXT):
+    def __init__(self, root, case, end="background", taper=0, context=data.CONTEXT, extent="own"):
         image, self.truth = data.load_case(root, case)
-        self.end_rule, self.taper = end, taper
+        self.end_rule, self.taper, self.extent = end, taper, extent
         self.case, self.shape = case, image.shape
         self.inputs = torch.from_numpy(data.prepared(image, context))
         self.centre = data.central_slice(self.truth)
@@ -62,8 +67,15 @@ class Volume:
         self.last_area = {-1: area, +1: area}
         self.end = {-1: None, +1: None}
 
+    def mirrored_end_reached(self, side, ring):
+        """--extent mirrored: whether `ring` lies beyond the high-z side's extent, the low-z side's reach
+        mirrored about the central slice (unknown, so not reached, while the low-z side is still open)."""
+        low_end = self.end[-1]
+        return self.extent == "mirrored" and side > 0 and low_end is not None and ring > self.centre - low_end
+
     def grow(self, net, ring):
-        """Label the slices `ring` away from the central one on each side still open."""
+        """Label the slices `ring` away from the central one on each side still open (the low-z side
+        first, so that --extent mirrored knows its reach when it ends in this ring)."""
         for side in (-1, +1):
             if self.last_area[side] is None:
                 continue
@@ -72,10 +84,15 @@ class Volume:
                 self.last_area[side] = None
                 self.end[side] = z - side
                 continue
-            logits = data.network_logits(net, self.inputs[z:z + 1], mirror=True)  # as the step runs it
-            mask = data.probability_on_source(logits, self.shape[1:])[0] > 0.5
-            area = int(mask.sum())
-            if gland_ends(area, self.last_area[side]):
+            mirrored_side = self.extent == "mirrored" and side > 0
+            if mirrored_side and self.mirrored_end_reached(side, ring):
+                ends, mask, area = True, None, None  # the mirrored extent ends before this slice
+            else:
+                logits = data.network_logits(net, self.inputs[z:z + 1], mirror=True)  # as the step runs it
+                mask = data.probability_on_source(logits, self.shape[1:])[0] > 0.5
+                area = int(mask.sum())
+                ends = not mirrored_side and gland_ends(area, self.last_area[side])
+            if ends:
                 first = z if self.end_rule == "background" else z + side  # --end ignore: this slice unknown
                 beyond = slice(first, None) if side > 0 else slice(0, first + 1)
                 self.labels[beyond] = 0  # the gland ended before this slice
@@ -134,6 +151,9 @@ def main():
     parser.add_argument("--taper", type=int, default=0, metavar="PIXELS",
                         help="keep a ring's label within PIXELS (source grid, city-block) of the gland on the slice "
                              "before it (0: off)")
+    parser.add_argument("--extent", choices=("own", "mirrored"), default="own",
+                        help="own: each side stops by the area rule; mirrored: the high-z side grows exactly as far "
+                             "as the low-z side reached (the annotated slice is the gland's middle)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--bf16", action="store_true", help="fine-tune under bfloat16 autocast (train.py --bf16)")
     parser.add_argument("--seed", type=int, default=data.SEED)
@@ -154,7 +174,7 @@ def main():
         sys.exit(f"rings.py: no {args.runs}/selfsup/model.pt to start from; run `train.py selfsup` "
                  f"with the same --runs (and --fold) first")
     net = load_trained(args.runs, "selfsup")
-    volumes = [Volume(root, case, args.end, args.taper, context_of(net)) for case in training]
+    volumes = [Volume(root, case, args.end, args.taper, context_of(net), args.extent) for case in training]
     log, rings, started = [], [], time.time()
     for ring in range(1, args.max_rings + 1):
         if not any(v.open() for v in volumes):
@@ -172,7 +192,7 @@ def main():
     write_labels({v.case: v.labels for v in volumes}, out)
     train.save_network(net, out)
     with open(os.path.join(out, "log.json"), "w") as f:
-        json.dump({"stage": "rings", "end": args.end, "taper": args.taper,
+        json.dump({"stage": "rings", "end": args.end, "taper": args.taper, "extent": args.extent,
                    "steps_per_ring": args.steps_per_ring, "max_rings": args.max_rings, "lr": args.lr,
                    "bf16": args.bf16, "context": context_of(net), "seed": args.seed, "label_resize": data.LABEL_RESIZE, "fold": args.fold, "training_cases": training,
                    "validation_cases": validation,
