@@ -266,7 +266,7 @@ def main():
     with open(os.path.join(out, "evaluation.json"), "w") as f:
         json.dump({"view": args.view, "axial": args.axial, "also": args.also, "fold": args.fold, "steps": args.steps,
                    "seed": args.seed, "unlabelled": not args.no_unlabelled, "texture": args.texture,
-                   "training_cases": training, "validation_cases": validation,
+                   "label_resize": data.LABEL_RESIZE, "training_cases": training, "validation_cases": validation,
                    **measured, "seconds": round(time.time() - started, 1),
                    "machine": train.machine_description(), "log": log}, f, indent=1)
     print(json.dumps(measured["mean"]))
