@@ -24,11 +24,16 @@ high-z side, where the gland meets the bladder and the rule errs most, exactly a
 side reached (the annotated slice is the middle of the gland's extent, data.mirrored_extent), teaching the
 slices beyond as background (no better: -0.027 over 14 cases); --extent capped keeps the area rule on the
 high-z side too and stops it at the low-z side's reach if the rule has not stopped it before (labels
-more precise, the model no better: -0.003 over the same 14 cases).
+more precise, the model no better: -0.003 over the same 14 cases). --partners 2 (EXPERIMENTS.md, "Two ring
+networks as partners") fine-tunes a second ring network beside the first, from the same stage-3 weights
+with its own sampling seed (--seed + 1), and labels each ring by the two networks' Boolean AND, as stage 4
+fuses its two sources: gland where both find gland, background where neither does, the voxels where they
+disagree ignored; a side stops where either network's area rule fires. Both networks learn the same fused
+labels; the first is the model, the second is written beside it as NAME-partner.
 
 usage: python rings.py [--data DIR] [--runs DIR] [--fold K] [--steps-per-ring N] [--max-rings N] [--threads N]
                        [--bf16] [--seed N] [--name DIR] [--end background|ignore] [--taper PIXELS]
-                       [--extent own|mirrored|capped]
+                       [--extent own|mirrored|capped] [--partners 1|2]
 Writes runs/rings/model.pt (the network after the last ring) and the labels in the fusion workflow's layout,
 so that `train.py final --labels runs/rings` trains on them: runs/rings/fused/fused/<case>_fused.nii.gz
 (gland) and runs/rings/fused/agreement/<case>_agreement.nii.gz (1 gland, 0 background, 255 not reached);
@@ -39,6 +44,7 @@ import json
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -66,7 +72,7 @@ class Volume:
         self.labels = np.full(self.shape, IGNORE, np.uint8)
         self.labels[self.centre] = self.truth[self.centre]
         area = int(self.truth[self.centre].sum())
-        self.last_area = {-1: area, +1: area}
+        self.last_area = {-1: area, +1: area}  # a tuple, one area per network, once a ring has been labelled
         self.end = {-1: None, +1: None}
 
     def mirrored_end_reached(self, side, ring):
@@ -75,9 +81,10 @@ class Volume:
         low_end = self.end[-1]
         return self.extent != "own" and side > 0 and low_end is not None and ring > self.centre - low_end
 
-    def grow(self, net, ring):
+    def grow(self, nets, ring):
         """Label the slices `ring` away from the central one on each side still open (the low-z side
-        first, so that --extent mirrored knows its reach when it ends in this ring)."""
+        first, so that --extent mirrored knows its reach when it ends in this ring). `nets`: one network,
+        or the partners, whose masks are fused by AND with their disagreement ignored."""
         for side in (-1, +1):
             if self.last_area[side] is None:
                 continue
@@ -88,12 +95,14 @@ class Volume:
                 continue
             mirrored_side = self.extent == "mirrored" and side > 0  # its own area rule does not apply
             if self.mirrored_end_reached(side, ring):
-                ends, mask, area = True, None, None  # the mirrored extent ends before this slice
+                ends, masks, areas = True, None, None  # the mirrored extent ends before this slice
             else:
-                logits = data.network_logits(net, self.inputs[z:z + 1], mirror=True)  # as the step runs it
-                mask = data.probability_on_source(logits, self.shape[1:])[0] > 0.5
-                area = int(mask.sum())
-                ends = not mirrored_side and gland_ends(area, self.last_area[side])
+                masks = [data.probability_on_source(data.network_logits(net, self.inputs[z:z + 1], mirror=True),
+                                                    self.shape[1:])[0] > 0.5 for net in nets]  # as the step runs it
+                areas = tuple(int(m.sum()) for m in masks)
+                last = self.last_area[side]
+                last = last if isinstance(last, tuple) else (last,) * len(nets)  # the annotated area, first ring
+                ends = not mirrored_side and any(gland_ends(a, b) for a, b in zip(areas, last))
             if ends:
                 first = z if self.end_rule == "background" else z + side  # --end ignore: this slice unknown
                 beyond = slice(first, None) if side > 0 else slice(0, first + 1)
@@ -101,35 +110,44 @@ class Volume:
                 self.last_area[side] = None
                 self.end[side] = z - side
             else:
+                mask = masks[0]
                 if self.taper:  # within `taper` pixels of the gland on the slice before (data.tapered_region)
                     mask &= ndimage.binary_dilation(self.labels[z - side] == 1, CROSS, iterations=self.taper)
-                self.labels[z] = mask
-                self.last_area[side] = area
+                if len(masks) == 1:
+                    self.labels[z] = mask
+                else:  # the partners' AND: gland where both, background where neither, ignored between
+                    both, either = np.logical_and.reduce(masks), np.logical_or.reduce(masks)
+                    self.labels[z] = np.where(both, 1, np.where(either, IGNORE, 0))
+                self.last_area[side] = areas
 
     def open(self):
         return any(a is not None for a in self.last_area.values())
 
     def slices(self):
-        """The network inputs and targets (network grid) of every labelled slice."""
-        labelled = np.where((self.labels != IGNORE).reshape(self.shape[0], -1).all(axis=1))[0]
+        """The network inputs and targets (network grid) of every labelled slice (IGNORE inside a slice
+        where --partners disagree; without partners a slice is labelled whole or not at all)."""
+        labelled = np.where((self.labels != IGNORE).reshape(self.shape[0], -1).any(axis=1))[0]
         return self.inputs[labelled].numpy(), data.label_slices(self.labels[labelled])
 
 
 def quality(volumes):
     """Precision and recall of the labels against the true masks on the unannotated slices, in all and by
     distance from the central slice (read only for the log; training never sees the true masks)."""
-    totals, by_ring = np.zeros(3), {}
+    totals, by_ring, ignored, reached = np.zeros(3), {}, 0, 0
     for v in volumes:
         for z in range(v.shape[0]):
             if z == v.centre:
                 continue  # slices not reached count as background: their gland is missed
+            if (v.labels[z] != IGNORE).any():  # within a reached slice, the partners' disagreement
+                ignored, reached = ignored + int((v.labels[z] == IGNORE).sum()), reached + v.labels[z].size
             mask, truth = v.labels[z] == 1, v.truth[z] > 0
             counts = np.array([np.logical_and(mask, truth).sum(), mask.sum(), truth.sum()])
             totals += counts
             by_ring.setdefault(abs(z - v.centre), np.zeros(3))
             by_ring[abs(z - v.centre)] += counts
     rate = lambda t: {"precision": float(t[0] / max(t[1], 1)), "recall": float(t[0] / max(t[2], 1))}
-    return {**rate(totals), "by_distance": {d: rate(t) for d, t in sorted(by_ring.items())}}
+    return {**rate(totals), "ignored_in_reached": ignored / max(reached, 1),
+            "by_distance": {d: rate(t) for d, t in sorted(by_ring.items())}}
 
 
 def write_labels(labels, folder):
@@ -140,6 +158,19 @@ def write_labels(labels, folder):
     for case, target in labels.items():
         data.write_nifti_zyx(target, os.path.join(folder, "fused", "agreement", f"{case}_agreement.nii.gz"), np.uint8)
         data.write_nifti_zyx(target == 1, os.path.join(folder, "fused", "fused", f"{case}_fused.nii.gz"), np.uint8)
+
+
+def fit_all(nets, sampler, generators, logs, args):
+    """Fine-tune each network on the ring's labels; the partners side by side in threads of --threads each
+    (the GIL is released inside PyTorch's kernels), so that each trains with the arithmetic it would have
+    alone on that many threads."""
+    def fit(net, generator, log):
+        torch.set_num_threads(args.threads)  # per thread: OpenMP's thread count is the calling thread's
+        return train.fit(net, sampler, args.steps_per_ring, generator, lr=args.lr, log=log, bf16=args.bf16)
+    if len(nets) == 1:
+        return [fit(nets[0], generators[0], logs[0])]
+    with ThreadPoolExecutor(max_workers=len(nets)) as pool:
+        return list(pool.map(fit, nets, generators, logs))
 
 
 def main():
@@ -157,6 +188,9 @@ def main():
                         help="own: each side stops by the area rule; mirrored: the high-z side grows exactly as far "
                              "as the low-z side reached (the annotated slice is the gland's middle); capped: the "
                              "high-z side stops by the area rule or there, whichever comes first")
+    parser.add_argument("--partners", type=int, choices=(1, 2), default=1,
+                        help="2: a second ring network beside the first (seed + 1), each ring labelled by the two "
+                             "networks' AND with their disagreement ignored")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--bf16", action="store_true", help="fine-tune under bfloat16 autocast (train.py --bf16)")
     parser.add_argument("--seed", type=int, default=data.SEED)
@@ -168,40 +202,46 @@ def main():
         parser.error("--steps-per-ring and --max-rings take numbers >= 1")
     if args.taper < 0:
         parser.error("--taper takes a number of pixels >= 0")
+    if args.partners > 1 and (args.taper or args.extent != "own"):
+        parser.error("--partners 2 is measured with the area rule alone: no --taper, --extent own")
     torch.set_num_threads(args.threads)
     root = data.data_dir(args.data)
     training, validation = data.split(root, args.fold)
     train.seed_everything(args.seed)
-    generator = torch.Generator().manual_seed(args.seed)
+    generators = [torch.Generator().manual_seed(args.seed + i) for i in range(args.partners)]
     if not os.path.exists(os.path.join(args.runs, "selfsup", "model.pt")):
         sys.exit(f"rings.py: no {args.runs}/selfsup/model.pt to start from; run `train.py selfsup` "
                  f"with the same --runs (and --fold) first")
-    net = load_trained(args.runs, "selfsup")
-    volumes = [Volume(root, case, args.end, args.taper, context_of(net), args.extent) for case in training]
-    log, rings, started = [], [], time.time()
+    nets = [load_trained(args.runs, "selfsup") for _ in range(args.partners)]
+    volumes = [Volume(root, case, args.end, args.taper, context_of(nets[0]), args.extent) for case in training]
+    logs, rings, started = [[] for _ in nets], [], time.time()
     for ring in range(1, args.max_rings + 1):
         if not any(v.open() for v in volumes):
             break
         for v in volumes:
-            v.grow(net, ring)
+            v.grow(nets, ring)
         inputs, targets = zip(*(v.slices() for v in volumes))
         sampler = train.Slices(list(inputs), list(targets))
         summary = {"ring": ring, "open_sides": sum(a is not None for v in volumes for a in v.last_area.values()),
                    "labelled_slices": len(sampler.x), **{k: q for k, q in quality(volumes).items() if k != "by_distance"}}
         print(json.dumps(summary), flush=True)
         rings.append(summary)
-        net = train.fit(net, sampler, args.steps_per_ring, generator, lr=args.lr, log=log, bf16=args.bf16)
+        nets = fit_all(nets, sampler, generators, logs, args)
     out = os.path.join(args.runs, args.name)
     write_labels({v.case: v.labels for v in volumes}, out)
+    net, log = nets[0], logs[0]
     train.save_network(net, out)
+    if args.partners > 1:
+        train.save_network(nets[1], out + "-partner")
     with open(os.path.join(out, "log.json"), "w") as f:
         json.dump({"stage": "rings", "end": args.end, "taper": args.taper, "extent": args.extent,
-                   "steps_per_ring": args.steps_per_ring, "max_rings": args.max_rings, "lr": args.lr,
+                   "partners": args.partners, "steps_per_ring": args.steps_per_ring, "max_rings": args.max_rings, "lr": args.lr,
                    "bf16": args.bf16, "context": context_of(net), "seed": args.seed, "label_resize": data.LABEL_RESIZE, "fold": args.fold, "training_cases": training,
                    "validation_cases": validation,
                    "extents": {v.case: [v.end[-1], v.centre, v.end[+1]] for v in volumes},
                    "quality": quality(volumes), "rings": rings, "seconds": round(time.time() - started, 1),
-                   "machine": train.machine_description(), "log": log}, f, indent=1)
+                   "machine": train.machine_description(), "log": log,
+                   **({"partner_log": logs[1]} if args.partners > 1 else {})}, f, indent=1)
     print(f"rings: {out}/model.pt and labels in {time.time() - started:.0f} s")
 
 
