@@ -63,8 +63,8 @@ class Volume:
     """One training volume's state: its network inputs, its labels so far on the source grid (IGNORE where
     not yet labelled), and each side's last labelled area (None once that side has stopped)."""
 
-    def __init__(self, root, case, end="background", taper=0, context=data.CONTEXT, extent="own"):
-        image, self.truth = data.load_case(root, case)
+    def __init__(self, case, image, truth, end="background", taper=0, context=data.CONTEXT, extent="own"):
+        self.truth = truth
         self.end_rule, self.taper, self.extent = end, taper, extent
         self.case, self.shape = case, image.shape
         self.inputs = torch.from_numpy(data.prepared(image, context))
@@ -213,7 +213,8 @@ def main():
         sys.exit(f"rings.py: no {args.runs}/selfsup/model.pt to start from; run `train.py selfsup` "
                  f"with the same --runs (and --fold) first")
     nets = [load_trained(args.runs, "selfsup") for _ in range(args.partners)]
-    volumes = [Volume(root, case, args.end, args.taper, context_of(nets[0]), args.extent) for case in training]
+    volumes = [Volume(case, *data.load_case(root, case), args.end, args.taper, context_of(nets[0]), args.extent)
+               for case in training]
     logs, rings, started = [[] for _ in nets], [], time.time()
     for ring in range(1, args.max_rings + 1):
         if not any(v.open() for v in volumes):

@@ -1,0 +1,161 @@
+"""Unit tests of the training code's rules on synthetic volumes: the extent rule, the central slice, the
+crop and the network grid, the loss's ignored voxels and the ring growth (one network and partners).
+
+They need the training environment (requirements.txt: PyTorch, SciPy), not PROMISE12; CI does not install
+PyTorch, so they run where the models are trained:
+    cd plugins/prostate-seg/training && ~/venv-prostate/bin/python -m unittest discover -s tests -v
+"""
+import os
+import sys
+import unittest
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import data  # noqa: E402
+import rings  # noqa: E402
+import train  # noqa: E402
+from pseudolabels import gland_ends, gland_extent  # noqa: E402
+
+
+def disk_volume(slices=9, size=100, radii=(0, 0, 8, 12, 15, 12, 8, 0, 0)):
+    """An image and a gland mask (z, y, x): a disk per slice, centred in-plane, of the given radii."""
+    yy, xx = np.mgrid[:size, :size]
+    mask = np.stack([(yy - size / 2 + 0.5) ** 2 + (xx - size / 2 + 0.5) ** 2 < r * r if r else np.zeros((size, size), bool)
+                     for r in radii[:slices]]).astype(np.uint8)
+    image = (100 + 200 * mask + np.random.default_rng(0).normal(0, 5, mask.shape)).astype(np.float32)
+    return image, mask
+
+
+class ConstantLogits(torch.nn.Module):
+    """A stand-in network whose gland is a fixed rectangle of the network grid, whatever the input; the
+    rectangle is symmetric left-right so that test-time mirroring keeps it."""
+
+    def __init__(self, rows, half_width):
+        super().__init__()
+        self.rows, self.cols = rows, slice(data.SIZE // 2 - half_width, data.SIZE // 2 + half_width)
+
+    def forward(self, x):
+        logits = torch.zeros(x.shape[0], 2, x.shape[2], x.shape[3])
+        logits[:, 1] = -5.0
+        logits[:, 1, self.rows, self.cols] = 5.0
+        return logits
+
+
+class ExtentRule(unittest.TestCase):
+    def test_the_gland_ends_where_the_area_vanishes_or_grows_by_a_quarter(self):
+        self.assertTrue(gland_ends(0, 100))
+        self.assertTrue(gland_ends(126, 100))
+        self.assertFalse(gland_ends(125, 100))
+        self.assertFalse(gland_ends(1, 100))
+
+    def test_the_extent_walks_out_from_the_central_slice(self):
+        areas = [50, 0, 40, 60, 80, 70, 200, 30]  # slice 1 empty, slice 6 grows by more than 25 %
+        mask = np.zeros((len(areas), 20, 20), np.uint8)
+        for z, a in enumerate(areas):
+            mask[z].flat[:a] = 1
+        self.assertEqual(gland_extent(mask, centre=4, centre_area=80), (2, 5))
+
+    def test_the_central_slice_is_the_middle_of_the_glands_extent(self):
+        _, mask = disk_volume()
+        self.assertEqual(data.central_slice(mask), 4)
+        mask[6] = 0
+        self.assertEqual(data.central_slice(mask), 4)  # extent 2-5: 3.5 rounds to 4 (round half to even)
+
+
+class NetworkGrid(unittest.TestCase):
+    def test_the_crop_is_centred_as_the_onnx_step_computes_it(self):
+        self.assertEqual(data.crop_box(100), (20, 60))
+        self.assertEqual(data.crop_box(101), (20, 61))
+        self.assertEqual(data.cropped(np.zeros((2, 100, 50))).shape, (2, 60, 30))
+
+    def test_a_mask_survives_the_network_grid_by_the_pixel_centre(self):
+        """The ceiling of a perfect network (label_grid.py): a mask taken to the grid under nearest-exact and
+        mapped back as the step maps logits keeps its Dice near 1; legacy nearest shifts it and loses more."""
+        _, mask = disk_volume(size=150, radii=(0, 20, 30, 20, 0))
+        scores = {}
+        for rule in data.LABEL_RESIZES:
+            grid = torch.from_numpy(data.label_slices(mask, rule=rule).astype(np.float32))
+            logits = torch.stack([-10 * grid, 10 * grid], dim=1)
+            back = data.probability_on_source(logits, mask.shape[1:]) > 0.5
+            scores[rule] = data.dice(back, mask)
+        self.assertGreater(scores["nearest-exact"], 0.97)
+        self.assertGreater(scores["nearest-exact"], scores["nearest"])
+
+    def test_dice(self):
+        a = np.zeros((4, 4), bool)
+        b = a.copy()
+        self.assertEqual(data.dice(a, b), 1.0)  # both empty: agreement
+        a[0, :2], b[0, 1:3] = True, True
+        self.assertAlmostEqual(data.dice(a, b), 0.5)
+
+
+class Loss(unittest.TestCase):
+    def test_ignored_voxels_do_not_reach_the_loss(self):
+        torch.manual_seed(0)
+        logits = torch.randn(2, 2, 8, 8)
+        target = torch.randint(0, 2, (2, 8, 8))
+        target[:, :4] = data.IGNORE
+        changed = logits.clone()
+        changed[:, :, :4] = torch.randn(2, 2, 4, 8)  # only where the target is ignored
+        self.assertAlmostEqual(float(train.segmentation_loss(logits, target)),
+                               float(train.segmentation_loss(changed, target)), places=5)
+        changed[:, 1, 4:] += 1.0  # the prostate channel where the target counts
+        self.assertNotAlmostEqual(float(train.segmentation_loss(logits, target)),
+                                  float(train.segmentation_loss(changed, target)), places=5)
+
+
+class RingGrowth(unittest.TestCase):
+    def volume(self):
+        image, mask = disk_volume()
+        return rings.Volume("synthetic", image, mask)
+
+    def test_only_the_central_slice_is_labelled_at_the_start(self):
+        v = self.volume()
+        self.assertEqual(v.centre, 4)
+        labelled = np.where((v.labels != data.IGNORE).reshape(v.shape[0], -1).any(axis=1))[0]
+        self.assertEqual(labelled.tolist(), [4])
+        np.testing.assert_array_equal(v.labels[4], v.truth[4])
+
+    def test_one_network_labels_the_next_ring_whole(self):
+        v = self.volume()
+        v.last_area = {-1: 10**6, +1: 10**6}  # no growth stop
+        v.grow([ConstantLogits(slice(40, 90), 30)], ring=1)
+        for z in (3, 5):
+            self.assertFalse((v.labels[z] == data.IGNORE).any())
+            self.assertGreater((v.labels[z] == 1).sum(), 0)
+        inputs, targets = v.slices()
+        self.assertEqual(len(inputs), 3)
+
+    def test_partners_teach_their_and_and_ignore_their_disagreement(self):
+        v = self.volume()
+        v.last_area = {-1: 10**6, +1: 10**6}
+        wide, narrow = ConstantLogits(slice(40, 90), 30), ConstantLogits(slice(60, 90), 30)
+        v.grow([wide, narrow], ring=1)
+        alone = self.volume()
+        alone.last_area = {-1: 10**6, +1: 10**6}
+        alone.grow([narrow], ring=1)
+        z = 5
+        np.testing.assert_array_equal(v.labels[z] == 1, alone.labels[z] == 1)  # the narrow one lies within the wide one
+        self.assertGreater((v.labels[z] == data.IGNORE).sum(), 0)  # where only the wide one finds gland
+        inputs, targets = v.slices()
+        self.assertEqual(len(inputs), 3)  # a slice with ignored voxels still trains
+        self.assertIn(data.IGNORE, np.unique(targets))
+        self.assertGreater(rings.quality([v])["ignored_in_reached"], 0)
+
+    def test_a_side_stops_where_either_partners_area_grows_too_much(self):
+        v = self.volume()
+        centre_area = int(v.truth[v.centre].sum())
+        small, large = ConstantLogits(slice(60, 62), 2), ConstantLogits(slice(20, 110), 45)
+        v.grow([small, large], ring=1)
+        self.assertIsNone(v.last_area[-1])  # the large one's area is far more than 1.25x the annotated one
+        self.assertIsNone(v.last_area[+1])
+        self.assertTrue((v.labels[:4] == 0).all() and (v.labels[5:] == 0).all())  # taught as background beyond
+        self.assertEqual(v.end, {-1: 4, +1: 4})
+        self.assertGreater(centre_area, 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
