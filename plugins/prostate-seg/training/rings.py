@@ -29,11 +29,13 @@ networks as partners") fine-tunes a second ring network beside the first, from t
 with its own sampling seed (--seed + 1), and labels each ring by the two networks' Boolean AND, as stage 4
 fuses its two sources: gland where both find gland, background where neither does, the voxels where they
 disagree ignored; a side stops where either network's area rule fires. Both networks learn the same fused
-labels; the first is the model, the second is written beside it as NAME-partner.
+labels; the first is the model, the second is written beside it as NAME-partner. --oracle, for measuring
+only and outside the sparse setting, labels each ring by the true masks (EXPERIMENTS.md, "The ring
+schedule with perfect labels"): what the schedule would give if the pseudo labels were perfect.
 
 usage: python rings.py [--data DIR] [--runs DIR] [--fold K] [--steps-per-ring N] [--max-rings N] [--threads N]
                        [--bf16] [--seed N] [--name DIR] [--end background|ignore] [--taper PIXELS]
-                       [--extent own|mirrored|capped] [--partners 1|2]
+                       [--extent own|mirrored|capped] [--partners 1|2] [--oracle]
 Writes runs/rings/model.pt (the network after the last ring) and the labels in the fusion workflow's layout,
 so that `train.py final --labels runs/rings` trains on them: runs/rings/fused/fused/<case>_fused.nii.gz
 (gland) and runs/rings/fused/agreement/<case>_agreement.nii.gz (1 gland, 0 background, 255 not reached);
@@ -63,8 +65,9 @@ class Volume:
     """One training volume's state: its network inputs, its labels so far on the source grid (IGNORE where
     not yet labelled), and each side's last labelled area (None once that side has stopped)."""
 
-    def __init__(self, case, image, truth, end="background", taper=0, context=data.CONTEXT, extent="own"):
-        self.truth = truth
+    def __init__(self, case, image, truth, end="background", taper=0, context=data.CONTEXT, extent="own",
+                 oracle=False):
+        self.truth, self.oracle = truth, oracle
         self.end_rule, self.taper, self.extent = end, taper, extent
         self.case, self.shape = case, image.shape
         self.inputs = torch.from_numpy(data.prepared(image, context))
@@ -96,6 +99,10 @@ class Volume:
             mirrored_side = self.extent == "mirrored" and side > 0  # its own area rule does not apply
             if self.mirrored_end_reached(side, ring):
                 ends, masks, areas = True, None, None  # the mirrored extent ends before this slice
+            elif self.oracle:  # --oracle: the true mask, for measuring only
+                masks = [self.truth[z] > 0]
+                areas = (int(masks[0].sum()),)
+                ends = areas[0] == 0
             else:
                 masks = [data.probability_on_source(data.network_logits(net, self.inputs[z:z + 1], mirror=True),
                                                     self.shape[1:])[0] > 0.5 for net in nets]  # as the step runs it
@@ -191,6 +198,9 @@ def main():
     parser.add_argument("--partners", type=int, choices=(1, 2), default=1,
                         help="2: a second ring network beside the first (seed + 1), each ring labelled by the two "
                              "networks' AND with their disagreement ignored")
+    parser.add_argument("--oracle", action="store_true",
+                        help="for measuring only, outside the sparse setting: each ring labelled by the true masks "
+                             "(the ring schedule's ceiling with perfect pseudo labels)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--bf16", action="store_true", help="fine-tune under bfloat16 autocast (train.py --bf16)")
     parser.add_argument("--seed", type=int, default=data.SEED)
@@ -202,6 +212,8 @@ def main():
         parser.error("--steps-per-ring and --max-rings take numbers >= 1")
     if args.taper < 0:
         parser.error("--taper takes a number of pixels >= 0")
+    if args.oracle and (args.partners > 1 or args.taper or args.extent != "own"):
+        parser.error("--oracle labels each ring by the true masks: no --partners, --taper or --extent")
     if args.partners > 1 and (args.taper or args.extent != "own"):
         parser.error("--partners 2 is measured with the area rule alone: no --taper, --extent own")
     torch.set_num_threads(args.threads)
@@ -213,8 +225,8 @@ def main():
         sys.exit(f"rings.py: no {args.runs}/selfsup/model.pt to start from; run `train.py selfsup` "
                  f"with the same --runs (and --fold) first")
     nets = [load_trained(args.runs, "selfsup") for _ in range(args.partners)]
-    volumes = [Volume(case, *data.load_case(root, case), args.end, args.taper, context_of(nets[0]), args.extent)
-               for case in training]
+    volumes = [Volume(case, *data.load_case(root, case), args.end, args.taper, context_of(nets[0]), args.extent,
+                      args.oracle) for case in training]
     logs, rings, started = [[] for _ in nets], [], time.time()
     for ring in range(1, args.max_rings + 1):
         if not any(v.open() for v in volumes):
@@ -236,7 +248,7 @@ def main():
         train.save_network(nets[1], out + "-partner")
     with open(os.path.join(out, "log.json"), "w") as f:
         json.dump({"stage": "rings", "end": args.end, "taper": args.taper, "extent": args.extent,
-                   "partners": args.partners, "steps_per_ring": args.steps_per_ring, "max_rings": args.max_rings, "lr": args.lr,
+                   "partners": args.partners, "oracle": args.oracle, "steps_per_ring": args.steps_per_ring, "max_rings": args.max_rings, "lr": args.lr,
                    "bf16": args.bf16, "context": context_of(net), "seed": args.seed, "label_resize": data.LABEL_RESIZE, "fold": args.fold, "training_cases": training,
                    "validation_cases": validation,
                    "extents": {v.case: [v.end[-1], v.centre, v.end[+1]] for v in volumes},

@@ -156,6 +156,15 @@ class RingGrowth(unittest.TestCase):
         self.assertEqual(v.end, {-1: 4, +1: 4})
         self.assertGreater(centre_area, 0)
 
+    def test_the_oracle_labels_each_ring_by_the_true_mask_and_stops_at_the_true_ends(self):
+        image, mask = disk_volume()
+        v = rings.Volume("synthetic", image, mask, oracle=True)
+        for ring in (1, 2, 3):
+            v.grow([ConstantLogits(slice(0, 128), 64)], ring)  # the network is not asked
+        np.testing.assert_array_equal(v.labels, mask)  # gland 2-6, background beyond on both sides
+        self.assertEqual(v.end, {-1: 2, +1: 6})
+        self.assertFalse(v.open())
+
 
 if __name__ == "__main__":
     unittest.main()
