@@ -30,12 +30,14 @@ with its own sampling seed (--seed + 1), and labels each ring by the two network
 fuses its two sources: gland where both find gland, background where neither does, the voxels where they
 disagree ignored; a side stops where either network's area rule fires. Both networks learn the same fused
 labels; the first is the model, the second is written beside it as NAME-partner. --oracle, for measuring
-only and outside the sparse setting, labels each ring by the true masks (EXPERIMENTS.md, "The ring
-schedule with perfect labels"): what the schedule would give if the pseudo labels were perfect.
+only and outside the sparse setting, labels each ring by the true masks (`masks`) or stops each side at
+the gland's true end with the network's masks inside it (`extent`) (EXPERIMENTS.md, "The ring schedule
+with perfect labels"): what the schedule would give if the pseudo labels, or only their extents, were
+perfect.
 
 usage: python rings.py [--data DIR] [--runs DIR] [--fold K] [--steps-per-ring N] [--max-rings N] [--threads N]
                        [--bf16] [--seed N] [--name DIR] [--end background|ignore] [--taper PIXELS]
-                       [--extent own|mirrored|capped] [--partners 1|2] [--oracle]
+                       [--extent own|mirrored|capped] [--partners 1|2] [--oracle masks|extent]
 Writes runs/rings/model.pt (the network after the last ring) and the labels in the fusion workflow's layout,
 so that `train.py final --labels runs/rings` trains on them: runs/rings/fused/fused/<case>_fused.nii.gz
 (gland) and runs/rings/fused/agreement/<case>_agreement.nii.gz (1 gland, 0 background, 255 not reached);
@@ -66,7 +68,7 @@ class Volume:
     not yet labelled), and each side's last labelled area (None once that side has stopped)."""
 
     def __init__(self, case, image, truth, end="background", taper=0, context=data.CONTEXT, extent="own",
-                 oracle=False):
+                 oracle=None):
         self.truth, self.oracle = truth, oracle
         self.end_rule, self.taper, self.extent = end, taper, extent
         self.case, self.shape = case, image.shape
@@ -99,17 +101,20 @@ class Volume:
             mirrored_side = self.extent == "mirrored" and side > 0  # its own area rule does not apply
             if self.mirrored_end_reached(side, ring):
                 ends, masks, areas = True, None, None  # the mirrored extent ends before this slice
-            elif self.oracle:  # --oracle: the true mask, for measuring only
+            elif self.oracle == "masks":  # --oracle masks: the true mask, for measuring only
                 masks = [self.truth[z] > 0]
                 areas = (int(masks[0].sum()),)
                 ends = areas[0] == 0
+            elif self.oracle == "extent" and not self.truth[z].any():  # --oracle extent: the true end
+                ends, masks, areas = True, None, None
             else:
                 masks = [data.probability_on_source(data.network_logits(net, self.inputs[z:z + 1], mirror=True),
                                                     self.shape[1:])[0] > 0.5 for net in nets]  # as the step runs it
                 areas = tuple(int(m.sum()) for m in masks)
                 last = self.last_area[side]
                 last = last if isinstance(last, tuple) else (last,) * len(nets)  # the annotated area, first ring
-                ends = not mirrored_side and any(gland_ends(a, b) for a, b in zip(areas, last))
+                ends = (not mirrored_side and self.oracle != "extent"
+                        and any(gland_ends(a, b) for a, b in zip(areas, last)))
             if ends:
                 first = z if self.end_rule == "background" else z + side  # --end ignore: this slice unknown
                 beyond = slice(first, None) if side > 0 else slice(0, first + 1)
@@ -198,9 +203,10 @@ def main():
     parser.add_argument("--partners", type=int, choices=(1, 2), default=1,
                         help="2: a second ring network beside the first (seed + 1), each ring labelled by the two "
                              "networks' AND with their disagreement ignored")
-    parser.add_argument("--oracle", action="store_true",
-                        help="for measuring only, outside the sparse setting: each ring labelled by the true masks "
-                             "(the ring schedule's ceiling with perfect pseudo labels)")
+    parser.add_argument("--oracle", choices=("masks", "extent"), default=None,
+                        help="for measuring only, outside the sparse setting: masks, each ring labelled by the true "
+                             "masks (the ring schedule's ceiling with perfect pseudo labels); extent, the network's "
+                             "masks, each side stopped at the gland's true end")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--bf16", action="store_true", help="fine-tune under bfloat16 autocast (train.py --bf16)")
     parser.add_argument("--seed", type=int, default=data.SEED)

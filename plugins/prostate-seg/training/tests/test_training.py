@@ -158,12 +158,22 @@ class RingGrowth(unittest.TestCase):
 
     def test_the_oracle_labels_each_ring_by_the_true_mask_and_stops_at_the_true_ends(self):
         image, mask = disk_volume()
-        v = rings.Volume("synthetic", image, mask, oracle=True)
+        v = rings.Volume("synthetic", image, mask, oracle="masks")
         for ring in (1, 2, 3):
             v.grow([ConstantLogits(slice(0, 128), 64)], ring)  # the network is not asked
         np.testing.assert_array_equal(v.labels, mask)  # gland 2-6, background beyond on both sides
         self.assertEqual(v.end, {-1: 2, +1: 6})
         self.assertFalse(v.open())
+
+    def test_the_oracle_extent_keeps_the_networks_masks_within_the_true_ends(self):
+        image, mask = disk_volume()
+        v = rings.Volume("synthetic", image, mask, oracle="extent")
+        large = ConstantLogits(slice(20, 110), 45)  # its area rule would stop both sides at once
+        for ring in (1, 2, 3):
+            v.grow([large], ring)
+        self.assertEqual(v.end, {-1: 2, +1: 6})
+        self.assertTrue((v.labels[[0, 1, 7, 8]] == 0).all())
+        self.assertTrue(all((v.labels[z] == 1).sum() > mask[z].sum() for z in (2, 3, 5, 6)))  # the network's own masks
 
 
 if __name__ == "__main__":
