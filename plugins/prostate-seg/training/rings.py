@@ -65,10 +65,11 @@ CROSS = ndimage.generate_binary_structure(2, 1)
 
 class Volume:
     """One training volume's state: its network inputs, its labels so far on the source grid (IGNORE where
-    not yet labelled), and each side's last labelled area (None once that side has stopped)."""
+    not yet labelled), and each side's last labelled areas, one per labelling network (None once that side
+    has stopped)."""
 
     def __init__(self, case, image, truth, end="background", taper=0, context=data.CONTEXT, extent="own",
-                 oracle=None):
+                 oracle=None, networks=1):
         self.truth, self.oracle = truth, oracle
         self.end_rule, self.taper, self.extent = end, taper, extent
         self.case, self.shape = case, image.shape
@@ -77,7 +78,7 @@ class Volume:
         self.labels = np.full(self.shape, IGNORE, np.uint8)
         self.labels[self.centre] = self.truth[self.centre]
         area = int(self.truth[self.centre].sum())
-        self.last_area = {-1: area, +1: area}  # a tuple, one area per network, once a ring has been labelled
+        self.last_area = {-1: (area,) * networks, +1: (area,) * networks}
         self.end = {-1: None, +1: None}
 
     def mirrored_end_reached(self, side, ring):
@@ -111,10 +112,8 @@ class Volume:
                 masks = [data.probability_on_source(data.network_logits(net, self.inputs[z:z + 1], mirror=True),
                                                     self.shape[1:])[0] > 0.5 for net in nets]  # as the step runs it
                 areas = tuple(int(m.sum()) for m in masks)
-                last = self.last_area[side]
-                last = last if isinstance(last, tuple) else (last,) * len(nets)  # the annotated area, first ring
                 ends = (not mirrored_side and self.oracle != "extent"
-                        and any(gland_ends(a, b) for a, b in zip(areas, last)))
+                        and any(gland_ends(a, b) for a, b in zip(areas, self.last_area[side], strict=True)))
             if ends:
                 first = z if self.end_rule == "background" else z + side  # --end ignore: this slice unknown
                 beyond = slice(first, None) if side > 0 else slice(0, first + 1)
@@ -219,7 +218,7 @@ def main():
     if args.taper < 0:
         parser.error("--taper takes a number of pixels >= 0")
     if args.oracle and (args.partners > 1 or args.taper or args.extent != "own"):
-        parser.error("--oracle labels each ring by the true masks: no --partners, --taper or --extent")
+        parser.error("--oracle is measured on the plain recipe: no --partners, --taper or --extent")
     if args.partners > 1 and (args.taper or args.extent != "own"):
         parser.error("--partners 2 is measured with the area rule alone: no --taper, --extent own")
     torch.set_num_threads(args.threads)
@@ -232,7 +231,7 @@ def main():
                  f"with the same --runs (and --fold) first")
     nets = [load_trained(args.runs, "selfsup") for _ in range(args.partners)]
     volumes = [Volume(case, *data.load_case(root, case), args.end, args.taper, context_of(nets[0]), args.extent,
-                      args.oracle) for case in training]
+                      args.oracle, len(nets)) for case in training]
     logs, rings, started = [[] for _ in nets], [], time.time()
     for ring in range(1, args.max_rings + 1):
         if not any(v.open() for v in volumes):
