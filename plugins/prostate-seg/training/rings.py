@@ -33,11 +33,17 @@ labels; the first is the model, the second is written beside it as NAME-partner.
 only and outside the sparse setting, labels each ring by the true masks (`masks`) or stops each side at
 the gland's true end with the network's masks inside it (`extent`) (EXPERIMENTS.md, "The ring schedule
 with perfect labels"): what the schedule would give if the pseudo labels, or only their extents, were
-perfect.
+perfect. --registration fuses each ring's mask with a second source that needs no network: the central
+annotation carried slice by slice by demons registration (registration.py; its masks keep about 95 % of the
+gland at every distance but grow over-large away from the centre, while the ring network's lose gland
+there): `veto` teaches the network's gland outside the carried mask as background, `and` teaches gland
+where both say gland, background where neither does and ignores the rest (EXPERIMENTS.md, "The carried
+annotation in every ring").
 
 usage: python rings.py [--data DIR] [--runs DIR] [--fold K] [--steps-per-ring N] [--max-rings N] [--threads N]
                        [--bf16] [--seed N] [--name DIR] [--end background|ignore] [--taper PIXELS]
                        [--extent own|mirrored|capped] [--partners 1|2] [--oracle masks|extent]
+                       [--registration veto|and]
 Writes runs/rings/model.pt (the network after the last ring) and the labels in the fusion workflow's layout,
 so that `train.py final --labels runs/rings` trains on them: runs/rings/fused/fused/<case>_fused.nii.gz
 (gland) and runs/rings/fused/agreement/<case>_agreement.nii.gz (1 gland, 0 background, 255 not reached);
@@ -55,6 +61,7 @@ import torch
 from scipy import ndimage
 
 import data
+import registration
 import train
 from pseudolabels import gland_ends
 from unet import context_of, load_trained
@@ -69,14 +76,16 @@ class Volume:
     has stopped)."""
 
     def __init__(self, case, image, truth, end="background", taper=0, context=data.CONTEXT, extent="own",
-                 oracle=None, networks=1):
+                 oracle=None, networks=1, registered=None, registration_rule=None):
         self.truth, self.oracle = truth, oracle
+        self.registered, self.registration_rule = registered, registration_rule
         self.end_rule, self.taper, self.extent = end, taper, extent
         self.case, self.shape = case, image.shape
         self.inputs = torch.from_numpy(data.prepared(image, context))
         self.centre = data.central_slice(self.truth)
         self.labels = np.full(self.shape, IGNORE, np.uint8)
         self.labels[self.centre] = self.truth[self.centre]
+        self.network_masks = self.labels.copy()  # the first network's own masks, before any fusion (for the log)
         area = int(self.truth[self.centre].sum())
         self.last_area = {-1: (area,) * networks, +1: (area,) * networks}
         self.end = {-1: None, +1: None}
@@ -121,10 +130,16 @@ class Volume:
                 self.last_area[side] = None
                 self.end[side] = z - side
             else:
-                mask = masks[0]
+                mask = masks[0].copy()
+                self.network_masks[z] = mask
                 if self.taper:  # within `taper` pixels of the gland on the slice before (data.tapered_region)
                     mask &= ndimage.binary_dilation(self.labels[z - side] == 1, CROSS, iterations=self.taper)
-                if len(masks) == 1:
+                if self.registration_rule == "veto":  # the network's gland outside the carried annotation
+                    self.labels[z] = mask & (self.registered[z] > 0)
+                elif self.registration_rule == "and":  # gland where both, background where neither
+                    both, either = mask & (self.registered[z] > 0), mask | (self.registered[z] > 0)
+                    self.labels[z] = np.where(both, 1, np.where(either, IGNORE, 0))
+                elif len(masks) == 1:
                     self.labels[z] = mask
                 else:  # the partners' AND: gland where both, background where neither, ignored between
                     both, either = np.logical_and.reduce(masks), np.logical_or.reduce(masks)
@@ -141,17 +156,19 @@ class Volume:
         return self.inputs[labelled].numpy(), data.label_slices(self.labels[labelled])
 
 
-def quality(volumes):
-    """Precision and recall of the labels against the true masks on the unannotated slices, in all and by
-    distance from the central slice (read only for the log; training never sees the true masks)."""
+def quality(volumes, of="labels"):
+    """Precision and recall of the labels (or, of="network_masks", of the first network's own masks before
+    any fusion) against the true masks on the unannotated slices, in all and by distance from the central
+    slice (read only for the log; training never sees the true masks)."""
     totals, by_ring, ignored, reached = np.zeros(3), {}, 0, 0
     for v in volumes:
+        labels = getattr(v, of)
         for z in range(v.shape[0]):
             if z == v.centre:
                 continue  # slices not reached count as background: their gland is missed
-            if (v.labels[z] != IGNORE).any():  # within a reached slice, the partners' disagreement
-                ignored, reached = ignored + int((v.labels[z] == IGNORE).sum()), reached + v.labels[z].size
-            mask, truth = v.labels[z] == 1, v.truth[z] > 0
+            if (labels[z] != IGNORE).any():  # within a reached slice, the fused sources' disagreement
+                ignored, reached = ignored + int((labels[z] == IGNORE).sum()), reached + labels[z].size
+            mask, truth = labels[z] == 1, v.truth[z] > 0
             counts = np.array([np.logical_and(mask, truth).sum(), mask.sum(), truth.sum()])
             totals += counts
             by_ring.setdefault(abs(z - v.centre), np.zeros(3))
@@ -206,6 +223,10 @@ def main():
                         help="for measuring only, outside the sparse setting: masks, each ring labelled by the true "
                              "masks (the ring schedule's ceiling with perfect pseudo labels); extent, the network's "
                              "masks, each side stopped at the gland's true end")
+    parser.add_argument("--registration", choices=("veto", "and"), default=None,
+                        help="fuse each ring's mask with the central annotation carried slice by slice by demons "
+                             "registration (registration.py): veto, the network's gland outside the carried mask "
+                             "taught as background; and, gland where both, background where neither, ignored between")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--bf16", action="store_true", help="fine-tune under bfloat16 autocast (train.py --bf16)")
     parser.add_argument("--seed", type=int, default=data.SEED)
@@ -221,6 +242,8 @@ def main():
         parser.error("--oracle is measured on the plain recipe: no --partners, --taper or --extent")
     if args.partners > 1 and (args.taper or args.extent != "own"):
         parser.error("--partners 2 is measured with the area rule alone: no --taper, --extent own")
+    if args.registration and (args.partners > 1 or args.taper or args.extent != "own" or args.oracle):
+        parser.error("--registration is measured on the plain recipe: no --partners, --taper, --extent or --oracle")
     torch.set_num_threads(args.threads)
     root = data.data_dir(args.data)
     training, validation = data.split(root, args.fold)
@@ -230,8 +253,15 @@ def main():
         sys.exit(f"rings.py: no {args.runs}/selfsup/model.pt to start from; run `train.py selfsup` "
                  f"with the same --runs (and --fold) first")
     nets = [load_trained(args.runs, "selfsup") for _ in range(args.partners)]
-    volumes = [Volume(case, *data.load_case(root, case), args.end, args.taper, context_of(nets[0]), args.extent,
-                      args.oracle, len(nets)) for case in training]
+    registration.single_threaded()
+    volumes = []
+    for case in training:
+        image, truth = data.load_case(root, case)
+        centre = data.central_slice(truth)  # the annotation alone is carried: the sparse setting holds
+        registered = (registration.on_source_grid(registration.propagated(image, truth[centre], centre), image.shape[1:])
+                      if args.registration else None)
+        volumes.append(Volume(case, image, truth, args.end, args.taper, context_of(nets[0]), args.extent, args.oracle,
+                              len(nets), registered, args.registration))
     logs, rings, started = [[] for _ in nets], [], time.time()
     for ring in range(1, args.max_rings + 1):
         if not any(v.open() for v in volumes):
@@ -253,11 +283,11 @@ def main():
         train.save_network(nets[1], out + "-partner")
     with open(os.path.join(out, "log.json"), "w") as f:
         json.dump({"stage": "rings", "end": args.end, "taper": args.taper, "extent": args.extent,
-                   "partners": args.partners, "oracle": args.oracle, "steps_per_ring": args.steps_per_ring, "max_rings": args.max_rings, "lr": args.lr,
+                   "partners": args.partners, "oracle": args.oracle, "registration": args.registration, "steps_per_ring": args.steps_per_ring, "max_rings": args.max_rings, "lr": args.lr,
                    "bf16": args.bf16, "context": context_of(net), "seed": args.seed, "label_resize": data.LABEL_RESIZE, "fold": args.fold, "training_cases": training,
                    "validation_cases": validation,
                    "extents": {v.case: [v.end[-1], v.centre, v.end[+1]] for v in volumes},
-                   "quality": quality(volumes), "rings": rings, "seconds": round(time.time() - started, 1),
+                   "quality": quality(volumes), "network_quality": quality(volumes, "network_masks"), "rings": rings, "seconds": round(time.time() - started, 1),
                    "machine": train.machine_description(), "log": log,
                    **({"partner_log": logs[1]} if args.partners > 1 else {})}, f, indent=1)
     print(f"rings: {out}/model.pt and labels in {time.time() - started:.0f} s")

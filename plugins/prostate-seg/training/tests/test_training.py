@@ -1,5 +1,5 @@
 """Unit tests of the training code's rules on synthetic volumes: the extent rule, the central slice, the
-crop and the network grid, the loss's ignored voxels and the ring growth (one network, partners, the oracles).
+crop and the network grid, the loss's ignored voxels and the ring growth (one network, partners, the oracles, the carried annotation).
 
 They need the training environment (requirements.txt: PyTorch, SciPy), not PROMISE12; CI does not install
 PyTorch, so they run where the models are trained:
@@ -15,6 +15,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import data  # noqa: E402
+import registration  # noqa: E402
 import rings  # noqa: E402
 import train  # noqa: E402
 from pseudolabels import gland_ends, gland_extent  # noqa: E402
@@ -174,6 +175,46 @@ class RingGrowth(unittest.TestCase):
         self.assertEqual(v.end, {-1: 2, +1: 6})
         self.assertTrue((v.labels[[0, 1, 7, 8]] == 0).all())
         self.assertTrue(all((v.labels[z] == 1).sum() > mask[z].sum() for z in (2, 3, 5, 6)))  # the network's own masks
+
+
+class CarriedAnnotation(unittest.TestCase):
+    """rings.py --registration: each ring's mask fused with the central annotation carried by registration."""
+
+    def volume(self, rule):
+        image, mask = disk_volume()
+        registered = np.zeros_like(mask)
+        registered[:, 30:70, 30:70] = 1  # a square carried mask, narrower than the wide network's gland
+        return rings.Volume("synthetic", image, mask, registered=registered, registration_rule=rule), registered
+
+    def test_the_veto_teaches_the_networks_gland_outside_the_carried_mask_as_background(self):
+        v, registered = self.volume("veto")
+        wide = ConstantLogits(slice(40, 90), 30)
+        alone = RingGrowth().volume()
+        alone.grow([wide], ring=1)
+        v.grow([wide], ring=1)
+        z = 5
+        np.testing.assert_array_equal(v.labels[z], (alone.labels[z] == 1) & (registered[z] == 1))
+        self.assertFalse((v.labels[z] == data.IGNORE).any())
+        np.testing.assert_array_equal(v.network_masks[z], alone.labels[z])  # the log keeps the network's own mask
+        self.assertLess(rings.quality([v])["recall"], rings.quality([v], "network_masks")["recall"] + 1e-9)
+
+    def test_the_and_ignores_where_only_one_source_finds_gland(self):
+        v, registered = self.volume("and")
+        wide = ConstantLogits(slice(40, 90), 30)
+        v.grow([wide], ring=1)
+        z = 3
+        network = v.network_masks[z] == 1
+        np.testing.assert_array_equal(v.labels[z] == 1, network & (registered[z] == 1))
+        np.testing.assert_array_equal(v.labels[z] == data.IGNORE, network ^ (registered[z] == 1))
+        np.testing.assert_array_equal(v.labels[z] == 0, ~network & (registered[z] == 0))
+        self.assertGreater((v.labels[z] == data.IGNORE).sum(), 0)
+        self.assertEqual(v.last_area[+1], (int(network.sum()),))  # the area rule reads the network's own mask
+
+    def test_registration_carries_the_annotation_to_the_neighbouring_slices(self):
+        image, mask = disk_volume(size=128)
+        carried = registration.on_source_grid(registration.propagated(image, mask[4], 4), mask.shape[1:])
+        self.assertGreater(data.dice(carried[4] > 0, mask[4] > 0), 0.95)  # the annotation, through the network grid
+        self.assertGreater(data.dice(carried[3] > 0, mask[3] > 0), 0.8)  # the disk shrinks 15 -> 12 pixels
 
 
 if __name__ == "__main__":
