@@ -37,13 +37,15 @@ perfect. --registration fuses each ring's mask with a second source that needs n
 annotation carried slice by slice by demons registration (registration.py; its masks keep about 95 % of the
 gland at every distance but grow over-large away from the centre, while the ring network's lose gland
 there): `veto` teaches the network's gland outside the carried mask as background, `and` teaches gland
-where both say gland, background where neither does and ignores the rest (EXPERIMENTS.md, "The carried
-annotation in every ring").
+where both say gland, background where neither does and ignores the rest, `keep` teaches the network's
+gland and ignores its background inside the carried mask (EXPERIMENTS.md, "The carried annotation in every
+ring"). --distance-weight W weighs each labelled slice W**d in the loss, d slices from the central one
+(train.py's stage-5 rule, here inside the rings).
 
 usage: python rings.py [--data DIR] [--runs DIR] [--fold K] [--steps-per-ring N] [--max-rings N] [--threads N]
                        [--bf16] [--seed N] [--name DIR] [--end background|ignore] [--taper PIXELS]
                        [--extent own|mirrored|capped] [--partners 1|2] [--oracle masks|extent]
-                       [--registration veto|and]
+                       [--registration veto|and|keep] [--distance-weight W]
 Writes runs/rings/model.pt (the network after the last ring) and the labels in the fusion workflow's layout,
 so that `train.py final --labels runs/rings` trains on them: runs/rings/fused/fused/<case>_fused.nii.gz
 (gland) and runs/rings/fused/agreement/<case>_agreement.nii.gz (1 gland, 0 background, 255 not reached);
@@ -139,6 +141,8 @@ class Volume:
                 elif self.registration_rule == "and":  # gland where both, background where neither
                     both, either = mask & (self.registered[z] > 0), mask | (self.registered[z] > 0)
                     self.labels[z] = np.where(both, 1, np.where(either, IGNORE, 0))
+                elif self.registration_rule == "keep":  # the network's gland; its background ignored in the carried mask
+                    self.labels[z] = np.where(mask, 1, np.where(self.registered[z] > 0, IGNORE, 0))
                 elif len(masks) == 1:
                     self.labels[z] = mask
                 else:  # the partners' AND: gland where both, background where neither, ignored between
@@ -149,11 +153,20 @@ class Volume:
     def open(self):
         return any(a is not None for a in self.last_area.values())
 
+    def labelled(self):
+        return np.where((self.labels != IGNORE).reshape(self.shape[0], -1).any(axis=1))[0]
+
     def slices(self):
         """The network inputs and targets (network grid) of every labelled slice (IGNORE inside a slice
-        where --partners disagree; without partners a slice is labelled whole or not at all)."""
-        labelled = np.where((self.labels != IGNORE).reshape(self.shape[0], -1).any(axis=1))[0]
+        where --partners or --registration and|keep leave voxels unknown; otherwise a slice is labelled
+        whole or not at all)."""
+        labelled = self.labelled()
         return self.inputs[labelled].numpy(), data.label_slices(self.labels[labelled])
+
+    def weights(self, distance_weight):
+        """--distance-weight W: each labelled slice's weight in the loss, W**d for a slice d slices from the
+        central one (the annotation weighs 1), as train.py --distance-weight weighs stage 5's pseudo labels."""
+        return distance_weight ** np.abs(self.labelled() - self.centre)
 
 
 def quality(volumes, of="labels"):
@@ -223,10 +236,13 @@ def main():
                         help="for measuring only, outside the sparse setting: masks, each ring labelled by the true "
                              "masks (the ring schedule's ceiling with perfect pseudo labels); extent, the network's "
                              "masks, each side stopped at the gland's true end")
-    parser.add_argument("--registration", choices=("veto", "and"), default=None,
+    parser.add_argument("--registration", choices=("veto", "and", "keep"), default=None,
                         help="fuse each ring's mask with the central annotation carried slice by slice by demons "
                              "registration (registration.py): veto, the network's gland outside the carried mask "
-                             "taught as background; and, gland where both, background where neither, ignored between")
+                             "taught as background; and, gland where both, background where neither, ignored "
+                             "between; keep, the network's gland, its background inside the carried mask ignored")
+    parser.add_argument("--distance-weight", type=data.slice_weight, default=None, metavar="W",
+                        help="each labelled slice weighs W**d in the loss, d its distance from the central slice")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--bf16", action="store_true", help="fine-tune under bfloat16 autocast (train.py --bf16)")
     parser.add_argument("--seed", type=int, default=data.SEED)
@@ -269,7 +285,8 @@ def main():
         for v in volumes:
             v.grow(nets, ring)
         inputs, targets = zip(*(v.slices() for v in volumes))
-        sampler = train.Slices(list(inputs), list(targets))
+        sampler = train.Slices(list(inputs), list(targets), weight=None if args.distance_weight is None
+                               else [v.weights(args.distance_weight) for v in volumes])
         summary = {"ring": ring, "open_sides": sum(a is not None for v in volumes for a in v.last_area.values()),
                    "labelled_slices": len(sampler.x), **{k: q for k, q in quality(volumes).items() if k != "by_distance"}}
         print(json.dumps(summary), flush=True)
@@ -283,7 +300,7 @@ def main():
         train.save_network(nets[1], out + "-partner")
     with open(os.path.join(out, "log.json"), "w") as f:
         json.dump({"stage": "rings", "end": args.end, "taper": args.taper, "extent": args.extent,
-                   "partners": args.partners, "oracle": args.oracle, "registration": args.registration, "steps_per_ring": args.steps_per_ring, "max_rings": args.max_rings, "lr": args.lr,
+                   "partners": args.partners, "oracle": args.oracle, "registration": args.registration, "distance_weight": args.distance_weight, "steps_per_ring": args.steps_per_ring, "max_rings": args.max_rings, "lr": args.lr,
                    "bf16": args.bf16, "context": context_of(net), "seed": args.seed, "label_resize": data.LABEL_RESIZE, "fold": args.fold, "training_cases": training,
                    "validation_cases": validation,
                    "extents": {v.case: [v.end[-1], v.centre, v.end[+1]] for v in volumes},

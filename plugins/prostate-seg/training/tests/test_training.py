@@ -130,6 +130,16 @@ class RingGrowth(unittest.TestCase):
         inputs, targets = v.slices()
         self.assertEqual(len(inputs), 3)
 
+    def test_the_distance_weight_falls_with_each_ring(self):
+        v = self.volume()
+        np.testing.assert_allclose(v.weights(0.5), [1.0])
+        v.grow([ConstantLogits(slice(40, 90), 30)], ring=1)
+        v.grow([ConstantLogits(slice(40, 90), 30)], ring=2)
+        np.testing.assert_allclose(v.weights(0.5), [0.25, 0.5, 1.0, 0.5, 0.25])  # slices 2-6 about the centre 4
+        inputs, targets = v.slices()
+        sampler = train.Slices([inputs], [targets], weight=[v.weights(0.5)])
+        self.assertEqual(len(sampler.weight), len(sampler.x))
+
     def test_partners_teach_their_and_and_ignore_their_disagreement(self):
         v = self.volume(networks=2)
         wide, narrow = ConstantLogits(slice(40, 90), 30), ConstantLogits(slice(60, 90), 30)
@@ -209,6 +219,16 @@ class CarriedAnnotation(unittest.TestCase):
         np.testing.assert_array_equal(v.labels[z] == 0, ~network & (registered[z] == 0))
         self.assertGreater((v.labels[z] == data.IGNORE).sum(), 0)
         self.assertEqual(v.last_area[+1], (int(network.sum()),))  # the area rule reads the network's own mask
+
+    def test_keep_ignores_the_networks_background_inside_the_carried_mask(self):
+        v, registered = self.volume("keep")
+        narrow = ConstantLogits(slice(60, 90), 30)
+        v.grow([narrow], ring=1)
+        z = 5
+        network = v.network_masks[z] == 1
+        np.testing.assert_array_equal(v.labels[z] == 1, network)
+        np.testing.assert_array_equal(v.labels[z] == data.IGNORE, ~network & (registered[z] == 1))
+        self.assertGreater((v.labels[z] == data.IGNORE).sum(), 0)
 
     def test_registration_carries_the_annotation_to_the_neighbouring_slices(self):
         image, mask = disk_volume(size=128)
