@@ -196,6 +196,13 @@ class CarriedAnnotation(unittest.TestCase):
         registered[:, 30:70, 30:70] = 1  # a square carried mask, narrower than the wide network's gland
         return rings.Volume("synthetic", image, mask, registered=registered, registration_rule=rule), registered
 
+    def first_ring(self, rule, net, z=5):
+        """The volume after the first ring under `rule`, and on slice `z` its labels, the network's own mask
+        and the carried mask."""
+        v, registered = self.volume(rule)
+        v.grow([net], ring=1)
+        return v, v.labels[z], v.network_masks[z] == 1, registered[z] == 1
+
     def test_the_veto_teaches_the_networks_gland_outside_the_carried_mask_as_background(self):
         v, registered = self.volume("veto")
         wide = ConstantLogits(slice(40, 90), 30)
@@ -209,26 +216,18 @@ class CarriedAnnotation(unittest.TestCase):
         self.assertLess(rings.quality([v])["recall"], rings.quality([v], "network_masks")["recall"] + 1e-9)
 
     def test_the_and_ignores_where_only_one_source_finds_gland(self):
-        v, registered = self.volume("and")
-        wide = ConstantLogits(slice(40, 90), 30)
-        v.grow([wide], ring=1)
-        z = 3
-        network = v.network_masks[z] == 1
-        np.testing.assert_array_equal(v.labels[z] == 1, network & (registered[z] == 1))
-        np.testing.assert_array_equal(v.labels[z] == data.IGNORE, network ^ (registered[z] == 1))
-        np.testing.assert_array_equal(v.labels[z] == 0, ~network & (registered[z] == 0))
-        self.assertGreater((v.labels[z] == data.IGNORE).sum(), 0)
+        v, labels, network, carried = self.first_ring("and", ConstantLogits(slice(40, 90), 30))
+        np.testing.assert_array_equal(labels == 1, network & carried)
+        np.testing.assert_array_equal(labels == data.IGNORE, network ^ carried)
+        np.testing.assert_array_equal(labels == 0, ~network & ~carried)
+        self.assertGreater((labels == data.IGNORE).sum(), 0)
         self.assertEqual(v.last_area[+1], (int(network.sum()),))  # the area rule reads the network's own mask
 
     def test_keep_ignores_the_networks_background_inside_the_carried_mask(self):
-        v, registered = self.volume("keep")
-        narrow = ConstantLogits(slice(60, 90), 30)
-        v.grow([narrow], ring=1)
-        z = 5
-        network = v.network_masks[z] == 1
-        np.testing.assert_array_equal(v.labels[z] == 1, network)
-        np.testing.assert_array_equal(v.labels[z] == data.IGNORE, ~network & (registered[z] == 1))
-        self.assertGreater((v.labels[z] == data.IGNORE).sum(), 0)
+        _, labels, network, carried = self.first_ring("keep", ConstantLogits(slice(60, 90), 30))
+        np.testing.assert_array_equal(labels == 1, network)
+        np.testing.assert_array_equal(labels == data.IGNORE, ~network & carried)
+        self.assertGreater((labels == data.IGNORE).sum(), 0)
 
     def test_registration_carries_the_annotation_to_the_neighbouring_slices(self):
         image, mask = disk_volume(size=128)
