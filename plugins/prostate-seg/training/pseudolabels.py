@@ -154,7 +154,7 @@ def main():
                 extents[case][name] = [int(mirrored[0]), int(mirrored[1])]
                 data.write_nifti_zyx(within_extent(mask, mirrored), os.path.join(out, f"{case}_{name}.nii.gz"), np.uint8)
         if args.register:
-            mask = registration.on_source_grid(registration.propagated(image, label[centre], centre), image.shape[1:])
+            mask = registration.carried_annotation(image, label)
             reach = data.sources_reach(extents[case])
             extents[case]["reg"] = list(reach)
             data.write_nifti_zyx(mask, os.path.join(raw, f"{case}_reg.nii.gz"), np.uint8)

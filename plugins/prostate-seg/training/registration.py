@@ -62,6 +62,13 @@ def on_source_grid(masks, shape):
     return out
 
 
+def carried_annotation(image, label):
+    """The annotation of `label`'s central slice (the only slice the sparse setting may read) carried to
+    every slice of `image`, on the source grid (z, y, x) uint8."""
+    centre = data.central_slice(label)
+    return on_source_grid(propagated(image, label[centre], centre), image.shape[1:])
+
+
 def single_threaded():
     """SimpleITK's filters on one thread, beside a training on the others."""
     sitk.ProcessObject_SetGlobalDefaultNumberOfThreads(1)

@@ -72,6 +72,13 @@ IGNORE = data.IGNORE
 CROSS = ndimage.generate_binary_structure(2, 1)
 
 
+def and_fused(masks):
+    """The Boolean AND of stage 4 on one slice: gland (1) where every source finds gland, background (0)
+    where none does, IGNORE between (one source: its mask)."""
+    both, either = np.logical_and.reduce(masks), np.logical_or.reduce(masks)
+    return np.where(both, 1, np.where(either, IGNORE, 0)).astype(np.uint8)
+
+
 class Volume:
     """One training volume's state: its network inputs, its labels so far on the source grid (IGNORE where
     not yet labelled), and each side's last labelled areas, one per labelling network (None once that side
@@ -132,22 +139,19 @@ class Volume:
                 self.last_area[side] = None
                 self.end[side] = z - side
             else:
-                mask = masks[0].copy()
+                mask = masks[0]
                 self.network_masks[z] = mask
                 if self.taper:  # within `taper` pixels of the gland on the slice before (data.tapered_region)
-                    mask &= ndimage.binary_dilation(self.labels[z - side] == 1, CROSS, iterations=self.taper)
+                    mask = mask & ndimage.binary_dilation(self.labels[z - side] == 1, CROSS, iterations=self.taper)
+                carried = self.registered[z] > 0 if self.registration_rule else None
                 if self.registration_rule == "veto":  # the network's gland outside the carried annotation
-                    self.labels[z] = mask & (self.registered[z] > 0)
-                elif self.registration_rule == "and":  # gland where both, background where neither
-                    both, either = mask & (self.registered[z] > 0), mask | (self.registered[z] > 0)
-                    self.labels[z] = np.where(both, 1, np.where(either, IGNORE, 0))
+                    self.labels[z] = mask & carried
+                elif self.registration_rule == "and":
+                    self.labels[z] = and_fused([mask, carried])
                 elif self.registration_rule == "keep":  # the network's gland; its background ignored in the carried mask
-                    self.labels[z] = np.where(mask, 1, np.where(self.registered[z] > 0, IGNORE, 0))
-                elif len(masks) == 1:
-                    self.labels[z] = mask
-                else:  # the partners' AND: gland where both, background where neither, ignored between
-                    both, either = np.logical_and.reduce(masks), np.logical_or.reduce(masks)
-                    self.labels[z] = np.where(both, 1, np.where(either, IGNORE, 0))
+                    self.labels[z] = np.where(mask, 1, np.where(carried, IGNORE, 0))
+                else:  # one network's mask, or the partners' AND
+                    self.labels[z] = and_fused([mask] + masks[1:])
                 self.last_area[side] = areas
 
     def open(self):
@@ -269,13 +273,12 @@ def main():
         sys.exit(f"rings.py: no {args.runs}/selfsup/model.pt to start from; run `train.py selfsup` "
                  f"with the same --runs (and --fold) first")
     nets = [load_trained(args.runs, "selfsup") for _ in range(args.partners)]
-    registration.single_threaded()
+    if args.registration:
+        registration.single_threaded()
     volumes = []
     for case in training:
         image, truth = data.load_case(root, case)
-        centre = data.central_slice(truth)  # the annotation alone is carried: the sparse setting holds
-        registered = (registration.on_source_grid(registration.propagated(image, truth[centre], centre), image.shape[1:])
-                      if args.registration else None)
+        registered = registration.carried_annotation(image, truth) if args.registration else None
         volumes.append(Volume(case, image, truth, args.end, args.taper, context_of(nets[0]), args.extent, args.oracle,
                               len(nets), registered, args.registration))
     logs, rings, started = [[] for _ in nets], [], time.time()
