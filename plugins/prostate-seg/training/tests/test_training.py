@@ -1,5 +1,5 @@
 """Unit tests of the training code's rules on synthetic volumes: the extent rule, the central slice, the
-crop and the network grid, the loss's ignored voxels and the ring growth (one network, partners, the oracles, the carried annotation).
+crop and the network grid, the loss's ignored voxels and the ring growth (one network, the taper, partners, the oracles, the carried annotation, the distance weight).
 
 They need the training environment (requirements.txt: PyTorch, SciPy), not PROMISE12; CI does not install
 PyTorch, so they run where the models are trained:
@@ -11,6 +11,7 @@ import unittest
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -139,6 +140,15 @@ class RingGrowth(unittest.TestCase):
         inputs, targets = v.slices()
         sampler = train.Slices([inputs], [targets], weight=[v.weights(0.5)])
         self.assertEqual(len(sampler.weight), len(sampler.x))
+
+    def test_the_taper_keeps_a_ring_within_its_pixels_of_the_slice_before(self):
+        image, mask = disk_volume()
+        v = rings.Volume("synthetic", image, mask, taper=1)
+        wide = ConstantLogits(slice(40, 90), 30)
+        v.grow([wide], ring=1)
+        allowed = ndimage.binary_dilation(mask[4] == 1, rings.CROSS, iterations=1)
+        self.assertTrue((v.labels[5] == 1).sum() > 0 and not ((v.labels[5] == 1) & ~allowed).any())
+        self.assertTrue(((v.network_masks[5] == 1) & ~allowed).any())  # the network's own mask reached beyond
 
     def test_partners_teach_their_and_and_ignore_their_disagreement(self):
         v = self.volume(networks=2)
