@@ -1,5 +1,6 @@
 """Unit tests of the training code's rules on synthetic volumes: the extent rule, the central slice, the
-crop and the network grid, the loss's ignored voxels and the ring growth (one network, the taper, partners, the oracles, the carried annotation, the distance weight).
+crop and the network grid, the loss's ignored voxels and the ring growth (one network, the taper, partners,
+the oracles, the carried annotation, the distance weight).
 
 They need the training environment (requirements.txt: PyTorch, SciPy), not PROMISE12; CI does not install
 PyTorch, so they run where the models are trained:
