@@ -313,10 +313,11 @@ def with_context(slices, context=CONTEXT, step=1):
     return slices[index]
 
 
-def prepared(image, context=CONTEXT):
+def prepared(image, context=CONTEXT, fraction=CROP):
     """The network's input for every slice of a volume: (z, 2*context+1, SIZE, SIZE) float32 (3 channels
-    for every shipped network; train.py --context measures more)."""
-    return with_context(resize_slices(cropped(normalize(image))), context)
+    for every shipped network; train.py --context measures more), from the central `fraction` of the plane
+    (CROP as the step; inference_variants.py measures others)."""
+    return with_context(resize_slices(cropped(normalize(image), fraction)), context)
 
 
 def label_slices(label, size=SIZE, rule=None):
@@ -355,12 +356,17 @@ def network_logits(net, x, batch=16, mirror=False):
     return logits
 
 
+def logits_on_source(logits, shape, fraction=CROP):
+    """Network logits (z, 2, SIZE, SIZE) of the central `fraction` of the plane -> logits on the source
+    plane (z, 2, y, x): resized bilinear to the crop, padded with the crop's edge values."""
+    crop = (crop_box(shape[0], fraction)[1], crop_box(shape[1], fraction)[1])
+    return uncropped(F.interpolate(logits, size=crop, mode="bilinear", align_corners=False), shape, fraction)
+
+
 def probability_on_source(logits, shape):
     """Network logits (z, 2, SIZE, SIZE) -> prostate probability on the source plane (z, y, x): resized
     bilinear to the crop, padded with the crop's edge values, softmax."""
-    crop = (crop_box(shape[0])[1], crop_box(shape[1])[1])
-    logits = uncropped(F.interpolate(logits, size=crop, mode="bilinear", align_corners=False), shape)
-    return torch.softmax(logits, dim=1)[:, 1].numpy()
+    return torch.softmax(logits_on_source(logits, shape), dim=1)[:, 1].numpy()
 
 
 def dice(a, b):
