@@ -73,9 +73,10 @@ def main():
     per_case = {}
     for case in validation:
         image, label = data.load_case(root, case)
-        probabilities = {}
+        probabilities = {fractions: probability_across(net, image, fractions, context)
+                         for fractions in dict.fromkeys(f for f, _ in WAYS.values())}
         for way, (fractions, smoothed) in WAYS.items():
-            p = probabilities.setdefault(fractions, probability_across(net, image, fractions, context))
+            p = probabilities[fractions]
             per_case.setdefault(way, {})[case] = scores(along_z(p) if smoothed else p, label)
         if views:
             p_views = [view_probability(v, image, view) for view, v in views.items()]
@@ -84,14 +85,13 @@ def main():
             both = along_z(shipped_fusion(probabilities[SCALES], p_views))
             per_case.setdefault("views at the ends, both", {})[case] = scores(both, label)
         print(case, " ".join(f"{way} {r[case]['dice_largest_component']:.3f}" for way, r in per_case.items()), flush=True)
-    reference = {"plain": "plain", "scales": "plain", "along z": "plain", "both": "plain",
-                 "views at the ends": "views at the ends", "views at the ends, both": "views at the ends"}
     summary = {}
     for way, cases in per_case.items():
+        reference = "views at the ends" if way.startswith("views") else "plain"
         lc = np.array([r["dice_largest_component"] for r in cases.values()])
-        base = np.array([r["dice_largest_component"] for r in per_case[reference[way]].values()])
+        base = np.array([r["dice_largest_component"] for r in per_case[reference].values()])
         summary[way] = {"mean_dice": float(np.mean([r["dice"] for r in cases.values()])),
-                        "mean_dice_largest_component": float(lc.mean()), "against": reference[way],
+                        "mean_dice_largest_component": float(lc.mean()), "against": reference,
                         "gain": float((lc - base).mean()), "gain_se": float((lc - base).std(ddof=1) / np.sqrt(len(lc))),
                         "higher": int((lc > base).sum()), "cases": len(lc)}
     out = os.path.join(args.runs, f"inference-variants{'-' + args.stage if args.stage else ''}.json")
