@@ -1,6 +1,7 @@
 //! probability-fusion: fuses probability maps of one structure voxel-wise, by their mean or by the first
-//! map on the middle of its own extent and the mean at its ends. The fusion is plain Rust ([`mean`],
-//! [`ends_kept`]); the plugin wraps it for voxflow.
+//! map on the middle of its own extent and the mean at its ends, optionally smoothed across slices before
+//! the threshold. The fusion is plain Rust ([`mean`], [`ends_kept`], [`smoothed_along`]); the plugin wraps
+//! it for voxflow.
 
 use voxflow_plugin_sdk::{
     export_plugin, Description, Geometry, Inputs, Outputs, Plugin, PluginError, Port,
@@ -70,6 +71,30 @@ pub fn ends_kept(
     Some((from, to))
 }
 
+/// `values` smoothed along `axis` (0, 1, 2 = i, j, k) with the kernel [weight, 1 - 2 weight, weight],
+/// the first and last slices repeated beyond the edges (scipy's `convolve1d(..., mode="nearest")`).
+/// A weight of 0.25 is the [1, 2, 1] / 4 binomial kernel: a voxel's neighbours on the adjacent slices
+/// pull its probability towards theirs, which evens out slice-to-slice jitter of a 2D network.
+pub fn smoothed_along(values: &[f32], dims: [usize; 3], axis: usize, weight: f32) -> Vec<f32> {
+    let stride = match axis {
+        0 => 1,
+        1 => dims[0],
+        _ => dims[0] * dims[1],
+    };
+    let last = dims[axis].saturating_sub(1);
+    let centre = 1.0 - 2.0 * weight;
+    values
+        .iter()
+        .enumerate()
+        .map(|(n, &v)| {
+            let slice = slice_of(n, dims, axis);
+            let before = if slice > 0 { values[n - stride] } else { v };
+            let after = if slice < last { values[n + stride] } else { v };
+            weight * before + centre * v + weight * after
+        })
+        .collect()
+}
+
 pub struct ProbabilityFusion;
 
 /// A parameter as a whole number in `0..=max`, or its default; the error names it.
@@ -80,6 +105,19 @@ fn whole(params: &serde_json::Value, name: &str, max: u64) -> Result<Option<usiz
             Some(n) => Ok(Some(n as usize)),
             None => Err(PluginError::bad_params(format!(
                 "{name} {v}: expected a whole number 0..={max}"
+            ))),
+        },
+    }
+}
+
+/// A parameter as a number in `0..=max`, or its default; the error names it.
+fn fraction(params: &serde_json::Value, name: &str, max: f64) -> Result<Option<f32>, PluginError> {
+    match params.get(name) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => match v.as_f64().filter(|x| (0.0..=max).contains(x)) {
+            Some(x) => Ok(Some(x as f32)),
+            None => Err(PluginError::bad_params(format!(
+                "{name} {v}: expected a number 0..={max}"
             ))),
         },
     }
@@ -97,7 +135,8 @@ impl Plugin for ProbabilityFusion {
                 "properties": {
                     "ends_inset": {"type": "integer", "minimum": 0},
                     "axis": {"type": "integer", "enum": [0, 1, 2]},
-                    "threshold": {"type": "number", "minimum": 0, "maximum": 1}
+                    "threshold": {"type": "number", "minimum": 0, "maximum": 1},
+                    "smooth_along_axis": {"type": "number", "minimum": 0, "maximum": 0.5}
                 },
                 "additionalProperties": false
             }))
@@ -106,13 +145,8 @@ impl Plugin for ProbabilityFusion {
     fn run(mut inputs: Inputs, params: serde_json::Value) -> Result<Outputs, PluginError> {
         let inset = whole(&params, "ends_inset", u32::MAX as u64)?;
         let axis = whole(&params, "axis", 2)?.unwrap_or(2);
-        let threshold = match params.get("threshold") {
-            None | Some(serde_json::Value::Null) => 0.5,
-            Some(v) => v
-                .as_f64()
-                .filter(|t| (0.0..=1.0).contains(t))
-                .ok_or_else(|| PluginError::bad_params(format!("threshold {v}: expected 0..1")))?,
-        } as f32;
+        let threshold = fraction(&params, "threshold", 1.0)?.unwrap_or(0.5);
+        let smoothing = fraction(&params, "smooth_along_axis", 0.5)?;
         let primary = inputs.volume("primary")?;
         let others = inputs.volumes("others")?;
         if others.is_empty() {
@@ -147,6 +181,13 @@ impl Plugin for ProbabilityFusion {
                     2 * inset + 1
                 )),
             }
+        }
+        if let Some(weight) = smoothing.filter(|&w| w > 0.0) {
+            fused = smoothed_along(&fused, dims, axis, weight);
+            voxflow_plugin_sdk::log::info(&format!(
+                "smoothed along axis {axis} with [{weight}, {}, {weight}]",
+                1.0 - 2.0 * weight
+            ));
         }
         let mask: Vec<bool> = fused.iter().map(|&p| p > threshold).collect();
         Ok(Outputs::new()
@@ -198,6 +239,34 @@ mod tests {
     }
 
     #[test]
+    fn smoothing_along_an_axis_repeats_the_edges() {
+        let dims = [1, 1, 5];
+        let values = [0.4, 0.5, 0.9, 0.45, 0.0];
+        let smoothed = smoothed_along(&values, dims, 2, 0.25);
+        let expected = [0.425, 0.575, 0.6875, 0.45, 0.1125];
+        assert!(
+            smoothed
+                .iter()
+                .zip(expected)
+                .all(|(s, e)| (s - e).abs() < 1e-6),
+            "{smoothed:?}"
+        );
+        assert_eq!(smoothed_along(&values, dims, 2, 0.0), values);
+        // Along j of a 2 x 3 x 1 grid: each column i is smoothed on its own, never across i.
+        let values = [1.0, 0.0, 0.0, 0.0, 0.0, 1.0];
+        assert_eq!(
+            smoothed_along(&values, [2, 3, 1], 1, 0.25),
+            vec![0.75, 0.0, 0.25, 0.25, 0.0, 0.75]
+        );
+        // Along i of a 3 x 1 x 1 grid, and a single slice (nothing to smooth with).
+        assert_eq!(
+            smoothed_along(&[0.0, 1.0, 0.0], [3, 1, 1], 0, 0.5),
+            vec![0.5, 0.0, 0.5]
+        );
+        assert_eq!(smoothed_along(&[0.7], [1, 1, 1], 2, 0.25), vec![0.7]);
+    }
+
+    #[test]
     fn run_fuses_and_names_bad_inputs() {
         let g = Geometry::new([1, 1, 5], [1.0, 1.0, 3.0]);
         let volume = |v: Vec<f32>| Volume::new(g.clone(), VoxelData::F32(v)).unwrap();
@@ -234,6 +303,13 @@ mod tests {
             values(serde_json::json!({}), "probability"),
             [0.4, 0.5, 0.55, 0.45, 0.0],
         );
+        // Smoothed along k after keeping the primary, before the threshold: slice 1 rises above 0.5.
+        let smoothed = serde_json::json!({"ends_inset": 1, "smooth_along_axis": 0.25});
+        close(
+            values(smoothed.clone(), "probability"),
+            [0.425, 0.575, 0.6875, 0.45, 0.1125],
+        );
+        close(values(smoothed, "mask"), [0.0, 1.0, 1.0, 0.0, 0.0]);
 
         let err = ProbabilityFusion::run(inputs(vec![]), serde_json::json!({})).unwrap_err();
         assert!(err.message.contains("at least one"), "{err}");
@@ -251,8 +327,16 @@ mod tests {
             err.message.contains("others[1] is on another voxel grid"),
             "{err}"
         );
-        let err = ProbabilityFusion::run(inputs(vec![other]), serde_json::json!({"axis": 3}))
-            .unwrap_err();
+        let err =
+            ProbabilityFusion::run(inputs(vec![other.clone()]), serde_json::json!({"axis": 3}))
+                .unwrap_err();
         assert_eq!(err.code, "bad-params");
+        let err = ProbabilityFusion::run(
+            inputs(vec![other]),
+            serde_json::json!({"smooth_along_axis": 0.6}),
+        )
+        .unwrap_err();
+        assert_eq!(err.code, "bad-params");
+        assert!(err.message.contains("smooth_along_axis 0.6"), "{err}");
     }
 }
