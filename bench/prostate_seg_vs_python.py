@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Segmentation of N prostate volumes as workflows/prostate-segmentation.yaml does it (0.6.0): one voxflow run
+"""Segmentation of N prostate volumes as workflows/prostate-segmentation.yaml does it (0.7.0): one voxflow run
 (list-cases -> foreach: load-volume -> onnx/prostate-seg, onnx/prostate-seg-sagittal, onnx/prostate-seg-coronal
 -> wasm/probability-fusion -> wasm/mask-cleanup -> write-nifti) against the equivalent Python pipeline (numpy +
 onnxruntime + scipy: the same normalization; the axial network on the centred 60 % of each slice resized to
@@ -7,8 +7,8 @@ onnxruntime + scipy: the same normalization; the axial network on the centred 60
 `mirror: [0]`), the two logit maps averaged, logits back on the crop and edge-padded; each view network on
 the planes of the crop resized trilinear to 128^3 with the planes two apart as channels, logits resized back
 and edge-padded; the axial probability on the axial mask's extent along z less two slices at each end, the
-mean of the three elsewhere; largest component and holes filled, NIfTI out), same intra-op threads, in one
-run (the networks' numpy rendering is scripts/prostate_rendering.py, which the tests' reference values
+mean of the three elsewhere, smoothed along z with [0.25, 0.5, 0.25]; largest component and holes filled,
+NIfTI out), same intra-op threads, in one run (the networks' numpy rendering is scripts/prostate_rendering.py, which the tests' reference values
 also use). Prints studies per second, CPU seconds (user + system, all threads), the ratio, peak resident memory of each, the Dice between the two pipelines' masks and voxflow's seconds per
 step summed over the volumes (from the run's records). MAX_PARALLEL (default 1) is how many volumes the
 voxflow run takes at a time (workflows/prostate-evaluate.yaml runs 2); the Python pipeline takes one.
@@ -69,11 +69,11 @@ steps:
         uses: onnx/prostate-seg-coronal@0.6.1
         inputs: { volume: "${{ steps.load.outputs.volume }}" }
       - id: fuse
-        uses: wasm/probability-fusion@0.1.0
+        uses: wasm/probability-fusion@0.2.0
         inputs:
           primary: "${{ steps.segment.outputs.probability }}"
           others: ["${{ steps.sagittal.outputs.probability }}", "${{ steps.coronal.outputs.probability }}"]
-        with: { ends_inset: 2, axis: 2 }
+        with: { ends_inset: 2, axis: 2, smooth_along_axis: 0.25 }
       - id: clean
         uses: wasm/mask-cleanup@0.1.0
         inputs: { mask: "${{ steps.fuse.outputs.mask }}" }
@@ -97,6 +97,7 @@ def python_pipeline(sessions, image_path, out_path):
     gland = np.nonzero((axial > 0.5).any(axis=(1, 2)))[0]
     if len(gland) and gland[-1] - gland[0] >= 4:
         fused[gland[0] + 2:gland[-1] - 1] = axial[gland[0] + 2:gland[-1] - 1]
+    fused = ndimage.convolve1d(fused, [0.25, 0.5, 0.25], axis=0, mode="nearest")
     mask = fused > 0.5
     labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3)))
     if n:

@@ -5,7 +5,9 @@ raw and with the largest connected component kept; and, since 0.6.0, the segment
 the mirrored axial network with the sagittal and coronal networks (plugins/prostate-seg-<view>/, as
 view_seeds.at_the_ends with an inset of 2: wasm/probability-fusion's `ends_inset: 2`), with the fp32 files
 and with the int8 files (the workflows' `variant` param switches all three networks), and each view network
-alone in each variant. Needs no trained PyTorch model, only the ONNX files.
+alone in each variant; and, since 0.7.0, that fusion smoothed along z with [0.25, 0.5, 0.25] before the
+threshold (wasm/probability-fusion's `smooth_along_axis: 0.25`; EXPERIMENTS.md, "Inference across scales and
+along z"). Needs no trained PyTorch model, only the ONNX files.
 
 usage: python evaluate_onnx.py [--data DIR] [--runs DIR]   -> runs/evaluation-onnx.json and a Markdown table
 """
@@ -14,6 +16,7 @@ import os
 
 import numpy as np
 import onnxruntime as ort
+from scipy import ndimage
 
 import data
 from evaluate import largest_component
@@ -27,6 +30,7 @@ VIEWS = {variant: {view: os.path.join(PLUGIN, "..", f"prostate-seg-{view}", file
                    for view in ("sagittal", "coronal")}
          for variant, file in VARIANTS.items()}
 ENDS_INSET = 2  # the workflows' probability-fusion `ends_inset`
+Z_WEIGHT = 0.25  # the workflows' probability-fusion `smooth_along_axis` (since 0.7.0)
 
 
 def cpu_session(path, threads=2):
@@ -40,6 +44,12 @@ def shipped_fusion(p_axial, p_views):
     """The workflows' fusion (wasm/probability-fusion with `ends_inset`): the axial probability inside the
     axial mask's extent less ENDS_INSET slices at each end, the mean of the three networks elsewhere."""
     return at_the_ends(p_axial, (p_axial + sum(p_views)) / 3, ENDS_INSET)
+
+
+def along_z(probability, weight=Z_WEIGHT):
+    """The probability smoothed along z (axis 0) with the kernel [weight, 1 - 2 weight, weight], the end
+    slices repeated (wasm/probability-fusion's `smooth_along_axis`, after the fusion)."""
+    return ndimage.convolve1d(probability, [weight, 1 - 2 * weight, weight], axis=0, mode="nearest")
 
 
 def scored(masks):
@@ -79,11 +89,12 @@ def main():
         for view in VIEWS[variant]:
             results[f"{variant} {view} alone"] = scored(
                 {case: (views_of[case][view] > 0.5, label) for case, (_, label) in cases.items()})
-        fused = {}
+        fused, smoothed = {}, {}
         for case, (image, label) in cases.items():
-            axial = onnx_predict(session, image, mirror=True)
-            fused[case] = (shipped_fusion(axial, views_of[case].values()) > 0.5, label)
+            p = shipped_fusion(onnx_predict(session, image, mirror=True), views_of[case].values())
+            fused[case], smoothed[case] = (p > 0.5, label), (along_z(p) > 0.5, label)
         results[f"{variant} mirrored + views at the ends"] = scored(fused)
+        results[f"{variant} mirrored + views at the ends, along z"] = scored(smoothed)
     os.makedirs(args.runs, exist_ok=True)
     with open(os.path.join(args.runs, "evaluation-onnx.json"), "w") as f:
         json.dump(results, f, indent=1)

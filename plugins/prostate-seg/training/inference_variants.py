@@ -1,9 +1,10 @@
-"""Inference across scales and along z (EXPERIMENTS.md, "Inference across scales and along z"; measured,
-not shipped): the same trained network run four ways on the validation volumes, each mirrored left-right
-as the step runs it, thresholded at 0.5 and scored plain and after the largest connected component:
+"""Inference across scales and along z (EXPERIMENTS.md, "Inference across scales and along z"; along z is
+shipped since 0.7.0, the scales are not): the same trained network run four ways on the validation volumes,
+each mirrored left-right as the step runs it, thresholded at 0.5 and scored plain and after the largest
+connected component:
 - plain: the step's one crop (the central data.CROP of the plane);
 - scales: the logits at crops of SCALES of the plane (FACTORS times the step's crop), each mapped back
-  to the source grid, averaged before the softmax (the ONNX step's `tiling.scales`);
+  to the source grid, averaged before the softmax (not shipped: +0.001 for three times the axial inference);
 - along z: the probability smoothed along z with [w, 1 - 2w, w] (w = Z_WEIGHT, edges repeated;
   wasm/probability-fusion's `smooth_along_axis`);
 - both.
@@ -19,18 +20,16 @@ import os
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 import data
 from evaluate import largest_component
-from evaluate_onnx import PLUGIN, VARIANTS, VIEWS, cpu_session, shipped_fusion
+from evaluate_onnx import PLUGIN, VARIANTS, VIEWS, Z_WEIGHT, along_z, cpu_session, shipped_fusion
 from export import OnnxNetwork
 from unet import context_of, load_trained
 from views import view_probability
 
-FACTORS = (0.9, 1.0, 1.1)  # of the crop, as the manifest's tiling.scales
+FACTORS = (0.9, 1.0, 1.1)  # of the crop
 SCALES = tuple(data.CROP * f for f in FACTORS)  # 0.54, 0.6, 0.66 of the plane
-Z_WEIGHT = 0.25
 WAYS = {"plain": ((data.CROP,), False), "scales": (SCALES, False), "along z": ((data.CROP,), True),
         "both": (SCALES, True)}
 
@@ -43,11 +42,6 @@ def probability_across(net, image, fractions, context=data.CONTEXT):
         x = torch.from_numpy(data.prepared(image, context, fraction))
         total = total + data.logits_on_source(data.network_logits(net, x, mirror=True), image.shape[1:], fraction)
     return torch.softmax(total / len(fractions), dim=1)[:, 1].numpy()
-
-
-def along_z(probability, weight=Z_WEIGHT):
-    """The probability smoothed along z (axis 0) with the kernel [weight, 1 - 2 weight, weight]."""
-    return ndimage.convolve1d(probability, [weight, 1 - 2 * weight, weight], axis=0, mode="nearest")
 
 
 def scores(probability, label):
