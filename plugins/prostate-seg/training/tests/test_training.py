@@ -247,5 +247,15 @@ class CarriedAnnotation(unittest.TestCase):
         self.assertGreater(data.dice(carried[3] > 0, mask[3] > 0), 0.8)  # the disk shrinks 15 -> 12 pixels
 
 
+class SmoothingAlongZ(unittest.TestCase):
+    def test_it_matches_the_fusion_plugins_smoothing(self):
+        # The values wasm/probability-fusion's unit test expects of `smoothed_along` (weight 0.25, end
+        # slices repeated), on a volume whose every voxel of a slice holds that slice's value.
+        from evaluate_onnx import along_z
+        fused = np.array([0.4, 0.5, 0.9, 0.45, 0.0], np.float32)[:, None, None] * np.ones((1, 2, 3), np.float32)
+        expected = np.array([0.425, 0.575, 0.6875, 0.45, 0.1125], np.float32)[:, None, None]
+        np.testing.assert_allclose(along_z(fused), np.broadcast_to(expected, fused.shape), atol=1e-6)
+
+
 if __name__ == "__main__":
     unittest.main()
