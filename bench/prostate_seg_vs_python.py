@@ -8,9 +8,10 @@ onnxruntime + scipy: the same normalization; the axial network on the centred 60
 the planes of the crop resized trilinear to 128^3 with the planes two apart as channels, logits resized back
 and edge-padded; the axial probability on the axial mask's extent along z less two slices at each end, the
 mean of the three elsewhere, smoothed along z with [0.25, 0.5, 0.25]; largest component and holes filled,
-NIfTI out), same intra-op threads, in one run (the networks' numpy rendering is scripts/prostate_rendering.py, which the tests' reference values
-also use). Prints studies per second, CPU seconds (user + system, all threads), the ratio, peak resident memory of each, the Dice between the two pipelines' masks and voxflow's seconds per
-step summed over the volumes (from the run's records). MAX_PARALLEL (default 1) is how many volumes the
+NIfTI out), same intra-op threads, in one run (the networks' numpy rendering is
+scripts/prostate_rendering.py, which the tests' reference values also use). Prints studies per second, CPU
+seconds (user + system, all threads), the ratio, peak resident memory of each, the Dice between the two
+pipelines' masks and voxflow's seconds per step summed over the volumes (from the run's records). MAX_PARALLEL (default 1) is how many volumes the
 voxflow run takes at a time (workflows/prostate-evaluate.yaml runs 2); the Python pipeline takes one.
 
 usage: python3 bench/prostate_seg_vs_python.py [N] [THREADS] [MAX_PARALLEL]

@@ -20,6 +20,7 @@ import data  # noqa: E402
 import registration  # noqa: E402
 import rings  # noqa: E402
 import train  # noqa: E402
+from evaluate_onnx import along_z  # noqa: E402
 from pseudolabels import gland_ends, gland_extent  # noqa: E402
 
 
@@ -251,7 +252,6 @@ class SmoothingAlongZ(unittest.TestCase):
     def test_it_matches_the_fusion_plugins_smoothing(self):
         # The values wasm/probability-fusion's unit test expects of `smoothed_along` (weight 0.25, end
         # slices repeated), on a volume whose every voxel of a slice holds that slice's value.
-        from evaluate_onnx import along_z
         fused = np.array([0.4, 0.5, 0.9, 0.45, 0.0], np.float32)[:, None, None] * np.ones((1, 2, 3), np.float32)
         expected = np.array([0.425, 0.575, 0.6875, 0.45, 0.1125], np.float32)[:, None, None]
         np.testing.assert_allclose(along_z(fused), np.broadcast_to(expected, fused.shape), atol=1e-6)
