@@ -262,6 +262,16 @@ def central_slice(label):
     return int(round((z.min() + z.max()) / 2))
 
 
+def quarter_slices(label):
+    """The slices at a quarter and three quarters of the gland's extent along z (rounded half up), where
+    an annotator drawing three slices would draw the two beside the central one; those that coincide with
+    the central slice (an extent of three slices or fewer) are left out."""
+    z = occupied_slices(label)
+    low, high = int(z.min()), int(z.max())
+    quarters = {int(math.floor(low + f * (high - low) + 0.5)) for f in (0.25, 0.75)}
+    return sorted(quarters - {central_slice(label)})
+
+
 def normalize(image, lower=0.5, upper=99.5):
     """Clipped to the volume's percentiles (numpy's linear interpolation), scaled to [0, 1]."""
     v = image.astype(np.float32)

@@ -40,12 +40,16 @@ there): `veto` teaches the network's gland outside the carried mask as backgroun
 where both say gland, background where neither does and ignores the rest, `keep` teaches the network's
 gland and ignores its background inside the carried mask (EXPERIMENTS.md, "The carried annotation in every
 ring"). --distance-weight W weighs each labelled slice W**d in the loss, d slices from the central one
-(train.py's stage-5 rule, here inside the rings).
+(train.py's stage-5 rule, here inside the rings). --annotated 3, for measuring only and outside the sparse
+setting, gives each training volume two more annotated slices, at a quarter and three quarters of the
+gland's extent (data.quarter_slices), labelled by their true masks from the first ring on and never
+relabelled (EXPERIMENTS.md, "Three annotated slices"): what the recipe gives if the annotator draws three
+slices per volume instead of one.
 
 usage: python rings.py [--data DIR] [--runs DIR] [--fold K] [--steps-per-ring N] [--max-rings N] [--threads N]
                        [--bf16] [--seed N] [--name DIR] [--end background|ignore] [--taper PIXELS]
                        [--extent own|mirrored|capped] [--partners 1|2] [--oracle masks|extent]
-                       [--registration veto|and|keep] [--distance-weight W]
+                       [--registration veto|and|keep] [--distance-weight W] [--annotated 1|3]
 Writes runs/rings/model.pt (the network after the last ring) and the labels in the fusion workflow's layout,
 so that `train.py final --labels runs/rings` trains on them: runs/rings/fused/fused/<case>_fused.nii.gz
 (gland) and runs/rings/fused/agreement/<case>_agreement.nii.gz (1 gland, 0 background, 255 not reached);
@@ -85,7 +89,7 @@ class Volume:
     has stopped)."""
 
     def __init__(self, case, image, truth, end="background", taper=0, context=data.CONTEXT, extent="own",
-                 oracle=None, networks=1, registered=None, registration_rule=None):
+                 oracle=None, networks=1, registered=None, registration_rule=None, annotated=1):
         self.truth, self.oracle = truth, oracle
         self.registered, self.registration_rule = registered, registration_rule
         self.end_rule, self.taper, self.extent = end, taper, extent
@@ -94,6 +98,10 @@ class Volume:
         self.centre = data.central_slice(self.truth)
         self.labels = np.full(self.shape, IGNORE, np.uint8)
         self.labels[self.centre] = self.truth[self.centre]
+        # --annotated 3: two more slices drawn by the annotator, taught from the first ring on
+        self.annotated = set(data.quarter_slices(self.truth)) if annotated == 3 else set()
+        for z in self.annotated:
+            self.labels[z] = self.truth[z]
         self.network_masks = self.labels.copy()  # the first network's own masks, before any fusion (for the log)
         area = int(self.truth[self.centre].sum())
         self.last_area = {-1: (area,) * networks, +1: (area,) * networks}
@@ -120,7 +128,7 @@ class Volume:
             mirrored_side = self.extent == "mirrored" and side > 0  # its own area rule does not apply
             if self.mirrored_end_reached(side, ring):
                 ends, masks, areas = True, None, None  # the mirrored extent ends before this slice
-            elif self.oracle == "masks":  # --oracle masks: the true mask, for measuring only
+            elif self.oracle == "masks" or z in self.annotated:  # the true mask: --oracle masks, --annotated 3
                 masks = [self.truth[z] > 0]
                 areas = (int(masks[0].sum()),)
                 ends = areas[0] == 0
@@ -130,7 +138,7 @@ class Volume:
                 masks = [data.probability_on_source(data.network_logits(net, self.inputs[z:z + 1], mirror=True),
                                                     self.shape[1:])[0] > 0.5 for net in nets]  # as the step runs it
                 areas = tuple(int(m.sum()) for m in masks)
-                ends = (not mirrored_side and self.oracle != "extent"
+                ends = (not mirrored_side and self.oracle != "extent" and not self.annotated_beyond(side, z)
                         and any(gland_ends(a, b) for a, b in zip(areas, self.last_area[side], strict=True)))
             if ends:
                 first = z if self.end_rule == "background" else z + side  # --end ignore: this slice unknown
@@ -157,6 +165,15 @@ class Volume:
     def open(self):
         return any(a is not None for a in self.last_area.values())
 
+    def annotated_beyond(self, side, z):
+        """Whether an annotated slice lies further out than `z` on `side`: the gland goes on there, so the
+        area rule may not end that side before it (--annotated 3)."""
+        return any((a - z) * side > 0 for a in self.annotated)
+
+    def annotated_slices(self):
+        """The slices whose labels are the annotator's: the central one, and with --annotated 3 two more."""
+        return {self.centre} | self.annotated
+
     def labelled(self):
         return np.where((self.labels != IGNORE).reshape(self.shape[0], -1).any(axis=1))[0]
 
@@ -181,7 +198,7 @@ def quality(volumes, of="labels"):
     for v in volumes:
         labels = getattr(v, of)
         for z in range(v.shape[0]):
-            if z == v.centre:
+            if z in v.annotated_slices():
                 continue  # slices not reached count as background: their gland is missed
             if (labels[z] != IGNORE).any():  # within a reached slice, the fused sources' disagreement
                 ignored, reached = ignored + int((labels[z] == IGNORE).sum()), reached + labels[z].size
@@ -247,6 +264,9 @@ def main():
                              "between; keep, the network's gland, its background inside the carried mask ignored")
     parser.add_argument("--distance-weight", type=data.slice_weight, default=None, metavar="W",
                         help="each labelled slice weighs W**d in the loss, d its distance from the central slice")
+    parser.add_argument("--annotated", type=int, choices=(1, 3), default=1,
+                        help="for measuring only, outside the sparse setting: 3, two more annotated slices per "
+                             "training volume, at a quarter and three quarters of the gland's extent")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--bf16", action="store_true", help="fine-tune under bfloat16 autocast (train.py --bf16)")
     parser.add_argument("--seed", type=int, default=data.SEED)
@@ -262,6 +282,10 @@ def main():
         parser.error("--oracle is measured on the plain recipe: no --partners, --taper or --extent")
     if args.partners > 1 and (args.taper or args.extent != "own"):
         parser.error("--partners 2 is measured with the area rule alone: no --taper, --extent own")
+    if args.annotated > 1 and (args.partners > 1 or args.taper or args.extent != "own" or args.oracle
+                               or args.registration):
+        parser.error("--annotated 3 is measured on the plain recipe: no --partners, --taper, --extent, --oracle "
+                     "or --registration")
     if args.registration and (args.partners > 1 or args.taper or args.extent != "own" or args.oracle):
         parser.error("--registration is measured on the plain recipe: no --partners, --taper, --extent or --oracle")
     torch.set_num_threads(args.threads)
@@ -280,7 +304,7 @@ def main():
         image, truth = data.load_case(root, case)
         registered = registration.carried_annotation(image, truth) if args.registration else None
         volumes.append(Volume(case, image, truth, args.end, args.taper, context_of(nets[0]), args.extent, args.oracle,
-                              len(nets), registered, args.registration))
+                              len(nets), registered, args.registration, args.annotated))
     logs, rings, started = [[] for _ in nets], [], time.time()
     for ring in range(1, args.max_rings + 1):
         if not any(v.open() for v in volumes):
@@ -303,7 +327,8 @@ def main():
         train.save_network(nets[1], out + "-partner")
     with open(os.path.join(out, "log.json"), "w") as f:
         json.dump({"stage": "rings", "end": args.end, "taper": args.taper, "extent": args.extent,
-                   "partners": args.partners, "oracle": args.oracle, "registration": args.registration, "distance_weight": args.distance_weight, "steps_per_ring": args.steps_per_ring, "max_rings": args.max_rings, "lr": args.lr,
+                   "partners": args.partners, "oracle": args.oracle, "registration": args.registration, "distance_weight": args.distance_weight, "annotated": args.annotated,
+                   "steps_per_ring": args.steps_per_ring, "max_rings": args.max_rings, "lr": args.lr,
                    "bf16": args.bf16, "context": context_of(net), "seed": args.seed, "label_resize": data.LABEL_RESIZE, "fold": args.fold, "training_cases": training,
                    "validation_cases": validation,
                    "extents": {v.case: [v.end[-1], v.centre, v.end[+1]] for v in volumes},

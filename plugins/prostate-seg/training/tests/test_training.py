@@ -199,6 +199,35 @@ class RingGrowth(unittest.TestCase):
         self.assertTrue(all((v.labels[z] == 1).sum() > mask[z].sum() for z in (2, 3, 5, 6)))  # the network's own masks
 
 
+class ThreeAnnotatedSlices(unittest.TestCase):
+    """rings.py --annotated 3: two more annotated slices, at a quarter and three quarters of the extent."""
+
+    def test_the_quarter_slices_lie_a_quarter_of_the_extent_from_its_ends(self):
+        _, mask = disk_volume(radii=(0, 8, 10, 12, 15, 12, 10, 8, 0))  # extent 1-7, centre 4
+        self.assertEqual(data.quarter_slices(mask), [3, 6])  # 2.5 and 5.5, rounded half up
+        _, short = disk_volume(radii=(0, 0, 0, 12, 15, 12, 0, 0, 0))  # extent 3-5: 3.5 and 4.5 round to 4 and 5
+        self.assertEqual(data.quarter_slices(short), [5])  # the one on the central slice is left out
+
+    def test_annotated_slices_are_taught_from_the_start_and_a_side_goes_on_until_it_passes_them(self):
+        image, mask = disk_volume(radii=(0, 8, 10, 12, 15, 12, 10, 8, 0))
+        v = rings.Volume("synthetic", image, mask, annotated=3)
+        np.testing.assert_array_equal(v.labels[[3, 4, 6]], mask[[3, 4, 6]])
+        self.assertEqual(list(v.labelled()), [3, 4, 6])
+        large = ConstantLogits(slice(10, 118), 54)  # its area rule would stop both sides at once
+        v.grow([large], ring=1)
+        self.assertTrue(v.open())
+        np.testing.assert_array_equal(v.labels[3], mask[3])  # the annotation, not the network's mask
+        self.assertGreater((v.labels[5] == 1).sum(), 4 * mask[5].sum())  # the network's mask: slice 6 lies beyond
+        v.grow([large], ring=2)
+        self.assertEqual(v.end[-1], 3)  # nothing annotated beyond slice 2: the area rule ends the low side
+        np.testing.assert_array_equal(v.labels[6], mask[6])
+        self.assertEqual(set(rings.quality([v])["by_distance"]), {1, 2, 3, 4})  # slices 3, 4 and 6 left out
+
+    def test_one_annotated_slice_is_the_default(self):
+        image, mask = disk_volume()
+        self.assertEqual(rings.Volume("synthetic", image, mask).annotated_slices(), {4})
+
+
 class CarriedAnnotation(unittest.TestCase):
     """rings.py --registration: each ring's mask fused with the central annotation carried by registration."""
 
