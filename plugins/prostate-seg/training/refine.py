@@ -13,6 +13,9 @@ a band around its own outline by the slice's intensities, the classic refinement
   with the same core as sure gland, the rest of the mask as probable gland, the band as probable
   background and everything beyond as sure background.
 
+Measured and closed (EXPERIMENTS.md, "Outlines redrawn from the image"): on the carried annotation both
+trade precision for recall without drawing the outline better, and cut gland next to the annotation.
+
 A mask too small to have a core (a few pixels) is kept as it is. The parameters were set before any model
 was trained on refined labels; `python refine.py --fold K` measures, on the training volumes of fold K,
 the precision and recall of the carried annotation (registration.py) before and after each refinement, by
