@@ -262,14 +262,15 @@ def central_slice(label):
     return int(round((z.min() + z.max()) / 2))
 
 
-def quarter_slices(label):
-    """The slices at a quarter and three quarters of the gland's extent along z (rounded half up), where
-    an annotator drawing three slices would draw the two beside the central one; those that coincide with
-    the central slice (an extent of three slices or fewer) are left out."""
+def spaced_slices(label, count):
+    """The slices an annotator drawing `count` (odd) slices evenly over the gland's extent along z would
+    draw besides the central one: those at i / (count + 1) of the extent, i = 1..count (rounded half up;
+    for 3, a quarter and three quarters). Those that coincide with the central slice or with each other
+    (a short extent) are left out."""
     z = occupied_slices(label)
     low, high = int(z.min()), int(z.max())
-    quarters = {int(math.floor(low + f * (high - low) + 0.5)) for f in (0.25, 0.75)}
-    return sorted(quarters - {central_slice(label)})
+    spaced = {int(math.floor(low + i / (count + 1) * (high - low) + 0.5)) for i in range(1, count + 1)}
+    return sorted(spaced - {central_slice(label)})
 
 
 def normalize(image, lower=0.5, upper=99.5):

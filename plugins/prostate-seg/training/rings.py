@@ -40,16 +40,16 @@ there): `veto` teaches the network's gland outside the carried mask as backgroun
 where both say gland, background where neither does and ignores the rest, `keep` teaches the network's
 gland and ignores its background inside the carried mask (EXPERIMENTS.md, "The carried annotation in every
 ring"). --distance-weight W weighs each labelled slice W**d in the loss, d slices from the central one
-(train.py's stage-5 rule, here inside the rings). --annotated 3, for measuring only and outside the sparse
-setting, gives each training volume two more annotated slices, at a quarter and three quarters of the
-gland's extent (data.quarter_slices), labelled by their true masks from the first ring on and never
-relabelled (EXPERIMENTS.md, "Three annotated slices"): what the recipe gives if the annotator draws three
-slices per volume instead of one.
+(train.py's stage-5 rule, here inside the rings). --annotated N (odd), for measuring only and outside the
+sparse setting, gives each training volume N annotated slices spread evenly over the gland's extent (3: at
+a quarter, the middle and three quarters; data.spaced_slices), labelled by their true masks from the first
+ring on and never relabelled (EXPERIMENTS.md, "Three annotated slices"): what the recipe gives if the
+annotator draws N slices per volume instead of one.
 
 usage: python rings.py [--data DIR] [--runs DIR] [--fold K] [--steps-per-ring N] [--max-rings N] [--threads N]
                        [--bf16] [--seed N] [--name DIR] [--end background|ignore] [--taper PIXELS]
                        [--extent own|mirrored|capped] [--partners 1|2] [--oracle masks|extent]
-                       [--registration veto|and|keep] [--distance-weight W] [--annotated 1|3]
+                       [--registration veto|and|keep] [--distance-weight W] [--annotated N]
 Writes runs/rings/model.pt (the network after the last ring) and the labels in the fusion workflow's layout,
 so that `train.py final --labels runs/rings` trains on them: runs/rings/fused/fused/<case>_fused.nii.gz
 (gland) and runs/rings/fused/agreement/<case>_agreement.nii.gz (1 gland, 0 background, 255 not reached);
@@ -98,8 +98,8 @@ class Volume:
         self.centre = data.central_slice(self.truth)
         self.labels = np.full(self.shape, IGNORE, np.uint8)
         self.labels[self.centre] = self.truth[self.centre]
-        # --annotated 3: two more slices drawn by the annotator, taught from the first ring on
-        self.annotated = set(data.quarter_slices(self.truth)) if annotated == 3 else set()
+        # --annotated N: more slices drawn by the annotator, taught from the first ring on
+        self.annotated = set(data.spaced_slices(self.truth, annotated)) if annotated > 1 else set()
         for z in self.annotated:
             self.labels[z] = self.truth[z]
         self.network_masks = self.labels.copy()  # the first network's own masks, before any fusion (for the log)
@@ -128,7 +128,7 @@ class Volume:
             mirrored_side = self.extent == "mirrored" and side > 0  # its own area rule does not apply
             if self.mirrored_end_reached(side, ring):
                 ends, masks, areas = True, None, None  # the mirrored extent ends before this slice
-            elif self.oracle == "masks" or z in self.annotated:  # the true mask: --oracle masks, --annotated 3
+            elif self.oracle == "masks" or z in self.annotated:  # the true mask: --oracle masks, --annotated N
                 masks = [self.truth[z] > 0]
                 areas = (int(masks[0].sum()),)
                 ends = areas[0] == 0
@@ -167,11 +167,11 @@ class Volume:
 
     def annotated_beyond(self, side, z):
         """Whether an annotated slice lies further out than `z` on `side`: the gland goes on there, so the
-        area rule may not end that side before it (--annotated 3)."""
+        area rule may not end that side before it (--annotated N)."""
         return any((a - z) * side > 0 for a in self.annotated)
 
     def annotated_slices(self):
-        """The slices whose labels are the annotator's: the central one, and with --annotated 3 two more."""
+        """The slices whose labels are the annotator's: the central one, and more with --annotated N."""
         return {self.centre} | self.annotated
 
     def labelled(self):
@@ -264,9 +264,10 @@ def main():
                              "between; keep, the network's gland, its background inside the carried mask ignored")
     parser.add_argument("--distance-weight", type=data.slice_weight, default=None, metavar="W",
                         help="each labelled slice weighs W**d in the loss, d its distance from the central slice")
-    parser.add_argument("--annotated", type=int, choices=(1, 3), default=1,
-                        help="for measuring only, outside the sparse setting: 3, two more annotated slices per "
-                             "training volume, at a quarter and three quarters of the gland's extent")
+    parser.add_argument("--annotated", type=int, choices=(1, 3, 5), default=1,
+                        help="for measuring only, outside the sparse setting: N annotated slices per training "
+                             "volume, spread evenly over the gland's extent (3: at a quarter, the middle and "
+                             "three quarters)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--bf16", action="store_true", help="fine-tune under bfloat16 autocast (train.py --bf16)")
     parser.add_argument("--seed", type=int, default=data.SEED)
@@ -284,7 +285,7 @@ def main():
         parser.error("--partners 2 is measured with the area rule alone: no --taper, --extent own")
     if args.annotated > 1 and (args.partners > 1 or args.taper or args.extent != "own" or args.oracle
                                or args.registration):
-        parser.error("--annotated 3 is measured on the plain recipe: no --partners, --taper, --extent, --oracle "
+        parser.error("--annotated is measured on the plain recipe: no --partners, --taper, --extent, --oracle "
                      "or --registration")
     if args.registration and (args.partners > 1 or args.taper or args.extent != "own" or args.oracle):
         parser.error("--registration is measured on the plain recipe: no --partners, --taper, --extent or --oracle")

@@ -200,13 +200,14 @@ class RingGrowth(unittest.TestCase):
 
 
 class ThreeAnnotatedSlices(unittest.TestCase):
-    """rings.py --annotated 3: two more annotated slices, at a quarter and three quarters of the extent."""
+    """rings.py --annotated N: more annotated slices, spread evenly over the extent."""
 
     def test_the_quarter_slices_lie_a_quarter_of_the_extent_from_its_ends(self):
         _, mask = disk_volume(radii=(0, 8, 10, 12, 15, 12, 10, 8, 0))  # extent 1-7, centre 4
-        self.assertEqual(data.quarter_slices(mask), [3, 6])  # 2.5 and 5.5, rounded half up
+        self.assertEqual(data.spaced_slices(mask, 3), [3, 6])  # 2.5 and 5.5, rounded half up
+        self.assertEqual(data.spaced_slices(mask, 5), [2, 3, 5, 6])  # 2, 3, 5 and 6 of 1-7
         _, short = disk_volume(radii=(0, 0, 0, 12, 15, 12, 0, 0, 0))  # extent 3-5: 3.5 and 4.5 round to 4 and 5
-        self.assertEqual(data.quarter_slices(short), [5])  # the one on the central slice is left out
+        self.assertEqual(data.spaced_slices(short, 3), [5])  # the one on the central slice is left out
 
     def test_annotated_slices_are_taught_from_the_start_and_a_side_goes_on_until_it_passes_them(self):
         image, mask = disk_volume(radii=(0, 8, 10, 12, 15, 12, 10, 8, 0))
