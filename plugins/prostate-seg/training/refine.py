@@ -96,10 +96,13 @@ def _counts(mask, truth):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=None)
-    parser.add_argument("--fold", type=int, default=1)
+    parser.add_argument("--fold", type=int, choices=range(1, data.FOLDS + 1), default=1,
+                        help="measure on the training volumes of this cross-validation fold (data.split)")
     parser.add_argument("--cases", type=int, default=0, help="only the first N training cases (0: all)")
     parser.add_argument("--out", default=None, help="write the table as JSON here")
     args = parser.parse_args()
+    if args.cases < 0:
+        parser.error("--cases takes a number >= 0")
     import registration
     registration.single_threaded()
     root = data.data_dir(args.data)

@@ -199,10 +199,10 @@ class RingGrowth(unittest.TestCase):
         self.assertTrue(all((v.labels[z] == 1).sum() > mask[z].sum() for z in (2, 3, 5, 6)))  # the network's own masks
 
 
-class ThreeAnnotatedSlices(unittest.TestCase):
+class MoreAnnotatedSlices(unittest.TestCase):
     """rings.py --annotated N: more annotated slices, spread evenly over the extent."""
 
-    def test_the_quarter_slices_lie_a_quarter_of_the_extent_from_its_ends(self):
+    def test_spaced_slices_lie_evenly_over_the_extent_and_skip_the_central_one(self):
         _, mask = disk_volume(radii=(0, 8, 10, 12, 15, 12, 10, 8, 0))  # extent 1-7, centre 4
         self.assertEqual(data.spaced_slices(mask, 3), [3, 6])  # 2.5 and 5.5, rounded half up
         self.assertEqual(data.spaced_slices(mask, 5), [2, 3, 5, 6])  # 2, 3, 5 and 6 of 1-7
